@@ -1,0 +1,3 @@
+from mexplore.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""``mexplore``: the only code that reads argv. Verbs: run, results.
+
+Heavy modules are imported inside each verb, so ``mexplore --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mexplore",
+        description="Model exploration on HPC machines: searches and sweeps under MPI.",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    run = verbs.add_parser(
+        "run", help="run a study (resumes if its output holds a journal)",
+        description="Run STUDY. Without mpiexec around it, start N local ranks with the installed "
+        "mpiexec; under `mpiexec -n N mexplore run STUDY`, use the ranks given. Rank 0 is the "
+        "master, the others are workers. An output directory holding a journal is resumed.",
+    )
+    run.add_argument("study", help="the study file (TOML)")
+    run.add_argument("-n", "--ranks", type=int, default=None,
+                     help="local ranks to start, master included (default: the machine's cores)")
+    run.add_argument("-o", "--output", help="output directory (overrides study.output)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a study key, e.g. --set study.budget=2000 (repeatable)")
+    run.add_argument("--progress", choices=["auto", "bar", "log", "off"], default="auto",
+                     help="live bar on a terminal, log lines otherwise (default: auto)")
+
+    results = verbs.add_parser("results", help="print the best tasks of a run",
+                               description="Print the best finished tasks of OUTPUT, read from its journal.")
+    results.add_argument("output", help="a run's output directory")
+    results.add_argument("--top", type=int, default=10, help="how many rows (default 10)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verb == "run":
+        from .run import run_command
+
+        return run_command(args)
+    from .results import results_command
+
+    return results_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

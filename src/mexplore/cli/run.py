@@ -1,0 +1,75 @@
+"""``mexplore run``: validate the study, then start ranks or become one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from functools import partial
+
+from ..errors import MexploreError
+
+def run_command(args: argparse.Namespace) -> int:
+    from ..comms.launcher import under_mpi_launcher
+
+    overrides = list(args.overrides)
+    if args.output:
+        overrides.append(f"study.output={json.dumps(os.path.abspath(args.output))}")
+    load = partial(_load_study, args.study, overrides)
+    progress = _progress_mode(args.progress)
+    if under_mpi_launcher():
+        from ..runtime.entry import run_mpi
+
+        return run_mpi(load, progress)
+    try:
+        load()  # refuse a bad study before any rank starts
+    except MexploreError as error:
+        print(f"mexplore: error: {error}", file=sys.stderr)
+        return 2
+    ranks = args.ranks or os.cpu_count() or 2
+    if ranks < 1:
+        print(f"mexplore: error: -n {ranks}: expected at least 1 rank", file=sys.stderr)
+        return 2
+    if ranks == 1:
+        from ..runtime.entry import run_inproc
+
+        return run_inproc(load, progress)
+    return _exec_mpiexec(ranks, args, overrides, progress)
+
+
+def _load_study(path: str, overrides: list[str]):
+    from ..config import load_study
+
+    return load_study(path, overrides)
+
+
+def _progress_mode(requested: str) -> str:
+    """``auto`` means a bar on a terminal. Ranks under mpiexec write into pipes, so the
+    launching process decides and passes its answer down with ``--progress``."""
+    if requested != "auto":
+        return requested
+    return "bar" if sys.stderr.isatty() else "log"
+
+
+def _exec_mpiexec(ranks: int, args: argparse.Namespace, overrides: list[str], progress: str) -> int:
+    """Replace this process with ``mpiexec -n N python -m mexplore run ...``.
+
+    exec, not a child: a signal to this process (Ctrl-C, a scheduler's TERM) reaches
+    mpiexec directly, which forwards it to the ranks, and nothing is left behind.
+    """
+    from ..comms.launcher import find_mpiexec
+
+    try:
+        mpiexec = find_mpiexec()
+    except FileNotFoundError as error:
+        print(f"mexplore: error: {error}", file=sys.stderr)
+        return 2
+    argv = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mexplore", "run", args.study,
+            "--progress", progress]
+    for override in overrides:
+        argv += ["--set", override]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(mpiexec, argv)
+    return 0  # not reached

@@ -1,0 +1,23 @@
+"""Study files -> validated, fully resolved objects; errors name the file, key and expectation.
+
+pydantic is used only inside this package; what comes out is plain frozen dataclasses and a
+:class:`~mexplore.space.Space`, so other rooms never depend on the validation library.
+"""
+
+from .study import (
+    AlgorithmSection,
+    ModelSection,
+    Study,
+    StudySection,
+    UnreadableStudyFile,
+    load_study,
+)
+
+__all__ = [
+    "AlgorithmSection",
+    "ModelSection",
+    "Study",
+    "StudySection",
+    "UnreadableStudyFile",
+    "load_study",
+]

@@ -1,0 +1,387 @@
+"""Study files: TOML in, a validated, fully resolved :class:`Study` out.
+
+Reading goes in four steps, each in its own function so each can be read alone:
+
+1. read the TOML (a missing file or a syntax error names the file, and the line);
+2. apply ``--set key=value`` overrides to the raw data;
+3. check the shape with pydantic (``_schema.py``): keys, types, simple bounds;
+4. resolve: apply the rules that tie keys together, fill every default, make paths absolute.
+
+Every problem becomes one :class:`~mexplore.errors.StudyFileError` that names the file (and the
+``--set`` when the value came from one), the dotted key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import MISSING, StudyFileError
+from ..space import Categorical, Float, Grid, Int, Parameter, Space
+from . import _overrides
+from ._schema import (
+    PARAMETER_TABLES,
+    AlgorithmTable,
+    CategoricalTable,
+    FloatTable,
+    GridTable,
+    IntTable,
+    Key,
+    ModelTable,
+    Problem,
+    StudyFileTable,
+    StudyTable,
+    suggest,
+    validate,
+)
+
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_CONSTANT_TYPES = (bool, int, float, str, list)
+
+
+# --------------------------------------------------------------------------- public objects
+
+
+@dataclass(frozen=True)
+class StudySection:
+    """``[study]``: what is explored and where results go.
+
+    ``budget`` is the number of evaluations, or None to run until the algorithm is done (a
+    sweep runs all its points). ``objective`` and ``direction`` always have the same length.
+    """
+
+    name: str
+    budget: int | None
+    objective: tuple[str, ...]
+    direction: tuple[str, ...]
+    output: Path
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """``[model]``: what one task runs.
+
+    ``python`` is ``"/abs/path/file.py:function"`` (the file exists) or
+    ``"package.module:function"`` (importability is checked on the workers, not here).
+    """
+
+    python: str
+
+
+@dataclass(frozen=True)
+class AlgorithmSection:
+    """``[algorithm]``: which algorithm proposes tasks and how the queue feeds the workers.
+
+    ``options`` is handed to the algorithm as is; the algorithm validates it.
+    """
+
+    name: str
+    policy: str
+    backlog: int
+    batch_size: int | None
+    seed: int | None
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study with every default filled in and every path absolute.
+
+    ``source`` is the file it was read from; it is left out of equality, so a study re-read
+    from the copy the runtime writes to ``<output>/study.toml`` equals the original.
+    """
+
+    source: Path = field(compare=False)
+    study: StudySection
+    model: ModelSection
+    algorithm: AlgorithmSection
+    space: Space
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved study as a TOML-ready dict, which :func:`load_study` reads back as is.
+
+        Absent optional values (``budget``, ``seed``, ``batch_size``) are left out: TOML has
+        no null, and leaving them out means the same thing.
+        """
+        study: dict[str, Any] = {"name": self.study.name}
+        if self.study.budget is not None:
+            study["budget"] = self.study.budget
+        study |= {
+            "objective": list(self.study.objective),
+            "direction": list(self.study.direction),
+            "output": str(self.study.output),
+        }
+        algorithm: dict[str, Any] = {
+            "name": self.algorithm.name,
+            "policy": self.algorithm.policy,
+            "backlog": self.algorithm.backlog,
+        }
+        for key in ("batch_size", "seed"):
+            if getattr(self.algorithm, key) is not None:
+                algorithm[key] = getattr(self.algorithm, key)
+        algorithm["options"] = dict(self.algorithm.options)
+        return {
+            "study": study,
+            "model": {"python": self.model.python},
+            "algorithm": algorithm,
+            "space": _space_to_dict(self.space),
+        }
+
+
+def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
+    """Read, override, validate and resolve the study file at ``path``.
+
+    ``overrides`` are ``"dotted.key=value"`` strings (from ``--set``); the value is read as a
+    TOML value, or as plain text when it is not one. Relative paths in the file resolve
+    against the current working directory. Raises :class:`StudyFileError` on any problem.
+    """
+    source = str(path)
+    parsed = _overrides.parse(overrides)
+    data = _read_toml(Path(path))
+    _overrides.apply(data, parsed, source)
+    try:
+        return _resolve(Path(os.path.abspath(path)), validate(StudyFileTable, data))
+    except Problem as problem:
+        raise _error(problem, source, parsed) from None
+
+
+class UnreadableStudyFile(StudyFileError):
+    """The file itself cannot be read or is not TOML, so there is no key to name.
+
+    Still a :class:`StudyFileError` (callers catch one type), with a message that reads as the
+    problem instead of ``key = value``.
+    """
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(source, "", MISSING, "a readable TOML file", problem)
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.problem}"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The parsed file; tomllib's message already says the line and column of a syntax error."""
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise UnreadableStudyFile(str(path), f"no such file (in {Path.cwd()})") from None
+    except IsADirectoryError:
+        raise UnreadableStudyFile(str(path), "is a directory, not a study file") from None
+    except OSError as exc:
+        raise UnreadableStudyFile(str(path), f"cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UnreadableStudyFile(str(path), f"is not UTF-8 text: {exc.reason}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UnreadableStudyFile(str(path), f"invalid TOML: {exc}") from None
+
+
+def _error(
+    problem: Problem, source: str, overrides: Sequence[_overrides.Override]
+) -> StudyFileError:
+    """The user-facing error; when a ``--set`` wrote the key, the source says so."""
+    keys = (problem.key, *problem.involves)
+    setters = [o for o in overrides if any(o.touches(key) for key in keys)]
+    if setters:
+        source = f"{source} (--set {setters[-1].text})"
+    key = ".".join(str(part) for part in problem.key)
+    return StudyFileError(source, key, problem.value, problem.expected, problem.hint)
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+def _resolve(source: Path, table: StudyFileTable) -> Study:
+    """Apply the rules that tie keys together and fill the defaults that depend on others."""
+    study, model = _resolve_study(table.study), _resolve_model(table.model)
+    space = _resolve_space(table.space)
+    return Study(
+        source=source,
+        study=study,
+        model=model,
+        algorithm=_resolve_algorithm(table.algorithm, space),
+        space=space,
+    )
+
+
+def _resolve_study(table: StudyTable) -> StudySection:
+    """Name rules, one direction per objective, and the output directory (default runs/<name>)."""
+    if not _NAME.fullmatch(table.name) or table.name in (".", ".."):
+        raise Problem(("study", "name"), table.name, "a name of letters, digits, '-', '_' and '.'")
+    objective = _objectives(table.objective)
+    return StudySection(
+        name=table.name,
+        budget=table.budget,
+        objective=objective,
+        direction=_directions(table.direction, len(objective)),
+        output=_absolute(table.output or f"runs/{table.name}"),
+    )
+
+
+def _objectives(value: str | list[str]) -> tuple[str, ...]:
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not names or not all(names) or len(set(names)) != len(names):
+        expected = "a key name, or a non-empty list of distinct key names"
+        raise Problem(("study", "objective"), value, expected)
+    return names
+
+
+def _directions(value: str | list[str], count: int) -> tuple[str, ...]:
+    """A single direction applies to every objective; a list must have one per objective."""
+    if isinstance(value, str):
+        return (value,) * count
+    if len(value) != count:
+        raise Problem(
+            ("study", "direction"),
+            value,
+            f"'minimize' or 'maximize', or a list of {count} of them (one per objective)",
+            involves=(("study", "objective"),),
+        )
+    return tuple(value)
+
+
+def _resolve_model(table: ModelTable) -> ModelSection:
+    """Check ``target:function``; a file target must exist and is made absolute."""
+    key, spec = ("model", "python"), table.python
+    expected = '"path/to/file.py:function" or "package.module:function"'
+    if spec.count(":") != 1:
+        raise Problem(key, spec, expected)
+    target, function = spec.split(":")
+    if not _is_identifier(function):
+        raise Problem(key, spec, expected, f"{function!r} is not a Python function name")
+    if target.endswith(".py") or "/" in target or os.sep in target:
+        file = _absolute(target)
+        if not file.is_file():
+            raise Problem(key, spec, expected, f"no such file: {file}")
+        return ModelSection(python=f"{file}:{function}")
+    if not all(_is_identifier(part) for part in target.split(".")):
+        raise Problem(key, spec, expected, f"{target!r} is neither a .py file nor a module name")
+    return ModelSection(python=spec)
+
+
+def _resolve_algorithm(table: AlgorithmTable, space: Space) -> AlgorithmSection:
+    """Default algorithm: ``grid`` when every parameter lists its values, else ``random``."""
+    only_grids = all(isinstance(p, Grid) for p in space.parameters.values())
+    return AlgorithmSection(
+        name=table.name or ("grid" if only_grids else "random"),
+        policy=table.policy,
+        backlog=table.backlog,
+        batch_size=table.batch_size,
+        seed=table.seed,
+        options=dict(table.options),
+    )
+
+
+# --------------------------------------------------------------------------- the space
+
+
+def _resolve_space(entries: Mapping[str, Any]) -> Space:
+    """Split ``[space]`` into parameters (tables) and constants (anything else), in file order."""
+    parameters: dict[str, Parameter] = {}
+    constants: dict[str, Any] = {}
+    for name, entry in entries.items():
+        if isinstance(entry, Mapping):
+            parameters[name] = _parameter(name, entry)
+        elif isinstance(entry, _CONSTANT_TYPES):
+            constants[name] = entry
+        else:
+            expected = "a parameter table or a constant (number, string, boolean or list)"
+            raise Problem(("space", name), entry, expected)
+    return Space(parameters=parameters, constants=constants)
+
+
+def _parameter(name: str, entry: Mapping[str, Any]) -> Parameter:
+    """One parameter table: pick its model from ``type``, check its shape, then its rules."""
+    at: Key = ("space", name)
+    kind = entry.get("type", MISSING)
+    if not (isinstance(kind, str) and kind in PARAMETER_TABLES):
+        allowed = list(PARAMETER_TABLES)
+        hint = suggest(kind, allowed) if isinstance(kind, str) else ""
+        expected = "one of " + ", ".join(map(repr, allowed))
+        raise Problem(at + ("type",), kind, expected, hint, involves=(at,))
+    table = validate(PARAMETER_TABLES[kind], entry, at)
+    if isinstance(table, FloatTable):
+        return _float(at, table)
+    if isinstance(table, IntTable):
+        return _int(at, table)
+    if isinstance(table, CategoricalTable):
+        return Categorical(choices=_distinct(at + ("choices",), table.choices))
+    assert isinstance(table, GridTable)
+    return Grid(values_=_distinct(at + ("values",), table.values))
+
+
+def _float(at: Key, table: FloatTable) -> Float:
+    if table.low >= table.high:
+        raise _broken(at, "high", table.high, f"a number > low ({table.low})", because="low")
+    if table.log and table.low <= 0:
+        raise _broken(at, "low", table.low, "a number > 0, because log = true", because="log")
+    return Float(low=float(table.low), high=float(table.high), log=table.log)
+
+
+def _int(at: Key, table: IntTable) -> Int:
+    if table.low > table.high:
+        raise _broken(at, "high", table.high, f"an integer >= low ({table.low})", because="low")
+    if table.log and table.low <= 0:
+        raise _broken(at, "low", table.low, "an integer > 0, because log = true", because="log")
+    if table.log and table.step != 1:
+        raise _broken(at, "step", table.step, "1, because log = true", because="log")
+    return Int(low=table.low, high=table.high, step=table.step, log=table.log)
+
+
+def _broken(at: Key, key: str, value: object, expected: str, because: str) -> Problem:
+    """A rule between two keys of one parameter; ``because`` is the other one (a ``--set`` of
+    either is named as the source)."""
+    return Problem(at + (key,), value, expected, involves=(at + (because,),))
+
+
+def _distinct(key: Key, values: list[Any]) -> tuple[Any, ...]:
+    """The values as a tuple, refusing repeats (``1`` and ``true`` are different values here)."""
+    for index, value in enumerate(values):
+        if any(type(value) is type(seen) and value == seen for seen in values[:index]):
+            raise Problem(key, values, "a list without repeated values", f"{value!r} appears twice")
+    return tuple(values)
+
+
+def _space_to_dict(space: Space) -> dict[str, Any]:
+    """The ``[space]`` table that rebuilds ``space``: parameters first, then constants."""
+    entries: dict[str, Any] = {name: _parameter_to_dict(p) for name, p in space.parameters.items()}
+    return entries | dict(space.constants)
+
+
+def _parameter_to_dict(param: Parameter) -> dict[str, Any]:
+    """One parameter as its table, with every optional key written out."""
+    if isinstance(param, Float):
+        return {"type": "float", "low": param.low, "high": param.high, "log": param.log}
+    if isinstance(param, Int):
+        return {
+            "type": "int",
+            "low": param.low,
+            "high": param.high,
+            "step": param.step,
+            "log": param.log,
+        }
+    if isinstance(param, Categorical):
+        return {"type": "categorical", "choices": list(param.choices)}
+    return {"type": "grid", "values": list(param.values_)}
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _absolute(path: str) -> Path:
+    """``path`` against the current directory (``~`` expanded), normalized, symlinks kept."""
+    return Path(os.path.abspath(os.path.expanduser(path)))
+
+
+def _is_identifier(text: str) -> bool:
+    return text.isidentifier() and not keyword.iskeyword(text)

@@ -1,0 +1,39 @@
+"""One root for every error mexplore raises on purpose, so callers can tell ours from bugs."""
+
+from __future__ import annotations
+
+
+class MexploreError(Exception):
+    """Base of all errors that carry a message meant for the user."""
+
+
+class StudyFileError(MexploreError):
+    """A study or site file (or a ``--set`` override) holds a value mexplore cannot use.
+
+    The message always names where (file, key), what was found and what was expected, because
+    the user is usually looking at a terminal far from the file and must fix it in one go.
+    """
+
+    def __init__(self, source: str, key: str, value: object, expected: str, hint: str = "") -> None:
+        self.source, self.key, self.value, self.expected, self.hint = source, key, value, expected, hint
+        shown = "(missing)" if value is _MISSING else repr(value)
+        message = f"{source}: {key} = {shown}: expected {expected}"
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(missing)"
+
+
+_MISSING = _Missing()
+MISSING: object = _MISSING
+"""Stands for a key that is absent, so errors can say so instead of printing None."""
+
+
+class AlgorithmError(MexploreError):
+    """An algorithm could not be found, loaded or constructed, or broke its contract."""
+
+
+class WorkerError(MexploreError):
+    """A worker cannot go on (its model would not import, say); the run stops cleanly."""

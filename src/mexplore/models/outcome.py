@@ -1,0 +1,78 @@
+"""Turn whatever a model returned into a status, objective(s) and metrics.
+
+A model that returns garbage or NaN is data, not a crash: every such case becomes a
+``failed`` result with the reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ..types import Objective, Status, is_finite_number
+
+
+def interpret(returned: Any, objectives: tuple[str, ...]) -> tuple[Status, Objective, dict[str, Any], str | None]:
+    """``(status, objective, metrics, error)`` for one model return value.
+
+    A bare number is the objective (single-objective studies); a mapping must hold every
+    objective key, and its other keys become metrics.
+    """
+    if isinstance(returned, Mapping):
+        metrics = {str(k): v for k, v in returned.items() if k not in objectives}
+        missing = [name for name in objectives if name not in returned]
+        if missing:
+            keys = ", ".join(map(str, returned)) or "none"
+            return Status.FAILED, None, _jsonable(metrics), (
+                f"the model returned no {missing[0]!r} (its keys: {keys})"
+            )
+        values = [returned[name] for name in objectives]
+        metrics = _jsonable(metrics)
+    else:
+        metrics = {}
+        if len(objectives) > 1:
+            return Status.FAILED, None, metrics, (
+                f"the model returned {_describe(returned)}; with several objectives it must "
+                f"return a dict with keys {', '.join(objectives)}"
+            )
+        values = [returned]
+    numbers = []
+    for name, value in zip(objectives, values):
+        number = _as_float(value)
+        if number is None:
+            return Status.FAILED, None, metrics, f"objective {name!r} is {_describe(value)}, expected a number"
+        if not math.isfinite(number):
+            return Status.FAILED, None, metrics, f"objective {name!r} is {number}"
+        numbers.append(number)
+    return Status.OK, (numbers[0] if len(numbers) == 1 else numbers), metrics, None
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value) if hasattr(value, "__float__") and not isinstance(value, str) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:80]}" if len(text) > 0 else type(value).__name__
+
+
+def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics as JSON-safe values: numpy scalars become numbers, anything else its repr."""
+    if not metrics:
+        return metrics
+    return json.loads(json.dumps(metrics, default=_fallback))
+
+
+def _fallback(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if is_finite_number(_as_float(value)):
+        return _as_float(value)
+    return repr(value)

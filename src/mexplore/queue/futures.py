@@ -1,0 +1,197 @@
+"""The IoC queue that an imperative, EMEWS-style algorithm drives from its own thread.
+
+``run(queue, space, options)`` runs in a thread on the master. It calls ``queue.submit`` /
+``queue.map`` / ``queue.as_completed`` as EQ/Py's ``OUT_put``/``IN_get`` or EQ/SQL's futures
+would, but with dicts and :class:`~mexplore.types.Result` objects instead of strings or a
+database. :class:`ImperativeAlgorithm` turns that thread into the engine's ask/tell: the
+master's loop asks it for the highest-priority submitted tasks and tells it the results,
+which resolve the futures.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ..algorithms._resume import point_key
+from ..algorithms.base import Algorithm
+from ..space import Space
+from ..types import Result, Status
+
+
+class Future:
+    """A submitted task's eventual :class:`Result`."""
+
+    def __init__(self, queue: TaskQueue, params: dict[str, Any], priority: float) -> None:
+        self.params = params
+        self.priority = priority
+        self._queue = queue
+        self._result: Result | None = None
+        self._dispatched = False
+
+    def done(self) -> bool:
+        return self._result is not None
+
+    def result(self, timeout: float | None = None) -> Result:
+        """Wait for the result; raises TimeoutError after ``timeout`` seconds."""
+        with self._queue._changed:
+            if not self._queue._changed.wait_for(self.done, timeout):
+                raise TimeoutError("the task did not finish in time")
+        assert self._result is not None
+        return self._result
+
+    def cancel(self) -> bool:
+        """Withdraw the task if no worker has it yet; returns whether it was withdrawn."""
+        return self._queue._cancel(self)
+
+
+class TaskQueue:
+    """What an imperative algorithm receives as ``queue``. Safe to call from its thread only."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._heap: list[tuple[float, int, Future]] = []
+        self._order = itertools.count()
+        self._by_params: dict[int, Future] = {}
+        self._replayed: dict[str, Result] = {}
+        self._closed = False
+
+    # -- the algorithm's side -----------------------------------------------------------
+    def submit(self, params: dict[str, Any], priority: float = 0) -> Future:
+        """Queue one evaluation; higher ``priority`` runs first. Returns at once."""
+        future = Future(self, dict(params), priority)
+        with self._changed:
+            replayed = self._replayed.pop(point_key(future.params), None) if self._replayed else None
+            if replayed is not None:
+                future._result = replayed
+            elif self._closed:
+                future._result = _cancelled(future.params)
+            else:
+                heapq.heappush(self._heap, (-priority, next(self._order), future))
+        return future
+
+    def map(self, params_list: Iterable[dict[str, Any]], priority: float = 0) -> list[Result]:
+        """Submit a whole batch and wait for all of it; results in submission order."""
+        futures = [self.submit(p, priority) for p in params_list]
+        return [f.result() for f in futures]
+
+    def as_completed(self, futures: Iterable[Future], timeout: float | None = None) -> Iterator[Future]:
+        """Yield futures as they finish (any order); TimeoutError if none does in time."""
+        waiting = list(futures)
+        while waiting:
+            with self._changed:
+                if not self._changed.wait_for(lambda: any(f.done() for f in waiting), timeout):
+                    raise TimeoutError("no task finished in time")
+                ready = [f for f in waiting if f.done()]
+                waiting = [f for f in waiting if not f.done()]
+            yield from ready
+
+    def set_priority(self, futures: Iterable[Future], priority: float) -> None:
+        """Change the priority of tasks not yet handed to a worker."""
+        with self._changed:
+            for future in futures:
+                future.priority = priority
+            self._heap = [(-f.priority, n, f) for _, n, f in self._heap]
+            heapq.heapify(self._heap)
+
+    # -- the engine's side --------------------------------------------------------------
+    def _take(self, n: int) -> list[dict[str, Any]]:
+        taken = []
+        with self._changed:
+            while self._heap and len(taken) < n:
+                _, _, future = heapq.heappop(self._heap)
+                future._dispatched = True
+                self._by_params[id(future.params)] = future
+                taken.append(future.params)
+        return taken
+
+    def _resolve(self, results: Iterable[Result]) -> None:
+        with self._changed:
+            for result in results:
+                future = self._by_params.pop(id(result.params), None)
+                if future is not None:
+                    future._result = result
+            self._changed.notify_all()
+
+    def _cancel(self, future: Future) -> bool:
+        with self._changed:
+            if future._dispatched or future.done():
+                return False
+            self._heap = [entry for entry in self._heap if entry[2] is not future]
+            heapq.heapify(self._heap)
+            future._result = _cancelled(future.params)
+            self._changed.notify_all()
+            return True
+
+    def _close(self) -> None:
+        """Cancel everything not yet dispatched and refuse new work (the budget is spent)."""
+        with self._changed:
+            self._closed = True
+            for _, _, future in self._heap:
+                future._result = _cancelled(future.params)
+            self._heap.clear()
+            for future in self._by_params.values():
+                future._result = _cancelled(future.params)
+            self._by_params.clear()
+            self._changed.notify_all()
+
+
+def _cancelled(params: dict[str, Any]) -> Result:
+    return Result(task_id=-1, params=params, status=Status.CANCELLED, error="cancelled")
+
+
+class ImperativeAlgorithm(Algorithm):
+    """Runs ``run(queue, space, options)`` in a master thread and serves its queue as ask/tell.
+
+    On resume, the journal's results are kept aside: a deterministic ``run`` that submits
+    the same points again gets them back at once, without a worker running them twice.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[TaskQueue, Space, dict[str, Any]], Any],
+        space: Space,
+        *,
+        seed: int | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(space, seed=seed)
+        self.queue = TaskQueue()
+        self.error: BaseException | None = None
+        self._options = {**options, "seed": seed}
+        self._run = run
+        self._thread = threading.Thread(target=self._main, name="mexplore-algorithm", daemon=True)
+        self._started = False
+
+    def _main(self) -> None:
+        try:
+            self._run(self.queue, self.space, self._options)
+        except BaseException as exc:  # handed to the master, which stops the run with it
+            self.error = exc
+
+    def replay(self, results: list[Result]) -> None:
+        self.queue._replayed.update((point_key(r.params), r) for r in results)
+
+    def ask(self, n: int) -> list[dict[str, Any]]:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        if self.error is not None:
+            raise self.error
+        return self.queue._take(n)
+
+    def tell(self, results: list[Result]) -> None:
+        self.queue._resolve(results)
+
+    @property
+    def finished(self) -> bool:
+        if self.error is not None:
+            raise self.error
+        return self._started and not self._thread.is_alive() and not self.queue._heap
+
+    def close(self) -> None:
+        self.queue._close()
+        self._thread.join(timeout=10)

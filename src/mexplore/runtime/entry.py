@@ -1,0 +1,69 @@
+"""Where a run starts, once per rank: pick the transport, then be the master or a worker."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+
+from ..comms.transport import MasterEnd
+from ..errors import MexploreError
+from ..models import build_model
+from .worker import serve
+
+def run_mpi(load_study: Callable[[], object], progress_mode: str) -> int:
+    """Every rank of an MPI job calls this; returns the rank's exit code.
+
+    Only rank 0 reads the study (workers never import the validation library), so a bad
+    file gives one message, not one per rank. An unexpected exception on any rank aborts
+    the whole job, so no rank waits forever for a peer that is gone.
+    """
+    from ..comms import mpi
+
+    if mpi.world_rank() != 0:
+        try:
+            serve(mpi.MpiWorkerEnd(), build_model)
+        except BaseException:
+            mpi.abort_on_error()
+        return 0
+    end = mpi.MpiMasterEnd()
+    try:
+        return _run_master(end, load_study, progress_mode, f"mpi ({mpi.library_version()})")
+    except BaseException:
+        mpi.abort_on_error()
+        return 1
+
+
+def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: int = 1) -> int:
+    """Run master and workers in this process (threads): ``-n 1`` and unit tests."""
+    from ..comms.inproc import InprocMasterEnd
+
+    end = InprocMasterEnd(workers)
+    threads = [
+        threading.Thread(target=serve, args=(end.worker_end(w), build_model), daemon=True)
+        for w in end.workers
+    ]
+    for thread in threads:
+        thread.start()
+    code = _run_master(end, load_study, progress_mode, "in-process")
+    for thread in threads:
+        thread.join()
+    return code
+
+
+def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode: str, launch: str) -> int:
+    from .master import stop_workers
+    from .session import run_master
+
+    try:
+        study = load_study()
+    except MexploreError as error:
+        stop_workers(end)
+        print(f"mexplore: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        run_master(end, study, progress_mode, launch)
+    except MexploreError as error:
+        print(f"mexplore: error: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,97 @@
+"""The master's loop: the one place that talks to workers, the algorithm and the journal.
+
+Each round: take in every result that has arrived (journal first, then the algorithm),
+ask the algorithm for as many tasks as the policy has room for, hand them out, and, when a
+round did nothing, back off instead of spinning. The run ends when nothing is in flight and
+either the budget is spent or the algorithm is finished.
+"""
+
+from __future__ import annotations
+
+from ..algorithms.base import Algorithm
+from ..comms.backoff import Backoff
+from ..comms.messages import ResultBatch, Setup, WorkerFailed, Stop, TaskBatch
+from ..comms.transport import MasterEnd
+from ..errors import WorkerError
+from ..queue.dispatch import Dispatcher
+from ..store.journal import JournalWriter
+from ..types import Result
+from .progress import Progress
+
+
+def start_workers(end: MasterEnd, setup: Setup) -> None:
+    for worker in end.workers:
+        end.send(worker, setup)
+
+
+def stop_workers(end: MasterEnd) -> None:
+    """Tell every worker to leave, whether or not it was ever set up, and finish sending."""
+    for worker in end.workers:
+        end.send(worker, Stop())
+    end.close()
+
+
+class Master:
+    """Drives one run; built by :mod:`.session`, which owns every piece it is given."""
+
+    def __init__(
+        self,
+        end: MasterEnd,
+        algorithm: Algorithm,
+        dispatcher: Dispatcher,
+        journal: JournalWriter,
+        progress: Progress,
+        backoff: Backoff,
+    ) -> None:
+        self.end = end
+        self.algorithm = algorithm
+        self.dispatcher = dispatcher
+        self.journal = journal
+        self.progress = progress
+        self.backoff = backoff
+
+    def run(self) -> None:
+        """Run until done; raises :class:`WorkerError` if a worker cannot go on."""
+        dispatcher = self.dispatcher
+        while True:
+            received = self._receive()
+            if dispatcher.idle and (dispatcher.budget_spent or self.algorithm.finished):
+                break
+            sent = self._feed()
+            if received or sent:
+                self.backoff.reset()
+            else:
+                self.progress.idle(dispatcher.in_flight)
+                self.backoff.wait()
+        self.algorithm.close()
+
+    def _receive(self) -> bool:
+        got = self.end.poll()
+        if got is None:
+            return False
+        while got is not None:
+            worker, message = got
+            if isinstance(message, ResultBatch):
+                self._record(worker, message.results)
+            elif isinstance(message, WorkerFailed):
+                raise WorkerError(f"rank {message.rank} on {message.host}: {message.error}")
+            got = self.end.poll()
+        return True
+
+    def _record(self, worker: int, results: list[Result]) -> None:
+        answered = self.dispatcher.complete(worker, results)
+        for task, result in answered:
+            result.params = task.params
+        finished = [result for _, result in answered]
+        self.journal.append(finished)
+        self.algorithm.tell(finished)
+        self.progress.update(finished, self.dispatcher.in_flight)
+
+    def _feed(self) -> bool:
+        wanted = self.dispatcher.wanted()
+        if wanted and not self.algorithm.finished:
+            self.dispatcher.propose(self.algorithm.ask(wanted))
+        sends = self.dispatcher.assign()
+        for worker, tasks in sends:
+            self.end.send(worker, TaskBatch(tasks))
+        return bool(sends)

@@ -1,0 +1,113 @@
+"""What the master shows while a run goes on: a live bar on a terminal, log lines elsewhere.
+
+Both say the same things: done / failed / running, the best objective so far, tasks per
+second and the time left. Updates are cheap counters; drawing is throttled, so a run of
+tiny tasks does not spend its time printing.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterable
+from typing import TextIO
+
+from ..types import Result
+
+LOG_EVERY = 10.0
+REDRAW_EVERY = 0.25
+
+
+class Progress:
+    """Counts results and reports them; ``mode`` is ``bar``, ``log`` or ``off``."""
+
+    def __init__(
+        self,
+        total: int | None,
+        objective: str,
+        direction: str,
+        mode: str = "log",
+        already_done: int = 0,
+        stream: TextIO = sys.stderr,
+    ) -> None:
+        self.total, self.objective, self.mode, self.stream = total, objective, mode, stream
+        self._sign = 1.0 if direction == "minimize" else -1.0
+        self.done = already_done
+        self.failed = 0
+        self.running = 0
+        self.best: float | None = None
+        self._started = time.monotonic()
+        self._new = 0
+        self._last_shown = self._started
+        self._bar = None
+        if mode == "bar":
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total, initial=already_done, unit="task", file=stream, dynamic_ncols=True,
+                mininterval=REDRAW_EVERY, smoothing=0.1,
+            )
+
+    def update(self, results: Iterable[Result], running: int) -> None:
+        count = 0
+        for result in results:
+            count += 1
+            if not result.ok:
+                self.failed += 1
+            elif isinstance(result.objective, float):
+                if self.best is None or self._sign * result.objective < self._sign * self.best:
+                    self.best = result.objective
+        self.done += count
+        self._new += count
+        self.running = running
+        if self._bar is not None:
+            self._bar.update(count)
+        self.idle(running)
+
+    def idle(self, running: int) -> None:
+        """Called when a round of the master loop did nothing: a moment to redraw."""
+        self.running = running
+        now = time.monotonic()
+        interval = REDRAW_EVERY if self._bar is not None else LOG_EVERY
+        if self.mode == "off" or now - self._last_shown < interval:
+            return
+        self._last_shown = now
+        if self._bar is not None:
+            self._bar.set_postfix_str(self._details(), refresh=False)
+        else:
+            self.stream.write(f"mexplore: {self.summary()}\n")
+            self.stream.flush()
+
+    def _details(self) -> str:
+        best = "-" if self.best is None else f"{self.best:.6g}"
+        return f"failed={self.failed} running={self.running} best {self.objective}={best}"
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self._started
+        return self._new / elapsed if elapsed > 0 else 0.0
+
+    def summary(self) -> str:
+        total = "" if self.total is None else f"/{self.total}"
+        rate = self.rate()
+        line = f"{self.done}{total} done, {self._details()}, {rate:.1f} tasks/s"
+        if self.total is not None and rate > 0:
+            line += f", ETA {_duration((self.total - self.done) / rate)}"
+        return line
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(self._details(), refresh=True)
+            self._bar.close()
+        if self.mode != "off":
+            self.stream.write(f"mexplore: finished: {self.summary()}\n")
+            self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = max(int(seconds), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

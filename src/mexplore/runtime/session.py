@@ -1,0 +1,107 @@
+"""The composition root: build every piece of a run from a study and wire them together.
+
+Rooms meet only here. The same function runs the master over MPI or in-process; which
+transport it gets is decided by :mod:`.entry`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from functools import partial
+from pathlib import Path
+
+from ..algorithms.base import Algorithm
+from ..algorithms.registry import resolve
+from ..comms.backoff import Backoff
+from ..comms.messages import Setup
+from ..comms.transport import MasterEnd
+from ..config import Study
+from ..errors import AlgorithmError
+from ..models import PythonModelSpec
+from ..queue.dispatch import Dispatcher
+from ..queue.futures import ImperativeAlgorithm
+from ..queue.policies import make_policy
+from ..space import Space
+from ..store.journal import JOURNAL_NAME, JournalWriter, read_results
+from ..store.table import write_results_csv
+from .master import Master, start_workers, stop_workers
+from .progress import Progress
+from .record import resolve_seed, write_record
+
+MASTER_BACKOFF_CAP = 250e-6
+"""The master sleeps at most this long when idle: every result waits up to this long to be
+seen, so it bounds the hand-off latency; at ~4,000 wake-ups/s it costs a few % of a core."""
+
+
+def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) -> None:
+    """Run the study to the end on the master; resumes if the output holds a journal."""
+    output = study.study.output
+    journal_path = output / JOURNAL_NAME
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        previous = read_results(journal_path)
+        seed = resolve_seed(study.algorithm.seed, output)
+        resolved = study.to_dict()
+        resolved["algorithm"]["seed"] = seed
+        write_record(output, resolved, {
+            "ranks": len(end.workers) + 1, "launch": launch, "resumed_tasks": len(previous),
+        })
+        algorithm = build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options)
+        if previous:
+            algorithm.replay(previous)
+        policy = make_policy(
+            study.algorithm.policy, len(end.workers), study.algorithm.backlog, study.algorithm.batch_size,
+        )
+        dispatcher = Dispatcher(end.workers, policy, study.study.budget)
+        dispatcher.resume(previous)
+        progress = Progress(
+            study.study.budget, study.study.objective[0], study.study.direction[0],
+            progress_mode, already_done=len(previous),
+        )
+        _announce(study, len(end.workers), len(previous))
+        journal = JournalWriter(journal_path)
+        master = Master(end, algorithm, dispatcher, journal, progress, Backoff(cap=MASTER_BACKOFF_CAP))
+        start_workers(end, Setup(_model_spec(study), reply_low_water=(policy.capacity - 1) // 2))
+        try:
+            master.run()
+        finally:
+            journal.close()
+            progress.close()
+    finally:
+        stop_workers(end)
+    table = write_results_csv(journal_path, study.study.objective, output)
+    print(f"mexplore: results in {table}", file=sys.stderr)
+
+
+def build_algorithm(name: str, space: Space, seed: int | None, options: dict) -> Algorithm:
+    """Instantiate the named algorithm; a plain function becomes an imperative algorithm."""
+    target = resolve(name)
+    if isinstance(target, type) and issubclass(target, Algorithm):
+        factory = target
+    elif callable(target) and not isinstance(target, type):
+        factory = partial(ImperativeAlgorithm, target)
+    else:
+        raise AlgorithmError(
+            f"algorithm {name!r} is neither an Algorithm subclass nor a function run(queue, space, options)"
+        )
+    try:
+        return factory(space, seed=seed, **options)
+    except TypeError as exc:
+        raise AlgorithmError(f"algorithm {name!r} rejected [algorithm.options] {options}: {exc}") from exc
+
+
+def _model_spec(study: Study) -> PythonModelSpec:
+    local = Path(os.environ.get("MEXPLORE_LOCAL_DIR") or tempfile.gettempdir())
+    return PythonModelSpec(study.model.python, study.study.objective, str(local / f"mexplore-{study.study.name}"))
+
+
+def _announce(study: Study, workers: int, resumed: int) -> None:
+    budget = "until the algorithm finishes" if study.study.budget is None else f"budget {study.study.budget}"
+    again = f", resuming after {resumed} finished tasks" if resumed else ""
+    print(
+        f"mexplore: study {study.study.name!r}: {study.algorithm.name} ({study.algorithm.policy}), "
+        f"{workers} worker(s), {budget}{again}; output {study.study.output}",
+        file=sys.stderr,
+    )

@@ -1,0 +1,71 @@
+"""The flat results table (``results.csv``) and the best-rows query behind ``mexplore results``.
+
+Built from the journal, never from memory, so the table and the journal cannot disagree and
+the table can be rebuilt at any time, even while a run goes on. pandas is imported here
+only, when a table is actually wanted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .journal import iter_records
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RESULTS_NAME = "results.csv"
+
+
+def results_frame(journal: Path, objectives: Sequence[str]) -> pd.DataFrame:
+    """One row per task: id, status, objective column(s), ``p:<param>``, ``m:<metric>``,
+    start and end (UNIX seconds), duration, rank, host, attempt, error."""
+    import pandas as pd
+
+    rows = []
+    for record in iter_records(journal):
+        row = {"id": record["id"], "status": record["status"]}
+        objective = record.get("objective")
+        values = objective if isinstance(objective, list) else [objective] * len(objectives)
+        row.update(zip(objectives, values))
+        row.update({f"p:{k}": v for k, v in record["params"].items()})
+        row.update({f"m:{k}": v for k, v in (record.get("metrics") or {}).items()})
+        row.update(
+            started=record.get("started"),
+            ended=record.get("ended"),
+            duration=(record.get("ended") or 0) - (record.get("started") or 0),
+            rank=record.get("rank"),
+            host=record.get("host"),
+            attempt=record.get("attempt", 0),
+            error=_error_summary(record.get("error")),
+        )
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("id", kind="stable").reset_index(drop=True) if rows else frame
+
+
+def write_results_csv(journal: Path, objectives: Sequence[str], output: Path) -> Path:
+    """(Re)write ``results.csv`` next to the journal, atomically (temp file, then rename)."""
+    target = output / RESULTS_NAME
+    temporary = target.with_suffix(".csv.tmp")
+    results_frame(journal, objectives).to_csv(temporary, index=False)
+    temporary.replace(target)
+    return target
+
+
+def best_rows(frame: pd.DataFrame, objective: str, direction: str, top: int) -> pd.DataFrame:
+    """The ``top`` finished (``ok``) rows, best first, by one objective."""
+    if frame.empty:
+        return frame
+    done = frame[frame["status"] == "ok"]
+    return done.sort_values(objective, ascending=direction == "minimize", kind="stable").head(top)
+
+
+def _error_summary(error: str | None) -> str | None:
+    """The last line of a traceback says what went wrong; the journal keeps the whole of it."""
+    if not error:
+        return None
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else None

@@ -1,0 +1,101 @@
+"""The shared vocabulary every room speaks: tasks, results and their status.
+
+Slotted dataclasses keep messages small and fast to pickle on the master's hot path; the
+status enum replaces stringly-typed flags. Standard library only.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    """What became of a task. Only ``ok`` results carry a trustworthy objective."""
+
+    OK = "ok"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    PRUNED = "pruned"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+Objective = float | list[float] | None
+
+
+@dataclass(slots=True)
+class Task:
+    """One evaluation of the model at one parameter set."""
+
+    id: int
+    params: dict[str, Any]
+    attempt: int = 0
+    priority: float = 0.0
+
+
+@dataclass(slots=True)
+class Result:
+    """What came back from one task, with where and when it ran.
+
+    ``objective`` is a float (one objective), a list (several) or None (the task did not
+    produce one: failed, cancelled...). ``error`` holds the reason or the remote traceback.
+    Workers leave ``params`` empty to keep replies small; the master puts back the task's
+    own dict, so an algorithm gets the very object it proposed.
+    """
+
+    task_id: int
+    params: dict[str, Any]
+    status: Status
+    objective: Objective = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    started: float = 0.0
+    ended: float = 0.0
+    rank: int = -1
+    host: str = ""
+    attempt: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON-ready form written to the journal (one line per finished task)."""
+        return {
+            "id": self.task_id,
+            "status": self.status.value,
+            "objective": self.objective,
+            "params": self.params,
+            "metrics": self.metrics,
+            "error": self.error,
+            "started": self.started,
+            "ended": self.ended,
+            "rank": self.rank,
+            "host": self.host,
+            "attempt": self.attempt,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Result:
+        """Inverse of :meth:`to_record`; used when a journal is replayed on resume."""
+        return cls(
+            task_id=int(record["id"]),
+            params=record["params"],
+            status=Status(record["status"]),
+            objective=record.get("objective"),
+            metrics=record.get("metrics") or {},
+            error=record.get("error"),
+            started=record.get("started", 0.0),
+            ended=record.get("ended", 0.0),
+            rank=record.get("rank", -1),
+            host=record.get("host", ""),
+            attempt=record.get("attempt", 0),
+        )
+
+
+def is_finite_number(value: object) -> bool:
+    """True for real numbers that are not NaN or infinite (bools are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
