@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import TextIO
 
 from ..types import Result
@@ -28,15 +28,16 @@ class Progress:
         objective: str,
         direction: str,
         mode: str = "log",
-        already_done: int = 0,
+        resumed: Sequence[Result] = (),
         stream: TextIO = sys.stderr,
     ) -> None:
         self.total, self.objective, self.mode, self.stream = total, objective, mode, stream
         self._sign = 1.0 if direction == "minimize" else -1.0
-        self.done = already_done
+        self.done = 0
         self.failed = 0
         self.running = 0
         self.best: float | None = None
+        self._count(resumed)
         self._started = time.monotonic()
         self._new = 0
         self._last_shown = self._started
@@ -45,25 +46,27 @@ class Progress:
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=total, initial=already_done, unit="task", file=stream, dynamic_ncols=True,
+                total=total, initial=self.done, unit="task", file=stream, dynamic_ncols=True,
                 mininterval=REDRAW_EVERY, smoothing=0.1,
             )
 
-    def update(self, results: Iterable[Result], running: int) -> None:
-        count = 0
-        for result in results:
-            count += 1
-            if not result.ok:
-                self.failed += 1
-            elif isinstance(result.objective, float):
-                if self.best is None or self._sign * result.objective < self._sign * self.best:
-                    self.best = result.objective
-        self.done += count
+    def update(self, results: Sequence[Result], running: int) -> None:
+        count = self._count(results)
         self._new += count
         self.running = running
         if self._bar is not None:
             self._bar.update(count)
         self.idle(running)
+
+    def _count(self, results: Sequence[Result]) -> int:
+        for result in results:
+            if not result.ok:
+                self.failed += 1
+            elif isinstance(result.objective, float):
+                if self.best is None or self._sign * result.objective < self._sign * self.best:
+                    self.best = result.objective
+        self.done += len(results)
+        return len(results)
 
     def idle(self, running: int) -> None:
         """Called when a round of the master loop did nothing: a moment to redraw."""

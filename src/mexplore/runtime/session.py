@@ -58,7 +58,7 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
         dispatcher.resume(previous)
         progress = Progress(
             study.study.budget, study.study.objective[0], study.study.direction[0],
-            progress_mode, already_done=len(previous),
+            progress_mode, resumed=previous,
         )
         _announce(study, len(end.workers), len(previous))
         journal = JournalWriter(journal_path)

@@ -1,0 +1,195 @@
+"""End to end: `mexplore run` starting real MPI ranks (mpiexec from the mpich wheel)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, journal, run_cli, write_study
+
+pytestmark = pytest.mark.mpi
+MODELS = REPO / "tests" / "models"
+
+
+def study(tmp_path: Path, *, budget="budget = 24", algorithm='name = "random"', space=None,
+          model="toy.py:quadratic", objective="loss") -> Path:
+    space = space or 'x = { type = "float", low = 0.0, high = 1.0 }\ny = { type = "float", low = 0.0, high = 1.0 }'
+    return write_study(tmp_path, f"""
+        [study]
+        name = "e2e"
+        {budget}
+        objective = "{objective}"
+        output = "{tmp_path / 'out'}"
+
+        [model]
+        python = "{MODELS / model}"
+
+        [algorithm]
+        seed = 11
+        {algorithm}
+
+        [space]
+        {space}
+    """.replace("\n        ", "\n"))
+
+
+def ids_once(records):
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids)), "a task id appears twice"
+    return ids
+
+
+@pytest.mark.parametrize("ranks,policy", [(2, "async"), (3, "queue"), (4, "batch")])
+def test_budget_is_met_exactly_and_every_id_once(tmp_path, ranks, policy):
+    path = study(tmp_path, algorithm=f'name = "random"\npolicy = "{policy}"\nbacklog = 3')
+    done = run_cli("run", str(path), "-n", str(ranks), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    assert sorted(ids_once(records)) == list(range(24))
+    assert {r["status"] for r in records} == {"ok"}
+    assert {r["rank"] for r in records} <= set(range(1, ranks))
+    csv = (tmp_path / "out" / "results.csv").read_text().splitlines()
+    assert len(csv) == 25 and csv[0].startswith("id,status,loss,p:x,p:y,m:rank")
+
+
+def result_set(output: Path):
+    return sorted((json.dumps(r["params"], sort_keys=True), r["objective"]) for r in journal(output))
+
+
+@pytest.mark.parametrize("algorithm,space", [
+    ('name = "random"', None),
+    ('name = "grid"\noptions = { repeats = 2 }',
+     'x = { type = "grid", values = [0.0, 0.5, 1.0] }\nlevel = { type = "int", low = 0, high = 3 }'),
+])
+def test_seeded_study_gives_the_same_results_at_2_and_4_ranks(tmp_path, algorithm, space):
+    outputs = []
+    for ranks in (2, 4):
+        folder = tmp_path / f"n{ranks}"
+        folder.mkdir()
+        budget = "budget = 24" if space is None else ""
+        path = study(folder, budget=budget, algorithm=algorithm, space=space)
+        done = run_cli("run", str(path), "-n", str(ranks), cwd=folder)
+        assert done.returncode == 0, done.stderr
+        outputs.append(result_set(folder / "out"))
+    assert len(outputs[0]) == 24
+    assert outputs[0] == outputs[1]
+
+
+def test_failing_model_gives_failed_rows_and_the_run_goes_on(tmp_path):
+    path = study(tmp_path, budget="", algorithm='name = "grid"',
+                 space='x = { type = "grid", values = [0, 1, 2, 3, 4, 5] }', model="toy.py:flaky",
+                 objective="objective")
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    by_x = {r["params"]["x"]: r for r in journal(tmp_path / "out")}
+    assert sorted(by_x) == [0, 1, 2, 3, 4, 5]
+    assert [by_x[x]["status"] for x in range(6)] == ["ok", "failed", "failed", "failed", "ok", "ok"]
+    assert "model blew up at x=1" in by_x[1]["error"] and "RuntimeError" in by_x[1]["error"]
+    assert f"rank {by_x[1]['rank']} on {by_x[1]['host']}" in by_x[1]["error"]
+    assert "nan" in by_x[2]["error"]
+    assert "expected a number" in by_x[3]["error"]
+    top = run_cli("results", str(tmp_path / "out"), "--top", "2", cwd=tmp_path)
+    assert "6 tasks (3 failed, 3 ok)" in top.stdout
+    assert top.stdout.splitlines()[2].split()[:2] == ["0", "0.0"]
+
+
+def test_kill_minus_9_then_resume_loses_and_duplicates_nothing(tmp_path):
+    path = study(tmp_path, budget="budget = 40",
+                 space='x = { type = "float", low = 0.0, high = 1.0 }\nsleep = 0.05')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMI_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mexplore", "run", str(path), "-n", "3"], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    journal_path = tmp_path / "out" / "journal.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if journal_path.exists() and len(journal_path.read_text().splitlines()) >= 12:
+            break
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    before = journal(tmp_path / "out")
+    assert 12 <= len(before) < 40, "the run was not killed midway"
+
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming after {len(before)} finished tasks" in done.stderr
+    after = journal(tmp_path / "out")
+    assert len(after) == 40
+    ids_once(after)
+    assert after[: len(before)] == before
+    params = [json.dumps(r["params"], sort_keys=True) for r in after]
+    assert len(set(params)) == 40, "a point ran twice"
+    csv_rows = (tmp_path / "out" / "results.csv").read_text().splitlines()
+    assert len(csv_rows) == 41
+
+
+def test_malformed_study_is_rejected_before_any_rank_starts(tmp_path):
+    path = study(tmp_path, budget="budgt = 10")
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path)
+    assert done.returncode == 2
+    message = done.stderr.strip()
+    assert str(path) in message and "study.budgt" in message and "did you mean 'budget'" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_under_users_mpiexec_a_bad_study_gives_one_message(tmp_path):
+    path = study(tmp_path, algorithm='name = "random"\npolicy = "fast"')
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    done = subprocess.run(
+        [str(mpiexec), "-n", "3", sys.executable, "-m", "mexplore", "run", str(path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stderr.count("algorithm.policy") == 1, done.stderr
+
+
+def test_under_users_mpiexec_the_given_ranks_are_used(tmp_path):
+    path = study(tmp_path)
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    done = subprocess.run(
+        [str(mpiexec), "-n", "4", sys.executable, "-m", "mexplore", "run", str(path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 worker(s)" in done.stderr
+    assert len(journal(tmp_path / "out")) == 24
+
+
+def test_imperative_algorithm_drives_the_queue(tmp_path):
+    path = study(tmp_path, budget="", algorithm=f'name = "{MODELS / "algorithms.py"}:halving"')
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    assert len(records) == 12
+    assert sum(r["params"]["y"] == 0.3 for r in records) == 4
+
+
+def test_a_model_that_cannot_load_stops_the_run_with_its_error(tmp_path):
+    path = study(tmp_path, model="broken.py:model")
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, timeout=60)
+    assert done.returncode == 1
+    assert "could not load the model" in done.stderr and "SyntaxError" in done.stderr
+
+
+def test_an_exception_escaping_the_master_aborts_the_job_and_keeps_the_journal(tmp_path):
+    path = study(tmp_path, algorithm=f'name = "{MODELS / "algorithms.py"}:Explodes"')
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, timeout=60)
+    assert done.returncode != 0
+    assert "the algorithm broke" in done.stderr and "aborting the MPI job" in done.stderr
+    assert len(journal(tmp_path / "out")) >= 1
+
+
+def test_single_rank_runs_in_process(tmp_path):
+    path = study(tmp_path, budget="budget = 10")
+    done = run_cli("run", str(path), "-n", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert {r["rank"] for r in journal(tmp_path / "out")} == {1}
