@@ -1,0 +1,50 @@
+"""The journal: appended, flushed, and readable after a kill cut its last line short."""
+
+import pytest
+
+from mexplore.store.journal import JournalWriter, read_results
+from mexplore.store.table import best_rows, results_frame
+from mexplore.types import Result, Status
+
+
+def results(n, start=0):
+    return [Result(start + i, {"x": i / 10}, Status.OK, float(i), {"acc": i}) for i in range(n)]
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    writer = JournalWriter(path)
+    writer.append(results(3))
+    assert len(read_results(path)) == 3  # visible before close: flushed per append
+    writer.close()
+    back = read_results(path)
+    assert [r.task_id for r in back] == [0, 1, 2]
+    assert back[2].params == {"x": 0.2} and back[2].metrics == {"acc": 2} and back[2].status is Status.OK
+
+
+def test_a_truncated_last_line_is_skipped_with_a_warning_and_appending_goes_on(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    writer = JournalWriter(path)
+    writer.append(results(2))
+    writer.close()
+    with open(path, "a") as journal:
+        journal.write('{"id": 2, "status": "o')  # a kill mid-write
+    with pytest.warns(UserWarning, match="journal.jsonl:3"):
+        assert len(read_results(path)) == 2
+    writer = JournalWriter(path)
+    writer.append(results(1, start=2))
+    writer.close()
+    with pytest.warns(UserWarning):
+        assert [r.task_id for r in read_results(path)] == [0, 1, 2]
+
+
+def test_results_table_and_best_rows(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    writer = JournalWriter(path)
+    writer.append(results(4) + [Result(4, {"x": 9}, Status.FAILED, error="Traceback...\nValueError: bad")])
+    writer.close()
+    frame = results_frame(path, ["loss"])
+    assert list(frame.columns[:5]) == ["id", "status", "loss", "p:x", "m:acc"]
+    assert frame.loc[4, "error"] == "ValueError: bad"
+    assert list(best_rows(frame, "loss", "maximize", 2)["id"]) == [3, 2]
+    assert list(best_rows(frame, "loss", "minimize", 10)["id"]) == [0, 1, 2, 3]

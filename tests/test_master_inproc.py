@@ -1,0 +1,53 @@
+"""The master's loop over the in-process twin of the transport: same logic, no MPI."""
+
+from pathlib import Path
+
+from helpers import REPO, journal, write_study
+from mexplore.config import load_study
+from mexplore.runtime.entry import run_inproc
+
+
+def make_study(tmp_path: Path, extra: str = "", budget: int = 30) -> Path:
+    return write_study(tmp_path, f"""
+        [study]
+        name = "inproc"
+        budget = {budget}
+        objective = "loss"
+        output = "{tmp_path / 'out'}"
+        [model]
+        python = "{REPO / 'tests/models/toy.py'}:quadratic"
+        [algorithm]
+        seed = 2
+        {extra}
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+
+
+def test_three_worker_threads_share_the_budget_exactly(tmp_path):
+    path = make_study(tmp_path, 'policy = "queue"\nbacklog = 2')
+    assert run_inproc(lambda: load_study(path), "off", workers=3) == 0
+    records = journal(tmp_path / "out")
+    assert sorted(r["id"] for r in records) == list(range(30))
+    assert {r["rank"] for r in records} <= {1, 2, 3}
+
+
+def test_a_second_run_on_the_same_output_resumes_and_grows_the_budget(tmp_path):
+    path = make_study(tmp_path, budget=10)
+    assert run_inproc(lambda: load_study(path), "off", workers=2) == 0
+    assert run_inproc(lambda: load_study(path, ["study.budget=25"]), "off", workers=2) == 0
+    records = journal(tmp_path / "out")
+    assert sorted(r["id"] for r in records) == list(range(25))
+    assert len({r["params"]["x"] for r in records}) == 25
+
+
+def test_a_bad_study_stops_the_workers_and_returns_2(tmp_path, capsys):
+    path = make_study(tmp_path, 'policy = "sometimes"')
+    assert run_inproc(lambda: load_study(path), "off", workers=2) == 2
+    assert "algorithm.policy" in capsys.readouterr().err
+
+
+def test_bad_algorithm_options_name_the_algorithm(tmp_path, capsys):
+    path = make_study(tmp_path, 'options = { population = 3 }')
+    assert run_inproc(lambda: load_study(path), "off", workers=1) == 1
+    assert "algorithm 'random' rejected [algorithm.options]" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""Python-function models: what a return value means, and failures as data."""
+
+import math
+
+import numpy as np
+import pytest
+
+from helpers import REPO
+from mexplore.models import PythonModelSpec, build_model
+from mexplore.models.outcome import interpret
+from mexplore.types import Status, Task
+
+
+@pytest.mark.parametrize("returned,expected", [
+    (1.5, (Status.OK, 1.5, {})),
+    (np.float32(2.0), (Status.OK, 2.0, {})),
+    ({"loss": 3, "acc": np.float64(0.5), "curve": np.arange(2)}, (Status.OK, 3.0, {"acc": 0.5, "curve": [0, 1]})),
+])
+def test_numbers_and_dicts_are_objectives_and_metrics(returned, expected):
+    status, objective, metrics, error = interpret(returned, ("loss",))
+    assert (status, objective, metrics) == expected and error is None
+
+
+@pytest.mark.parametrize("returned,reason", [
+    (math.nan, "is nan"),
+    (math.inf, "is inf"),
+    ("garbage", "expected a number"),
+    (None, "expected a number"),
+    (True, "expected a number"),
+    ({"acc": 1.0}, "returned no 'loss' (its keys: acc)"),
+    ({"loss": [1, 2]}, "expected a number"),
+])
+def test_garbage_is_a_failed_result_with_the_reason(returned, reason):
+    status, objective, _, error = interpret(returned, ("loss",))
+    assert status is Status.FAILED and objective is None and reason in error
+
+
+def test_several_objectives_come_back_as_a_list():
+    assert interpret({"a": 1, "b": 2.5}, ("a", "b"))[:2] == (Status.OK, [1.0, 2.5])
+    assert "several objectives" in interpret(1.0, ("a", "b"))[3]
+
+
+def test_an_exception_becomes_a_failed_result_with_traceback_rank_and_host(tmp_path):
+    spec = PythonModelSpec(f"{REPO / 'tests/models/toy.py'}:flaky", ("objective",), str(tmp_path))
+    model = build_model(spec, rank=3, host="node7")
+    failed = model(Task(5, {"x": 1}))
+    assert failed.status is Status.FAILED and failed.task_id == 5
+    assert failed.error.startswith("rank 3 on node7:") and "model blew up" in failed.error
+    ok = model(Task(6, {"x": 4}))
+    assert (ok.status, ok.objective, ok.rank, ok.host) == (Status.OK, 4.0, 3, "node7")
+    assert ok.ended >= ok.started > 0
+
+
+def test_sys_exit_in_a_model_is_data_too(tmp_path):
+    module = tmp_path / "exits.py"
+    module.write_text("import sys\ndef model(params, ctx):\n    sys.exit(3)\n")
+    model = build_model(PythonModelSpec(f"{module}:model", ("objective",), str(tmp_path)), 1, "h")
+    assert model(Task(0, {})).status is Status.FAILED
+
+
+def test_scratch_dir_is_made_on_first_use(tmp_path):
+    module = tmp_path / "scratch.py"
+    module.write_text("def model(params, ctx):\n    return float(ctx.scratch_dir.is_dir())\n")
+    model = build_model(PythonModelSpec(f"{module}:model", ("objective",), str(tmp_path)), 1, "h")
+    assert model(Task(9, {})).objective == 1.0
+    assert (tmp_path / "tasks" / "9").is_dir()
