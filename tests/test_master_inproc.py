@@ -51,3 +51,12 @@ def test_bad_algorithm_options_name_the_algorithm(tmp_path, capsys):
     path = make_study(tmp_path, 'options = { population = 3 }')
     assert run_inproc(lambda: load_study(path), "off", workers=1) == 1
     assert "algorithm 'random' rejected [algorithm.options]" in capsys.readouterr().err
+
+
+def test_resuming_with_another_space_warns(tmp_path, capsys):
+    path = make_study(tmp_path, budget=4)
+    assert run_inproc(lambda: load_study(path), "off") == 0
+    assert run_inproc(lambda: load_study(path, ["space.x.high=2.0", "study.budget=6"]), "off") == 0
+    err = capsys.readouterr().err
+    assert "warning: resuming" in err and "with a different [space] than the run" in err
+    assert len(journal(tmp_path / "out")) == 6

@@ -193,3 +193,26 @@ def test_single_rank_runs_in_process(tmp_path):
     done = run_cli("run", str(path), "-n", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert {r["rank"] for r in journal(tmp_path / "out")} == {1}
+
+
+def test_ctrl_c_stops_every_rank_and_the_run_resumes(tmp_path):
+    path = study(tmp_path, budget="budget = 30",
+                 space='x = { type = "float", low = 0.0, high = 1.0 }\nsleep = 0.05')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMI_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mexplore", "run", str(path), "-n", "3"], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    journal_path = tmp_path / "out" / "journal.jsonl"
+    deadline = time.monotonic() + 60
+    while not (journal_path.exists() and len(journal_path.read_text().splitlines()) >= 6):
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode != 0
+    assert "interrupted; run the same command again to resume" in err
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(r["id"] for r in journal(tmp_path / "out"))[-1] >= 29
+    assert len(journal(tmp_path / "out")) == 30

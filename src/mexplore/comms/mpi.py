@@ -92,13 +92,18 @@ def library_version() -> str:
 
 
 def abort_on_error(code: int = 1) -> None:
-    """Print the exception being handled and abort every rank of the job.
+    """Report the exception being handled and abort every rank of the job.
 
     Called from an ``except`` block: a rank that dies alone would leave the others waiting
     forever for a message that will never come; ``MPI_Abort`` takes the whole job down.
+    Ctrl-C is not a failure: it is reported in one line, without a traceback.
     """
-    traceback.print_exc()
-    sys.stderr.write(f"mexplore: rank {world_rank()} failed; aborting the MPI job\n")
+    interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt)
+    if not interrupted:
+        traceback.print_exc()
+        sys.stderr.write(f"mexplore: rank {world_rank()} failed; aborting the MPI job\n")
+    else:
+        sys.stderr.write("mexplore: interrupted; run the same command again to resume\n")
     sys.stderr.flush()
     sys.stdout.flush()
-    MPI.COMM_WORLD.Abort(code)
+    MPI.COMM_WORLD.Abort(130 if interrupted else code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -21,6 +22,9 @@ def run_mpi(load_study: Callable[[], object], progress_mode: str) -> int:
     from ..comms import mpi
 
     if mpi.world_rank() != 0:
+        # Ctrl-C reaches every rank; the master alone reacts (closing the journal, then
+        # aborting the job), so a worker aborting first cannot cut it short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             serve(mpi.MpiWorkerEnd(), build_model)
         except BaseException:

@@ -16,7 +16,13 @@ from typing import Any
 STUDY_RECORD = "study.toml"
 
 
-def resolve_seed(seed: int | None, output: Path) -> int:
+def read_record(output: Path) -> dict[str, Any]:
+    """The record an earlier run left in ``output``, or an empty dict."""
+    record = output / STUDY_RECORD
+    return tomllib.loads(record.read_text()) if record.exists() else {}
+
+
+def resolve_seed(seed: int | None, previous: dict[str, Any]) -> int:
     """The study's seed; else the seed of the run being resumed; else a fresh one.
 
     Recording a drawn seed makes every run reproducible, and a resumed unseeded run
@@ -24,12 +30,22 @@ def resolve_seed(seed: int | None, output: Path) -> int:
     """
     if seed is not None:
         return seed
-    record = output / STUDY_RECORD
-    if record.exists():
-        previous = tomllib.loads(record.read_text()).get("algorithm", {}).get("seed")
-        if isinstance(previous, int):
-            return previous
-    return secrets.randbelow(2**31)
+    earlier = previous.get("algorithm", {}).get("seed")
+    return earlier if isinstance(earlier, int) else secrets.randbelow(2**31)
+
+
+def changed_tables(previous: dict[str, Any], resolved: dict[str, Any]) -> list[str]:
+    """Tables that differ from the run being resumed (the budget may change freely).
+
+    Resuming with another space, model or algorithm mixes two studies in one journal; the
+    user should hear about it, though it can be what they want.
+    """
+    if not previous:
+        return []
+    changed = [name for name in ("space", "model", "algorithm") if previous.get(name) != resolved.get(name)]
+    before = {k: v for k, v in previous.get("study", {}).items() if k != "budget"}
+    after = {k: v for k, v in resolved.get("study", {}).items() if k != "budget"}
+    return changed + (["study"] if before != after else [])
 
 
 def write_record(output: Path, resolved: dict[str, Any], provenance: dict[str, Any]) -> Path:

@@ -28,7 +28,7 @@ from ..store.journal import JOURNAL_NAME, JournalWriter, read_results
 from ..store.table import write_results_csv
 from .master import Master, start_workers, stop_workers
 from .progress import Progress
-from .record import resolve_seed, write_record
+from .record import changed_tables, read_record, resolve_seed, write_record
 
 MASTER_BACKOFF_CAP = 250e-6
 """The master sleeps at most this long when idle: every result waits up to this long to be
@@ -42,9 +42,13 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
     try:
         output.mkdir(parents=True, exist_ok=True)
         previous = read_results(journal_path)
-        seed = resolve_seed(study.algorithm.seed, output)
+        earlier_record = read_record(output)
+        seed = resolve_seed(study.algorithm.seed, earlier_record)
         resolved = study.to_dict()
         resolved["algorithm"]["seed"] = seed
+        if previous and (changed := changed_tables(earlier_record, resolved)):
+            print(f"mexplore: warning: resuming {output} with a different [{'], ['.join(changed)}] "
+                  "than the run that wrote its journal", file=sys.stderr)
         write_record(output, resolved, {
             "ranks": len(end.workers) + 1, "launch": launch, "resumed_tasks": len(previous),
         })
