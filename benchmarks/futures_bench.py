@@ -1,9 +1,10 @@
 """mpi4py.futures, used the usual way: ``MPIPoolExecutor().map(fn, iterable)``.
 
 Run as ``mpiexec -n N python -m mpi4py.futures benchmarks/futures_bench.py --tasks T``:
-rank 0 runs this script, ranks 1..N-1 are the pool's workers. ``executor.map`` with its
-default ``chunksize=1`` sends one task per message, as ``submit`` + ``as_completed`` would;
-this is what the mpi4py.futures documentation shows first.
+rank 0 runs this script, ranks 1..N-1 are the pool's workers. ``executor.map`` (the form
+the mpi4py.futures examples use) with its default ``chunksize=1`` sends one task per
+message, as ``submit`` + ``as_completed`` would; a larger chunksize would batch tasks, at
+the price of handing out work in fixed chunks.
 
 Prints one JSON line: :func:`timing.summarize` of the (started, ended) timestamps each
 task returns from the worker.

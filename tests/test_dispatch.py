@@ -76,5 +76,40 @@ def test_resume_counts_finished_tasks_and_continues_ids():
 
 def test_make_policy_names():
     assert make_policy("batch", 4).size == 4
-    assert make_policy("queue", 4, backlog=2).capacity == 3
-    assert make_policy("async", 4).capacity == 1
+    assert make_policy("queue", 4, backlog=2).capacity(None) == 3
+    assert make_policy("async", 4).capacity(None) == 1
+
+
+def test_queue_refills_a_worker_once_half_its_slots_are_free_in_one_message():
+    d = Dispatcher([1], Queue(backlog=3), budget=None)  # capacity 4, refill at 2
+    d.propose([{} for _ in range(d.wanted())])
+    [(_, tasks)] = d.assign()
+    assert len(tasks) == 4
+    d.complete(1, [ok(tasks[0].id)])
+    assert d.wanted() == 0 and d.assign() == []
+    d.complete(1, [ok(tasks[1].id)])
+    assert d.wanted() == 2
+    d.propose([{}, {}])
+    assert [len(batch) for _, batch in d.assign()] == [2]
+
+
+def timed(task_id: int, length: float) -> Result:
+    return Result(task_id, {}, Status.OK, 1.0, started=100.0, ended=100.0 + length)
+
+
+def test_async_prefetches_one_task_once_tasks_prove_short():
+    d = Dispatcher([1, 2], Async(), budget=None)
+    assert d.wanted() == 2  # nothing known yet: one task each
+    d.propose([{}, {}])
+    (w1, (t1,)), (w2, (t2,)) = d.assign()
+    d.complete(w1, [timed(t1.id, 0.01)])
+    assert d.capacity == 2
+    assert d.wanted() == 3  # w1: two free slots, w2: one (it runs t2)
+
+
+def test_async_keeps_long_tasks_one_per_worker():
+    d = Dispatcher([1, 2], Async(), budget=None)
+    d.propose([{}, {}])
+    (w1, (t1,)), _ = d.assign()
+    d.complete(w1, [timed(t1.id, 30.0)])
+    assert d.capacity == 1 and d.wanted() == 1

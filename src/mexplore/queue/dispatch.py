@@ -3,7 +3,7 @@
 It owns task ids, the budget, the tasks waiting on the master and the tasks each worker
 holds. It never touches MPI, files or the algorithm: the master loop feeds it events
 (proposals, results, a resumed journal) and acts on what it returns, so the hard parts
-(budget exactness, resume, lost tasks) are tested directly.
+(budget exactness, resume, duplicates) are tested directly.
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from .policies import Policy
 
 
 class Dispatcher:
-    """Tracks every task from proposal to result."""
+    """Tracks every task from proposal to result.
+
+    A worker is *ready* when it has at least ``policy.refill_at`` free slots; only ready
+    workers are sent tasks, and only their slots count when deciding how much to ask for.
+    The ready set and its slot total are kept up to date, so a round of the master loop
+    costs the same with 4 workers or 4,000. How many slots a worker has may follow the
+    typical task length (a moving average of the results' run times), as the policy says.
+    """
 
     def __init__(self, workers: Iterable[int], policy: Policy, budget: int | None) -> None:
         self.policy = policy
@@ -26,8 +33,14 @@ class Dispatcher:
         self.next_id = 0
         self.pending: deque[Task] = deque()
         self.running: dict[int, tuple[int, Task]] = {}
-        self._held = {w: 0 for w in workers}
-        self._free = {w: policy.capacity for w in self._held}
+        self.typical_length: float | None = None
+        self.capacity = policy.capacity(None)
+        self._held = dict.fromkeys(workers, 0)
+        self._free: dict[int, int] = {}
+        self._ready: set[int] = set()
+        self._ready_slots = 0
+        for worker in self._held:
+            self._set_free(worker, self.capacity)
 
     # -- events -------------------------------------------------------------------------
     def resume(self, results: Iterable[Result]) -> None:
@@ -54,35 +67,56 @@ class Dispatcher:
             if entry is None or entry[0] != worker:
                 continue
             del self.running[result.task_id]
-            self._held[worker] -= 1
-            self._free[worker] = self._free.get(worker, 0) + 1
-            self.finished += 1
             answered.append((entry[1], result))
+            self._observe(result.ended - result.started)
+        if answered:
+            self.finished += len(answered)
+            self._held[worker] -= len(answered)
+            self._set_free(worker, self.capacity - self._held[worker])
         return answered
+
+    def _observe(self, length: float) -> None:
+        typical = self.typical_length
+        self.typical_length = length if typical is None else 0.9 * typical + 0.1 * length
+        capacity = self.policy.capacity(self.typical_length)
+        if capacity != self.capacity:
+            self.capacity = capacity
+            for worker, held in self._held.items():
+                self._set_free(worker, capacity - held)
 
     # -- decisions ----------------------------------------------------------------------
     def wanted(self) -> int:
         """How many new proposals to ask the algorithm for now."""
         in_flight = len(self.running)
-        want = self.policy.to_ask(sum(self._free.values()), len(self.pending), in_flight)
+        want = self.policy.to_ask(self._ready_slots, len(self.pending), in_flight)
         if self.budget is not None:
             want = min(want, self.budget - self.finished - in_flight - len(self.pending))
         return max(want, 0)
 
     def assign(self) -> list[tuple[int, list[Task]]]:
-        """Hand waiting tasks to workers with free slots, the least loaded first."""
+        """Hand waiting tasks to ready workers, the one with the most free slots first."""
         sends = []
-        while self.pending and self._free:
-            worker = min(self._free, key=self._held.__getitem__)
-            room = self._free.pop(worker)
+        while self.pending and self._ready:
+            worker = max(self._ready, key=self._free.__getitem__)
+            room = self._free[worker]
             batch = [self.pending.popleft() for _ in range(min(room, len(self.pending)))]
-            if room > len(batch):
-                self._free[worker] = room - len(batch)
-            self._held[worker] += len(batch)
             for task in batch:
                 self.running[task.id] = (worker, task)
+            self._held[worker] += len(batch)
+            self._set_free(worker, room - len(batch))
             sends.append((worker, batch))
         return sends
+
+    def _set_free(self, worker: int, free: int) -> None:
+        was_ready = worker in self._ready
+        if was_ready:
+            self._ready_slots -= self._free[worker]
+        self._free[worker] = max(free, 0)
+        if free >= self.policy.refill_at:
+            self._ready.add(worker)
+            self._ready_slots += free
+        elif was_ready:
+            self._ready.discard(worker)
 
     # -- state --------------------------------------------------------------------------
     @property

@@ -1,23 +1,41 @@
 """Policies: how many tasks to ask the algorithm for, and how many a worker may hold.
 
-Mechanism (who gets which task, the budget) lives in :mod:`.dispatch`; a policy only answers
-two questions, so a new one is a few lines.
+Mechanism (who gets which task, the budget) lives in :mod:`.dispatch`; a policy answers
+four questions, so a new one is a few lines:
+
+- ``capacity(typical)``: how many tasks a worker may hold, given the typical task length
+  seen so far (None before any result);
+- ``refill_at``: how many free slots a worker needs before it is sent more;
+- ``reply_low_water``: a worker replies as soon as it holds this many tasks or fewer;
+- ``to_ask(free_slots, pending, in_flight)``: how many new tasks to ask the algorithm for.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+PREFETCH_BELOW = 1.0
+"""Seconds: tasks typically shorter than this get one task prefetched per worker (async)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Async:
-    """Ask for one new task whenever a worker frees.
+    """Ask for a new task as soon as a worker frees.
 
-    Full utilization for tasks longer than a hand-off (about a millisecond); for shorter
-    tasks each worker waits for the master once per task, and ``Queue`` does better.
+    A hand-off (result to master, next task back) takes about a millisecond on a busy
+    node, mostly waking sleeping processes. For short tasks that would idle every worker
+    for a millisecond per task, so once results show tasks typically shorter than
+    ``PREFETCH_BELOW``, each worker also holds its next task, and the master replaces it
+    while the current one runs. Long tasks get no prefetch: a task must never wait behind
+    a long one while another worker idles. The price of prefetch is that a task is decided
+    one result per worker earlier.
     """
 
-    capacity: int = 1
+    refill_at: int = 1
+    reply_low_water: int = 1
+
+    def capacity(self, typical: float | None) -> int:
+        return 2 if typical is not None and typical < PREFETCH_BELOW else 1
 
     def to_ask(self, free_slots: int, pending: int, in_flight: int) -> int:
         return max(free_slots - pending, 0)
@@ -31,13 +49,24 @@ class Queue:
     tasks are decided up to ``backlog`` results earlier, which costs a model-based
     algorithm some information. Bad for long tasks of very different lengths: a task may
     wait behind a slow one on a busy worker while another worker idles at the tail.
+
+    A worker is refilled once half its slots are free, in one message, and replies when
+    half its tasks are done: very short tasks then travel in batches both ways instead of
+    one message per task.
     """
 
     backlog: int = 8
 
-    @property
-    def capacity(self) -> int:
+    def capacity(self, typical: float | None) -> int:
         return 1 + self.backlog
+
+    @property
+    def refill_at(self) -> int:
+        return (self.backlog + 2) // 2
+
+    @property
+    def reply_low_water(self) -> int:
+        return 1 + self.backlog - self.refill_at
 
     def to_ask(self, free_slots: int, pending: int, in_flight: int) -> int:
         return max(free_slots - pending, 0)
@@ -52,7 +81,11 @@ class Batch:
     """
 
     size: int
-    capacity: int = 1
+    refill_at: int = 1
+    reply_low_water: int = 0
+
+    def capacity(self, typical: float | None) -> int:
+        return 1
 
     def to_ask(self, free_slots: int, pending: int, in_flight: int) -> int:
         return self.size if pending == 0 and in_flight == 0 else 0

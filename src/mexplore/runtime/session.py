@@ -30,9 +30,10 @@ from .master import Master, start_workers, stop_workers
 from .progress import Progress
 from .record import changed_tables, read_record, resolve_seed, write_record
 
-MASTER_BACKOFF_CAP = 250e-6
-"""The master sleeps at most this long when idle: every result waits up to this long to be
-seen, so it bounds the hand-off latency; at ~4,000 wake-ups/s it costs a few % of a core."""
+MASTER_BACKOFF_CAP = 100e-6
+"""The master sleeps at most this long when idle: every result may wait this long (plus the
+kernel's wake-up delay) to be seen, so it bounds the hand-off latency; the wake-ups cost a
+few % of one core, measured in docs/benchmarks.md."""
 
 
 def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) -> None:
@@ -67,7 +68,7 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
         _announce(study, len(end.workers), len(previous))
         journal = JournalWriter(journal_path)
         master = Master(end, algorithm, dispatcher, journal, progress, Backoff(cap=MASTER_BACKOFF_CAP))
-        start_workers(end, Setup(_model_spec(study), reply_low_water=(policy.capacity - 1) // 2))
+        start_workers(end, Setup(_model_spec(study), reply_low_water=policy.reply_low_water))
         try:
             master.run()
         finally:
