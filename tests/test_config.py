@@ -429,3 +429,28 @@ def test_study_is_a_frozen_plain_object(project: Path) -> None:
     assert isinstance(study, Study)
     with pytest.raises(dataclasses.FrozenInstanceError):
         study.study = None  # type: ignore[misc]
+
+
+def test_objective_may_not_take_a_results_table_column_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text("def f(p, c):\n    return 0\n")
+    (tmp_path / "s.toml").write_text(
+        '[study]\nname = "a"\nobjective = "error"\n[model]\npython = "m.py:f"\n'
+        '[space]\nx = { type = "float", low = 0, high = 1 }\n'
+    )
+    with pytest.raises(StudyFileError, match=r"study.objective = 'error': expected key names other than id"):
+        load_study("s.toml")
+
+
+def test_an_algorithm_file_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text("def f(p, c):\n    return 0\n")
+    (tmp_path / "algo.py").write_text("def run(queue, space, options):\n    pass\n")
+    (tmp_path / "s.toml").write_text(
+        '[study]\nname = "a"\n[model]\npython = "m.py:f"\n[algorithm]\nname = "algo.py:run"\n'
+        '[space]\nx = { type = "float", low = 0, high = 1 }\n'
+    )
+    assert load_study("s.toml").algorithm.name == f"{tmp_path / 'algo.py'}:run"
+    (tmp_path / "s.toml").write_text((tmp_path / "s.toml").read_text().replace("algo.py", "nope.py"))
+    with pytest.raises(StudyFileError, match="no such file"):
+        load_study("s.toml")

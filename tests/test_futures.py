@@ -83,3 +83,18 @@ def test_an_error_in_the_algorithm_reaches_the_master():
         for _ in range(1000):
             algorithm.ask(1)
             threading.Event().wait(0.001)
+
+
+def test_a_point_run_twice_before_is_replayed_twice():
+    def run(queue, space, options):
+        queue.map([{"x": 1}, {"x": 1}, {"x": 2}])
+
+    algorithm = ImperativeAlgorithm(run, small_space())
+    algorithm.replay([Result(0, {"x": 1}, Status.OK, 1.0), Result(1, {"x": 1}, Status.OK, 1.0)])
+    assert serve(algorithm) == 1
+
+
+def test_closing_an_algorithm_that_never_started():
+    algorithm = ImperativeAlgorithm(lambda queue, space, options: None, small_space())
+    algorithm.close()
+    assert not algorithm.finished

@@ -49,7 +49,7 @@ def test_a_bad_study_stops_the_workers_and_returns_2(tmp_path, capsys):
 
 def test_bad_algorithm_options_name_the_algorithm(tmp_path, capsys):
     path = make_study(tmp_path, 'options = { population = 3 }')
-    assert run_inproc(lambda: load_study(path), "off", workers=1) == 1
+    assert run_inproc(lambda: load_study(path), "off", workers=1) == 2
     assert "algorithm 'random' rejected [algorithm.options]" in capsys.readouterr().err
 
 
@@ -60,3 +60,18 @@ def test_resuming_with_another_space_warns(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "warning: resuming" in err and "with a different [space] than the run" in err
     assert len(journal(tmp_path / "out")) == 6
+
+
+def test_an_algorithm_asked_for_n_that_returns_more_stops_the_run(tmp_path, capsys):
+    greedy = tmp_path / "greedy.py"
+    greedy.write_text(
+        "from mexplore.algorithms.base import Algorithm\n"
+        "class Greedy(Algorithm):\n"
+        "    def ask(self, n):\n"
+        "        return [{'x': 0.5}] * (n + 1)\n"
+    )
+    path = make_study(tmp_path, f'name = "{greedy}:Greedy"')
+    assert run_inproc(lambda: load_study(path), "log", workers=1) == 1
+    err = capsys.readouterr().err
+    assert "Greedy.ask(1) returned 2 parameter sets" in err and "mexplore: stopped: 0/30 done" in err
+    assert not (tmp_path / "out" / "journal.jsonl").read_text()

@@ -158,6 +158,24 @@ def test_under_users_mpiexec_a_bad_study_gives_one_message(tmp_path):
     assert done.stderr.count("algorithm.policy") == 1, done.stderr
 
 
+def test_under_users_mpiexec_one_rank_is_refused(tmp_path):
+    path = study(tmp_path)
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    done = subprocess.run(
+        [str(mpiexec), "-n", "1", sys.executable, "-m", "mexplore", "run", str(path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and "needs at least 2 ranks" in done.stderr
+
+
+def test_algorithm_errors_come_before_any_rank_starts(tmp_path):
+    path = study(tmp_path, algorithm='name = "grid"')  # x and y are float ranges
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "cannot enumerate float parameter(s) x, y" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_under_users_mpiexec_the_given_ranks_are_used(tmp_path):
     path = study(tmp_path)
     mpiexec = Path(sys.executable).parent / "mpiexec"

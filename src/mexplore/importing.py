@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,16 @@ def load_target(target: str) -> Any:
     """Import the module or file named by ``target`` and return the attribute it names.
 
     A file is imported once under a private module name, with its folder put first on
-    ``sys.path`` so that it can import its neighbours, as a script run directly could.
+    ``sys.path`` so that it can import its neighbours, as a script run directly could. A
+    module is looked up from the working directory too, as ``python -m`` would, so the
+    same study finds it however the ranks were started.
     """
     where, name = split_target(target)
     if where.endswith(".py"):
         module = _import_file(Path(where))
     else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
         module = importlib.import_module(where)
     try:
         return getattr(module, name)
@@ -37,7 +43,15 @@ def load_target(target: str) -> Any:
         raise AttributeError(f"{where} has no attribute {name!r}") from None
 
 
+_import_lock = threading.Lock()
+
+
 def _import_file(path: Path) -> Any:
+    with _import_lock:  # in-process workers are threads: one executes the file, others wait
+        return _import_file_once(path)
+
+
+def _import_file_once(path: Path) -> Any:
     path = path.resolve()
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")

@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+TABLE_COLUMNS = ("id", "status", "started", "ended", "duration", "rank", "host", "attempt", "error")
+"""Columns every row of the results table has besides objectives, ``p:`` params and ``m:``
+metrics; an objective may not take one of these names."""
+
+
 class Status(str, enum.Enum):
     """What became of a task. Only ``ok`` results carry a trustworthy objective."""
 

@@ -21,9 +21,14 @@ def run_command(args: argparse.Namespace) -> int:
     if under_mpi_launcher():
         from ..runtime.entry import run_mpi
 
+        if args.ranks is not None:
+            print("mexplore: warning: -n is ignored under a launcher: the ranks it started are used",
+                  file=sys.stderr)
         return run_mpi(load, progress)
     try:
-        load()  # refuse a bad study before any rank starts
+        from ..runtime.session import check_study
+
+        check_study(load())  # refuse a bad study before any rank starts
     except MexploreError as error:
         print(f"mexplore: error: {error}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MISSING, StudyFileError
+from ..types import TABLE_COLUMNS
 from ..space import Categorical, Float, Grid, Int, Parameter, Space
 from . import _overrides
 from ._schema import (
@@ -233,6 +234,10 @@ def _objectives(value: str | list[str]) -> tuple[str, ...]:
     if not names or not all(names) or len(set(names)) != len(names):
         expected = "a key name, or a non-empty list of distinct key names"
         raise Problem(("study", "objective"), value, expected)
+    taken = [name for name in names if name in TABLE_COLUMNS]
+    if taken:
+        expected = f"key names other than {', '.join(TABLE_COLUMNS)} (columns of results.csv)"
+        raise Problem(("study", "objective"), value, expected, f"rename {taken[0]!r} in the model and here")
     return names
 
 
@@ -272,8 +277,15 @@ def _resolve_model(table: ModelTable) -> ModelSection:
 def _resolve_algorithm(table: AlgorithmTable, space: Space) -> AlgorithmSection:
     """Default algorithm: ``grid`` when every parameter lists its values, else ``random``."""
     only_grids = all(isinstance(p, Grid) for p in space.parameters.values())
+    name = table.name or ("grid" if only_grids else "random")
+    target, _, attribute = name.rpartition(":")
+    if target.endswith(".py"):
+        file = _absolute(target)
+        if not file.is_file():
+            raise Problem(("algorithm", "name"), name, '"file.py:Name" naming an existing file', f"no such file: {file}")
+        name = f"{file}:{attribute}"
     return AlgorithmSection(
-        name=table.name or ("grid" if only_grids else "random"),
+        name=name,
         policy=table.policy,
         backlog=table.backlog,
         batch_size=table.batch_size,

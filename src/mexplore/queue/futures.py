@@ -56,7 +56,7 @@ class TaskQueue:
         self._heap: list[tuple[float, int, Future]] = []
         self._order = itertools.count()
         self._by_params: dict[int, Future] = {}
-        self._replayed: dict[str, Result] = {}
+        self._replayed: dict[str, list[Result]] = {}
         self._closed = False
 
     # -- the algorithm's side -----------------------------------------------------------
@@ -64,7 +64,7 @@ class TaskQueue:
         """Queue one evaluation; higher ``priority`` runs first. Returns at once."""
         future = Future(self, dict(params), priority)
         with self._changed:
-            replayed = self._replayed.pop(point_key(future.params), None) if self._replayed else None
+            replayed = self._take_replayed(future.params) if self._replayed else None
             if replayed is not None:
                 future._result = replayed
             elif self._closed:
@@ -96,6 +96,17 @@ class TaskQueue:
                 future.priority = priority
             self._heap = [(-f.priority, n, f) for _, n, f in self._heap]
             heapq.heapify(self._heap)
+
+    def _take_replayed(self, params: dict[str, Any]) -> Result | None:
+        """A finished result of the resumed run for these params, each used once."""
+        key = point_key(params)
+        copies = self._replayed.get(key)
+        if not copies:
+            return None
+        result = copies.pop()
+        if not copies:
+            del self._replayed[key]
+        return result
 
     # -- the engine's side --------------------------------------------------------------
     def _take(self, n: int) -> list[dict[str, Any]]:
@@ -173,7 +184,8 @@ class ImperativeAlgorithm(Algorithm):
             self.error = exc
 
     def replay(self, results: list[Result]) -> None:
-        self.queue._replayed.update((point_key(r.params), r) for r in results)
+        for result in results:
+            self.queue._replayed.setdefault(point_key(result.params), []).append(result)
 
     def ask(self, n: int) -> list[dict[str, Any]]:
         if not self._started:
@@ -194,4 +206,5 @@ class ImperativeAlgorithm(Algorithm):
 
     def close(self) -> None:
         self.queue._close()
-        self._thread.join(timeout=10)
+        if self._started:
+            self._thread.join(timeout=10)

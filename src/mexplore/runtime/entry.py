@@ -31,6 +31,10 @@ def run_mpi(load_study: Callable[[], object], progress_mode: str) -> int:
             mpi.abort_on_error()
         return 0
     end = mpi.MpiMasterEnd()
+    if not end.workers:
+        print("mexplore: error: under mpiexec, mexplore needs at least 2 ranks (a master and a "
+              "worker); to run in one process, run it without mpiexec and with -n 1", file=sys.stderr)
+        return 2
     try:
         return _run_master(end, load_study, progress_mode, f"mpi ({mpi.library_version()})")
     except BaseException:
@@ -49,7 +53,11 @@ def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: in
     ]
     for thread in threads:
         thread.start()
-    code = _run_master(end, load_study, progress_mode, "in-process")
+    try:
+        code = _run_master(end, load_study, progress_mode, "in-process")
+    except KeyboardInterrupt:
+        print("mexplore: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
     for thread in threads:
         thread.join()
     return code
@@ -57,10 +65,11 @@ def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: in
 
 def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode: str, launch: str) -> int:
     from .master import stop_workers
-    from .session import run_master
+    from .session import check_study, run_master
 
     try:
         study = load_study()
+        check_study(study)
     except MexploreError as error:
         stop_workers(end)
         print(f"mexplore: error: {error}", file=sys.stderr)

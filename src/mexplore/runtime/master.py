@@ -12,7 +12,7 @@ from ..algorithms.base import Algorithm
 from ..comms.backoff import Backoff
 from ..comms.messages import ResultBatch, Setup, WorkerFailed, Stop, TaskBatch
 from ..comms.transport import MasterEnd
-from ..errors import WorkerError
+from ..errors import AlgorithmError, WorkerError
 from ..queue.dispatch import Dispatcher
 from ..store.journal import JournalWriter
 from ..types import Result
@@ -90,7 +90,13 @@ class Master:
     def _feed(self) -> bool:
         wanted = self.dispatcher.wanted()
         if wanted and not self.algorithm.finished:
-            self.dispatcher.propose(self.algorithm.ask(wanted))
+            proposals = self.algorithm.ask(wanted)
+            if len(proposals) > wanted:
+                raise AlgorithmError(
+                    f"{type(self.algorithm).__name__}.ask({wanted}) returned {len(proposals)} "
+                    "parameter sets; ask(n) must return at most n"
+                )
+            self.dispatcher.propose(proposals)
         sends = self.dispatcher.assign()
         for worker, tasks in sends:
             self.end.send(worker, TaskBatch(tasks))

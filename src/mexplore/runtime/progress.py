@@ -25,13 +25,14 @@ class Progress:
     def __init__(
         self,
         total: int | None,
-        objective: str,
+        objectives: tuple[str, ...],
         direction: str,
         mode: str = "log",
         resumed: Sequence[Result] = (),
-        stream: TextIO = sys.stderr,
+        stream: TextIO | None = None,
     ) -> None:
-        self.total, self.objective, self.mode, self.stream = total, objective, mode, stream
+        self.total, self.mode, self.stream = total, mode, stream or sys.stderr
+        self.objective = objectives[0] if len(objectives) == 1 else None
         self._sign = 1.0 if direction == "minimize" else -1.0
         self.done = 0
         self.failed = 0
@@ -46,7 +47,7 @@ class Progress:
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=total, initial=self.done, unit="task", file=stream, dynamic_ncols=True,
+                total=total, initial=self.done, unit="task", file=self.stream, dynamic_ncols=True,
                 mininterval=REDRAW_EVERY, smoothing=0.1,
             )
 
@@ -83,8 +84,11 @@ class Progress:
             self.stream.flush()
 
     def _details(self) -> str:
+        details = f"failed={self.failed} running={self.running}"
+        if self.objective is None:  # several objectives: no single best
+            return details
         best = "-" if self.best is None else f"{self.best:.6g}"
-        return f"failed={self.failed} running={self.running} best {self.objective}={best}"
+        return f"{details} best {self.objective}={best}"
 
     def rate(self) -> float:
         elapsed = time.monotonic() - self._started
@@ -98,12 +102,13 @@ class Progress:
             line += f", ETA {_duration((self.total - self.done) / rate)}"
         return line
 
-    def close(self) -> None:
+    def close(self, completed: bool) -> None:
+        """Final line: ``finished`` when the run reached its end, ``stopped`` otherwise."""
         if self._bar is not None:
             self._bar.set_postfix_str(self._details(), refresh=True)
             self._bar.close()
         if self.mode != "off":
-            self.stream.write(f"mexplore: finished: {self.summary()}\n")
+            self.stream.write(f"mexplore: {'finished' if completed else 'stopped'}: {self.summary()}\n")
             self.stream.flush()
 
 

@@ -6,6 +6,7 @@ transport it gets is decided by :mod:`.entry`.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import tempfile
@@ -45,6 +46,7 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
         previous = read_results(journal_path)
         earlier_record = read_record(output)
         seed = resolve_seed(study.algorithm.seed, earlier_record)
+        algorithm = build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options)
         resolved = study.to_dict()
         resolved["algorithm"]["seed"] = seed
         if previous and (changed := changed_tables(earlier_record, resolved)):
@@ -53,7 +55,6 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
         write_record(output, resolved, {
             "ranks": len(end.workers) + 1, "launch": launch, "resumed_tasks": len(previous),
         })
-        algorithm = build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options)
         if previous:
             algorithm.replay(previous)
         policy = make_policy(
@@ -61,23 +62,31 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
         )
         dispatcher = Dispatcher(end.workers, policy, study.study.budget)
         dispatcher.resume(previous)
+        _announce(study, len(end.workers), len(previous))
         progress = Progress(
-            study.study.budget, study.study.objective[0], study.study.direction[0],
+            study.study.budget, study.study.objective, study.study.direction[0],
             progress_mode, resumed=previous,
         )
-        _announce(study, len(end.workers), len(previous))
         journal = JournalWriter(journal_path)
         master = Master(end, algorithm, dispatcher, journal, progress, Backoff(cap=MASTER_BACKOFF_CAP))
         start_workers(end, Setup(_model_spec(study), reply_low_water=policy.reply_low_water))
+        completed = False
         try:
             master.run()
+            completed = True
         finally:
             journal.close()
-            progress.close()
+            progress.close(completed)
     finally:
         stop_workers(end)
     table = write_results_csv(journal_path, study.study.objective, output)
     print(f"mexplore: results in {table}", file=sys.stderr)
+
+
+def check_study(study: Study) -> None:
+    """Checks that need more than the study file: the algorithm loads and accepts its
+    options and the space. Run before any rank starts, so such errors come at once."""
+    build_algorithm(study.algorithm.name, study.space, study.algorithm.seed, study.algorithm.options).close()
 
 
 def build_algorithm(name: str, space: Space, seed: int | None, options: dict) -> Algorithm:
@@ -92,9 +101,10 @@ def build_algorithm(name: str, space: Space, seed: int | None, options: dict) ->
             f"algorithm {name!r} is neither an Algorithm subclass nor a function run(queue, space, options)"
         )
     try:
-        return factory(space, seed=seed, **options)
+        inspect.signature(factory).bind(space, seed=seed, **options)
     except TypeError as exc:
-        raise AlgorithmError(f"algorithm {name!r} rejected [algorithm.options] {options}: {exc}") from exc
+        raise AlgorithmError(f"algorithm {name!r} rejected [algorithm.options] {options}: {exc}") from None
+    return factory(space, seed=seed, **options)
 
 
 def _model_spec(study: Study) -> PythonModelSpec:

@@ -5,7 +5,8 @@ system before those tasks count as done, so a killed job (``kill -9``, walltime)
 finished task. ``fsync`` (surviving a crash of the node itself) runs at most once per
 ``fsync_every`` seconds and when the journal is closed, because an fsync per task on a
 parallel filesystem would cost milliseconds each. A line cut short by a kill mid-write is
-skipped with a warning when the journal is read back.
+skipped with a warning when the journal is read back, and cut off before the next run
+appends to it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from ..types import Result
 
 JOURNAL_NAME = "journal.jsonl"
+_TAIL = 1 << 20
 
 
 class JournalWriter:
@@ -28,19 +30,10 @@ class JournalWriter:
 
     def __init__(self, path: Path, fsync_every: float = 1.0) -> None:
         self.path = path
+        _drop_unterminated_line(path)
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self._fsync_every = fsync_every
         self._last_fsync = time.monotonic()
-        self._repair_unterminated_line()
-
-    def _repair_unterminated_line(self) -> None:
-        """After a kill mid-write the file may end inside a line; start ours on a new one."""
-        if self._file.tell() == 0:
-            return
-        with open(self.path, "rb") as raw:
-            raw.seek(-1, os.SEEK_END)
-            if raw.read(1) != b"\n":
-                self._file.write("\n")
 
     def append(self, results: Iterable[Result]) -> None:
         """Write the results and flush them to the OS before returning."""
@@ -55,6 +48,26 @@ class JournalWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+
+
+def _drop_unterminated_line(path: Path) -> None:
+    """A kill mid-write can leave the journal ending inside a line. That task never counted
+    as done (it was not flushed whole), so the fragment is cut off before appending: the
+    task runs again, and the journal holds only whole lines from then on."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as raw:
+        size = raw.seek(0, os.SEEK_END)
+        raw.seek(size - 1)
+        if raw.read(1) == b"\n":
+            return
+        start = max(size - _TAIL, 0)
+        raw.seek(start)
+        cut = raw.read().rfind(b"\n")
+        if cut < 0 and start > 0:  # a last line longer than _TAIL: look at everything
+            raw.seek(0)
+            start, cut = 0, raw.read().rfind(b"\n")
+        raw.truncate(start + cut + 1)
 
 
 def _line(record: dict[str, Any]) -> str:
