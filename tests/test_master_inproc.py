@@ -75,3 +75,33 @@ def test_an_algorithm_asked_for_n_that_returns_more_stops_the_run(tmp_path, caps
     err = capsys.readouterr().err
     assert "Greedy.ask(1) returned 2 parameter sets" in err and "mexplore: stopped: 0/30 done" in err
     assert not (tmp_path / "out" / "journal.jsonl").read_text()
+
+
+def test_an_algorithm_that_waits_for_nothing_stops_the_run_instead_of_hanging(tmp_path, capsys):
+    stuck = tmp_path / "stuck.py"
+    stuck.write_text(
+        "from mexplore.algorithms.base import Algorithm\n"
+        "class Stuck(Algorithm):\n"
+        "    def ask(self, n):\n"
+        "        return []\n"
+    )
+    path = make_study(tmp_path, f'name = "{stuck}:Stuck"')
+    assert run_inproc(lambda: load_study(path), "off", workers=1) == 1
+    assert "Stuck.ask(1) proposed nothing while no task is running" in capsys.readouterr().err
+
+
+def test_resuming_a_sweep_whose_last_points_are_done_ends_cleanly(tmp_path):
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "sweep"
+        objective = "loss"
+        output = "{tmp_path / 'out'}"
+        [model]
+        python = "{REPO / 'tests/models/toy.py'}:quadratic"
+        [space]
+        x = {{ type = "grid", values = [0.1, 0.2, 0.3, 0.4] }}
+    """)
+    assert run_inproc(lambda: load_study(path, ["study.budget=2"]), "off") == 0
+    assert run_inproc(lambda: load_study(path), "off") == 0
+    assert run_inproc(lambda: load_study(path), "off") == 0
+    assert sorted(r["params"]["x"] for r in journal(tmp_path / "out")) == [0.1, 0.2, 0.3, 0.4]

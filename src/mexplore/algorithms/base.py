@@ -30,6 +30,11 @@ from ..types import Result
 class Algorithm(ABC):
     """Base class of ask/tell algorithms; subclass it and implement :meth:`ask`."""
 
+    thinks_in_background = False
+    """True for algorithms that may propose nothing now and something later with no result
+    in between (they compute in a thread of their own); for any other, proposing nothing
+    while no task runs and not being finished is a bug, and the run stops with an error."""
+
     def __init__(self, space: Space, *, seed: int | None = None) -> None:
         self.space = space
         self.seed = seed

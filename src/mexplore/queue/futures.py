@@ -161,6 +161,8 @@ class ImperativeAlgorithm(Algorithm):
     the same points again gets them back at once, without a worker running them twice.
     """
 
+    thinks_in_background = True
+
     def __init__(
         self,
         run: Callable[[TaskQueue, Space, dict[str, Any]], Any],

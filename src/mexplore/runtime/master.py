@@ -91,13 +91,23 @@ class Master:
         wanted = self.dispatcher.wanted()
         if wanted and not self.algorithm.finished:
             proposals = self.algorithm.ask(wanted)
-            if len(proposals) > wanted:
-                raise AlgorithmError(
-                    f"{type(self.algorithm).__name__}.ask({wanted}) returned {len(proposals)} "
-                    "parameter sets; ask(n) must return at most n"
-                )
+            self._check(wanted, proposals)
             self.dispatcher.propose(proposals)
         sends = self.dispatcher.assign()
         for worker, tasks in sends:
             self.end.send(worker, TaskBatch(tasks))
         return bool(sends)
+
+    def _check(self, wanted: int, proposals: list) -> None:
+        """Contract breaches that would overshoot the budget or wait forever."""
+        name = type(self.algorithm).__name__
+        if len(proposals) > wanted:
+            raise AlgorithmError(
+                f"{name}.ask({wanted}) returned {len(proposals)} parameter sets; ask(n) must return at most n"
+            )
+        algorithm = self.algorithm
+        if not proposals and self.dispatcher.idle and not (algorithm.finished or algorithm.thinks_in_background):
+            raise AlgorithmError(
+                f"{name}.ask({wanted}) proposed nothing while no task is running and it is not "
+                "finished: the run would wait forever (set finished to True when done)"
+            )
