@@ -49,7 +49,7 @@ def test_a_bad_study_stops_the_workers_and_returns_2(tmp_path, capsys):
 
 def test_bad_algorithm_options_name_the_algorithm(tmp_path, capsys):
     path = make_study(tmp_path, 'options = { population = 3 }')
-    assert run_inproc(lambda: load_study(path), "off", workers=1) == 2
+    assert run_inproc(lambda: load_study(path), "off", workers=1) == 1
     assert "algorithm 'random' rejected [algorithm.options]" in capsys.readouterr().err
 
 
@@ -105,3 +105,18 @@ def test_resuming_a_sweep_whose_last_points_are_done_ends_cleanly(tmp_path):
     assert run_inproc(lambda: load_study(path), "off") == 0
     assert run_inproc(lambda: load_study(path), "off") == 0
     assert sorted(r["params"]["x"] for r in journal(tmp_path / "out")) == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_an_algorithm_constructor_that_raises_is_named(tmp_path, capsys):
+    picky = tmp_path / "picky.py"
+    picky.write_text(
+        "from mexplore.algorithms.base import Algorithm\n"
+        "class Picky(Algorithm):\n"
+        "    def __init__(self, space, *, seed=None, step=0):\n"
+        "        raise ValueError('step must be > 0')\n"
+        "    def ask(self, n):\n"
+        "        return []\n"
+    )
+    path = make_study(tmp_path, f'name = "{picky}:Picky"')
+    assert run_inproc(lambda: load_study(path), "off", workers=1) == 1
+    assert "failed to start: ValueError: step must be > 0" in capsys.readouterr().err

@@ -21,10 +21,7 @@ def run_command(args: argparse.Namespace) -> int:
     if under_mpi_launcher():
         from ..runtime.entry import run_mpi
 
-        if args.ranks is not None:
-            print("mexplore: warning: -n is ignored under a launcher: the ranks it started are used",
-                  file=sys.stderr)
-        return run_mpi(load, progress)
+        return run_mpi(load, progress, ignored_ranks=args.ranks)
     try:
         from ..runtime.session import check_study
 

@@ -12,7 +12,7 @@ from ..errors import MexploreError
 from ..models import build_model
 from .worker import serve
 
-def run_mpi(load_study: Callable[[], object], progress_mode: str) -> int:
+def run_mpi(load_study: Callable[[], object], progress_mode: str, ignored_ranks: int | None = None) -> int:
     """Every rank of an MPI job calls this; returns the rank's exit code.
 
     Only rank 0 reads the study (workers never import the validation library), so a bad
@@ -31,6 +31,9 @@ def run_mpi(load_study: Callable[[], object], progress_mode: str) -> int:
             mpi.abort_on_error()
         return 0
     end = mpi.MpiMasterEnd()
+    if ignored_ranks is not None:
+        print(f"mexplore: warning: -n {ignored_ranks} is ignored under a launcher: the "
+              f"{len(end.workers) + 1} ranks it started are used", file=sys.stderr)
     if not end.workers:
         print("mexplore: error: under mpiexec, mexplore needs at least 2 ranks (a master and a "
               "worker); to run in one process, run it without mpiexec and with -n 1", file=sys.stderr)
@@ -65,11 +68,10 @@ def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: in
 
 def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode: str, launch: str) -> int:
     from .master import stop_workers
-    from .session import check_study, run_master
+    from .session import run_master
 
     try:
         study = load_study()
-        check_study(study)
     except MexploreError as error:
         stop_workers(end)
         print(f"mexplore: error: {error}", file=sys.stderr)

@@ -86,7 +86,8 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
 def check_study(study: Study) -> None:
     """Checks that need more than the study file: the algorithm loads and accepts its
     options and the space. Run before any rank starts, so such errors come at once."""
-    build_algorithm(study.algorithm.name, study.space, study.algorithm.seed, study.algorithm.options).close()
+    seed = 0 if study.algorithm.seed is None else study.algorithm.seed
+    build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options).close()
 
 
 def build_algorithm(name: str, space: Space, seed: int | None, options: dict) -> Algorithm:
@@ -104,7 +105,12 @@ def build_algorithm(name: str, space: Space, seed: int | None, options: dict) ->
         inspect.signature(factory).bind(space, seed=seed, **options)
     except TypeError as exc:
         raise AlgorithmError(f"algorithm {name!r} rejected [algorithm.options] {options}: {exc}") from None
-    return factory(space, seed=seed, **options)
+    try:
+        return factory(space, seed=seed, **options)
+    except AlgorithmError:
+        raise
+    except Exception as exc:  # the plug-in's own code: name it instead of a bare traceback
+        raise AlgorithmError(f"algorithm {name!r} failed to start: {type(exc).__name__}: {exc}") from exc
 
 
 def _model_spec(study: Study) -> PythonModelSpec:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
-import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -90,10 +90,8 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 yield json.loads(line)
             except json.JSONDecodeError:
-                warnings.warn(
-                    f"{path}:{number}: skipping a damaged journal line (cut short by a kill?)",
-                    stacklevel=2,
-                )
+                print(f"mexplore: warning: {path}:{number}: skipping a damaged journal line "
+                      "(cut short by a kill?)", file=sys.stderr)
 
 
 def read_results(path: Path) -> list[Result]:
