@@ -224,10 +224,32 @@ def test_a_typo_is_named_rather_than_the_key_it_hides(project: Path) -> None:
     assert error.hint == "did you mean 'name'?"
 
 
-def test_later_model_keys_are_unknown_for_now(project: Path) -> None:
-    error = error_for(write(project, edited(FULL, "[model]\n", '[model]\ntimeout = "10m"\n')))
+def test_command_model_with_timeout_retries_and_placeholders(project: Path) -> None:
+    (project / "model-scripts" / "sim.sh").write_text("echo 1\n")
+    text = edited(FULL, 'python = "model-scripts/mlp.py:train"',
+                  'command = ["bash", "model-scripts/sim.sh", "{params_file}", "--lr={lr}"]\n'
+                  'timeout = "1h30m"\nretries = 2\non_error = "abort"\nenv = { OMP_NUM_THREADS = "4" }')
+    model = load_study(write(project, text)).model
+    assert model.command == ("bash", str(project / "model-scripts/sim.sh"), "{params_file}", "--lr={lr}")
+    assert (model.timeout, model.retries, model.on_error, model.env) == (5400.0, 2, "abort", {"OMP_NUM_THREADS": "4"})
 
-    assert_names(error, "study.toml", "model.timeout", "10m", "one of the keys python")
+
+@pytest.mark.parametrize("value,seconds", [("30s", 30.0), ("10m", 600.0), ("2h", 7200.0), (45, 45.0), (0.5, 0.5)])
+def test_timeouts(project: Path, value: object, seconds: float) -> None:
+    shown = f'"{value}"' if isinstance(value, str) else str(value)
+    text = edited(FULL, "[model]\n", f"[model]\ntimeout = {shown}\n")
+    assert load_study(write(project, text)).model.timeout == seconds
+
+
+@pytest.mark.parametrize("line,key,expected", [
+    ('timeout = "soon"', "model.timeout", "a duration such as"),
+    ("timeout = 0", "model.timeout", "a duration such as"),
+    ('isolate = true\ncommand = ["sim"]', "model", "exactly one of python"),
+    ('on_error = "ignore"', "model.on_error", "'record' or 'abort'"),
+])
+def test_bad_model_keys(project: Path, line: str, key: str, expected: str) -> None:
+    error = error_for(write(project, edited(FULL, "[model]\n", f"[model]\n{line}\n")))
+    assert error.key == key and expected in str(error)
 
 
 def test_unknown_key_in_a_parameter_table(project: Path) -> None:
@@ -454,3 +476,9 @@ def test_an_algorithm_file_is_made_absolute(tmp_path, monkeypatch):
     (tmp_path / "s.toml").write_text((tmp_path / "s.toml").read_text().replace("algo.py", "nope.py"))
     with pytest.raises(StudyFileError, match="no such file"):
         load_study("s.toml")
+
+
+def test_command_placeholders_must_name_a_task_field_or_parameter(project: Path) -> None:
+    text = edited(FULL, 'python = "model-scripts/mlp.py:train"', 'command = ["sim", "{lr}", "{nope}"]')
+    error = error_for(write(project, text))
+    assert error.key == "model.command.2" and "{nope} is neither a task field nor a parameter" in str(error)

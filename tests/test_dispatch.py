@@ -60,8 +60,9 @@ def test_duplicate_and_foreign_results_are_never_counted():
     d = Dispatcher([1, 2], Async(), budget=10)
     d.propose([{}, {}])
     (w1, (t1,)), (w2, (t2,)) = d.assign()
-    assert len(d.complete(w2, [ok(t1.id)])) == 0  # t1 is not held by w2
-    assert len(d.complete(w1, [ok(t1.id), ok(t1.id)])) == 1
+    assert d.complete(w2, [ok(t1.id)]) == ([], [])  # t1 is not held by w2
+    final, retried = d.complete(w1, [ok(t1.id), ok(t1.id)])
+    assert len(final) == 1 and not retried
     assert d.finished == 1
 
 
@@ -113,3 +114,17 @@ def test_async_keeps_long_tasks_one_per_worker():
     (w1, (t1,)), _ = d.assign()
     d.complete(w1, [timed(t1.id, 30.0)])
     assert d.capacity == 1 and d.wanted() == 1
+
+
+def test_failed_tasks_are_retried_with_a_higher_attempt_then_recorded():
+    d = Dispatcher([1], Async(), budget=2, retries=1)
+    d.propose([{"i": 0}, {"i": 1}])
+    [(_, (task,))] = d.assign()
+    failed = Result(task.id, {}, Status.TIMEOUT)
+    assert d.complete(1, [failed]) == ([], [failed])
+    assert d.finished == 0 and d.wanted() == 0  # the retry waits first in line
+    [(_, batch)] = d.assign()
+    again = batch[0]
+    assert (again.id, again.attempt, again.params) == (task.id, 1, {"i": 0})
+    final, retried = d.complete(1, [Result(again.id, {}, Status.FAILED, attempt=1)])
+    assert [t.id for t, _ in final] == [task.id] and not retried and d.finished == 1

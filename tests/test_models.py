@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import REPO
-from mexplore.models import PythonModelSpec, build_model
+from mexplore.models import ModelSpec, build_model
 from mexplore.models.outcome import interpret
 from mexplore.types import Status, Task
 
@@ -41,8 +41,8 @@ def test_several_objectives_come_back_as_a_list():
 
 
 def test_an_exception_becomes_a_failed_result_with_traceback_rank_and_host(tmp_path):
-    spec = PythonModelSpec(f"{REPO / 'tests/models/toy.py'}:flaky", ("objective",), str(tmp_path))
-    model = build_model(spec, rank=3, host="node7")
+    spec = ModelSpec(("objective",), str(tmp_path), python=f"{REPO / 'tests/models/toy.py'}:flaky")
+    model = build_model(spec, rank=3, host="node7", report=print)
     failed = model(Task(5, {"x": 1}))
     assert failed.status is Status.FAILED and failed.task_id == 5
     assert failed.error.startswith("rank 3 on node7:") and "model blew up" in failed.error
@@ -54,13 +54,13 @@ def test_an_exception_becomes_a_failed_result_with_traceback_rank_and_host(tmp_p
 def test_sys_exit_in_a_model_is_data_too(tmp_path):
     module = tmp_path / "exits.py"
     module.write_text("import sys\ndef model(params, ctx):\n    sys.exit(3)\n")
-    model = build_model(PythonModelSpec(f"{module}:model", ("objective",), str(tmp_path)), 1, "h")
+    model = build_model(ModelSpec(("objective",), str(tmp_path), python=f"{module}:model"), 1, "h", print)
     assert model(Task(0, {})).status is Status.FAILED
 
 
 def test_scratch_dir_is_made_on_first_use(tmp_path):
     module = tmp_path / "scratch.py"
     module.write_text("def model(params, ctx):\n    return float(ctx.scratch_dir.is_dir())\n")
-    model = build_model(PythonModelSpec(f"{module}:model", ("objective",), str(tmp_path)), 1, "h")
+    model = build_model(ModelSpec(("objective",), str(tmp_path), python=f"{module}:model"), 1, "h", print)
     assert model(Task(9, {})).objective == 1.0
     assert (tmp_path / "tasks" / "9").is_dir()

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-TABLE_COLUMNS = ("id", "status", "started", "ended", "duration", "rank", "host", "attempt", "error")
+TABLE_COLUMNS = (
+    "id", "status", "started", "ended", "duration", "rank", "host", "gpu", "attempt", "error",
+)
 """Columns every row of the results table has besides objectives, ``p:`` params and ``m:``
 metrics; an objective may not take one of these names."""
 
@@ -48,7 +50,8 @@ class Result:
     ``objective`` is a float (one objective), a list (several) or None (the task did not
     produce one: failed, cancelled...). ``error`` holds the reason or the remote traceback.
     Workers leave ``params`` empty to keep replies small; the master puts back the task's
-    own dict, so an algorithm gets the very object it proposed.
+    own dict, so an algorithm gets the very object it proposed. ``reports`` holds the
+    intermediate ``(step, value)`` pairs the model reported while it ran.
     """
 
     task_id: int
@@ -62,6 +65,8 @@ class Result:
     rank: int = -1
     host: str = ""
     attempt: int = 0
+    gpu: str | None = None
+    reports: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -80,7 +85,9 @@ class Result:
             "ended": self.ended,
             "rank": self.rank,
             "host": self.host,
+            "gpu": self.gpu,
             "attempt": self.attempt,
+            "reports": self.reports,
         }
 
     @classmethod
@@ -98,9 +105,18 @@ class Result:
             rank=record.get("rank", -1),
             host=record.get("host", ""),
             attempt=record.get("attempt", 0),
+            gpu=record.get("gpu"),
+            reports=[tuple(pair) for pair in record.get("reports") or []],
         )
 
 
 def is_finite_number(value: object) -> bool:
     """True for real numbers that are not NaN or infinite (bools are not numbers here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def error_summary(error: str | None) -> str | None:
+    """The last non-empty line of an error text: a traceback's exception, or the reason an
+    external model failed. The journal keeps the whole text."""
+    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    return lines[-1] if lines else None

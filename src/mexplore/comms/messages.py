@@ -48,8 +48,17 @@ class ResultBatch:
 
 
 @dataclass(slots=True)
+class Report:
+    """Worker -> master, while a task runs: an intermediate value (a loss after an epoch)."""
+
+    task_id: int
+    step: float
+    value: float
+
+
+@dataclass(slots=True)
 class Stop:
     """Master -> worker: no more work; finish what is held, then leave the loop."""
 
 
-Message = Setup | WorkerFailed | TaskBatch | ResultBatch | Stop
+Message = Setup | WorkerFailed | TaskBatch | ResultBatch | Report | Stop

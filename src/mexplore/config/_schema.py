@@ -59,7 +59,18 @@ class StudyTable(_Table):
 
 
 class ModelTable(_Table):
-    python: str = Field(description='"path/to/file.py:function" or "package.module:function"')
+    python: str | None = Field(None, description='"path/to/file.py:function" or "package.module:function"')
+    command: list[str] | None = Field(
+        None, min_length=1, description="a non-empty list of strings: the program and its arguments"
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="a table of strings")
+    cwd: str | None = Field(None, min_length=1, description="a directory path")
+    timeout: str | float | None = Field(
+        None, description='a duration such as "30s", "10m", "2h" or "1h30m", or a number of seconds > 0'
+    )
+    retries: int = Field(0, ge=0, description="an integer >= 0")
+    on_error: Literal["record", "abort"] = Field("record", description="'record' or 'abort'")
+    isolate: bool = Field(False, description="true or false")
 
 
 class AlgorithmTable(_Table):

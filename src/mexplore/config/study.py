@@ -13,7 +13,6 @@ Every problem becomes one :class:`~mexplore.errors.StudyFileError` that names th
 
 from __future__ import annotations
 
-import keyword
 import os
 import re
 import tomllib
@@ -26,6 +25,7 @@ from ..errors import MISSING, StudyFileError
 from ..types import TABLE_COLUMNS
 from ..space import Categorical, Float, Grid, Int, Parameter, Space
 from . import _overrides
+from .model import ModelSection, absolute, is_identifier, resolve_model
 from ._schema import (
     PARAMETER_TABLES,
     AlgorithmTable,
@@ -62,17 +62,6 @@ class StudySection:
     objective: tuple[str, ...]
     direction: tuple[str, ...]
     output: Path
-
-
-@dataclass(frozen=True)
-class ModelSection:
-    """``[model]``: what one task runs.
-
-    ``python`` is ``"/abs/path/file.py:function"`` (the file exists) or
-    ``"package.module:function"`` (importability is checked on the workers, not here).
-    """
-
-    python: str
 
 
 @dataclass(frozen=True)
@@ -129,7 +118,7 @@ class Study:
         algorithm["options"] = dict(self.algorithm.options)
         return {
             "study": study,
-            "model": {"python": self.model.python},
+            "model": self.model.to_dict(),
             "algorithm": algorithm,
             "space": _space_to_dict(self.space),
         }
@@ -204,8 +193,8 @@ def _error(
 
 def _resolve(source: Path, table: StudyFileTable) -> Study:
     """Apply the rules that tie keys together and fill the defaults that depend on others."""
-    study, model = _resolve_study(table.study), _resolve_model(table.model)
-    space = _resolve_space(table.space)
+    study, space = _resolve_study(table.study), _resolve_space(table.space)
+    model = resolve_model(table.model, set(space.names))
     return Study(
         source=source,
         study=study,
@@ -225,7 +214,7 @@ def _resolve_study(table: StudyTable) -> StudySection:
         budget=table.budget,
         objective=objective,
         direction=_directions(table.direction, len(objective)),
-        output=_absolute(table.output or f"runs/{table.name}"),
+        output=absolute(table.output or f"runs/{table.name}"),
     )
 
 
@@ -255,32 +244,13 @@ def _directions(value: str | list[str], count: int) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _resolve_model(table: ModelTable) -> ModelSection:
-    """Check ``target:function``; a file target must exist and is made absolute."""
-    key, spec = ("model", "python"), table.python
-    expected = '"path/to/file.py:function" or "package.module:function"'
-    if spec.count(":") != 1:
-        raise Problem(key, spec, expected)
-    target, function = spec.split(":")
-    if not _is_identifier(function):
-        raise Problem(key, spec, expected, f"{function!r} is not a Python function name")
-    if target.endswith(".py") or "/" in target or os.sep in target:
-        file = _absolute(target)
-        if not file.is_file():
-            raise Problem(key, spec, expected, f"no such file: {file}")
-        return ModelSection(python=f"{file}:{function}")
-    if not all(_is_identifier(part) for part in target.split(".")):
-        raise Problem(key, spec, expected, f"{target!r} is neither a .py file nor a module name")
-    return ModelSection(python=spec)
-
-
 def _resolve_algorithm(table: AlgorithmTable, space: Space) -> AlgorithmSection:
     """Default algorithm: ``grid`` when every parameter lists its values, else ``random``."""
     only_grids = all(isinstance(p, Grid) for p in space.parameters.values())
     name = table.name or ("grid" if only_grids else "random")
     target, _, attribute = name.rpartition(":")
     if target.endswith(".py"):
-        file = _absolute(target)
+        file = absolute(target)
         if not file.is_file():
             raise Problem(("algorithm", "name"), name, '"file.py:Name" naming an existing file', f"no such file: {file}")
         name = f"{file}:{attribute}"
@@ -388,12 +358,3 @@ def _parameter_to_dict(param: Parameter) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _absolute(path: str) -> Path:
-    """``path`` against the current directory (``~`` expanded), normalized, symlinks kept."""
-    return Path(os.path.abspath(os.path.expanduser(path)))
-
-
-def _is_identifier(text: str) -> bool:
-    return text.isidentifier() and not keyword.iskeyword(text)

@@ -1,18 +1,28 @@
-"""Run one task on a worker. Today: Python functions (``python = "file.py:fn"``)."""
+"""Run one task on a worker: a Python function, or any external program."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from ..types import Result, Task
+from .command import CommandModel, Reporter
 from .context import Context
-from .python_function import PythonFunctionModel, PythonModelSpec
+from .gpu import assigned_gpu, visible_devices
+from .python_function import PythonFunctionModel
+from .spec import ModelSpec
 
-__all__ = ["Context", "PythonFunctionModel", "PythonModelSpec", "build_model"]
+__all__ = ["Context", "ModelSpec", "build_model"]
 
 
-def build_model(spec: object, rank: int, host: str) -> Callable[[Task], Result]:
-    """The worker's model factory: turns the spec from the Setup message into a callable."""
-    if isinstance(spec, PythonModelSpec):
-        return PythonFunctionModel(spec, rank, host)
-    raise TypeError(f"unknown model spec {spec!r}")
+def build_model(spec: ModelSpec, rank: int, host: str, report: Reporter) -> Callable[[Task], Result]:
+    """The worker's model factory: turns the spec from the Setup message into a callable.
+
+    The worker's GPU is chosen here, before a Python model is imported, so a framework
+    that reads ``CUDA_VISIBLE_DEVICES`` at import sees only that GPU.
+    """
+    gpu = assigned_gpu()
+    if spec.command is not None or spec.isolate:
+        return CommandModel(spec, rank, host, gpu, report)
+    os.environ.update(visible_devices(gpu))
+    return PythonFunctionModel(spec, rank, host, gpu)

@@ -49,6 +49,20 @@ def interpret(returned: Any, objectives: tuple[str, ...]) -> tuple[Status, Objec
     return Status.OK, (numbers[0] if len(numbers) == 1 else numbers), metrics, None
 
 
+def parse_text(text: str) -> Any:
+    """What an external model reported (result file or ``MEXPLORE_RESULT`` line): a number,
+    or JSON (a number or an object). Raises ValueError for anything else."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"neither a number nor JSON: {text[:80]!r}") from None
+
+
 def _as_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None

@@ -12,8 +12,10 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from ..types import Result, Task
+from ..types import Result, Status, Task
 from .policies import Policy
+
+RETRIED = (Status.FAILED, Status.TIMEOUT)
 
 
 class Dispatcher:
@@ -26,9 +28,12 @@ class Dispatcher:
     typical task length (a moving average of the results' run times), as the policy says.
     """
 
-    def __init__(self, workers: Iterable[int], policy: Policy, budget: int | None) -> None:
+    def __init__(
+        self, workers: Iterable[int], policy: Policy, budget: int | None, retries: int = 0,
+    ) -> None:
         self.policy = policy
         self.budget = budget
+        self.retries = retries
         self.finished = 0
         self.next_id = 0
         self.pending: deque[Task] = deque()
@@ -55,25 +60,36 @@ class Dispatcher:
             self.pending.append(Task(self.next_id, params))
             self.next_id += 1
 
-    def complete(self, worker: int, results: Iterable[Result]) -> list[tuple[Task, Result]]:
-        """Book results from ``worker``; returns each with the task it answers.
+    def complete(
+        self, worker: int, results: Iterable[Result],
+    ) -> tuple[list[tuple[Task, Result]], list[Result]]:
+        """Book results from ``worker``: ``(final, retried)``.
 
-        A result for a task this worker does not hold (a duplicate, or a task recorded
-        already) is dropped, so nothing is ever counted twice.
+        ``final`` pairs each finished task with its result. A failed or timed-out task with
+        attempts left is not finished: it goes back to the front of the queue with its
+        attempt number raised, and its result is in ``retried``. A result for a task this
+        worker does not hold (a duplicate, or a task recorded already) is dropped, so
+        nothing is ever counted twice.
         """
-        answered = []
+        final, retried = [], []
         for result in results:
             entry = self.running.get(result.task_id)
             if entry is None or entry[0] != worker:
                 continue
             del self.running[result.task_id]
-            answered.append((entry[1], result))
+            task = entry[1]
             self._observe(result.ended - result.started)
-        if answered:
-            self.finished += len(answered)
-            self._held[worker] -= len(answered)
+            if result.status in RETRIED and task.attempt < self.retries:
+                self.pending.appendleft(Task(task.id, task.params, task.attempt + 1, task.priority))
+                retried.append(result)
+            else:
+                final.append((task, result))
+        returned = len(final) + len(retried)
+        if returned:
+            self.finished += len(final)
+            self._held[worker] -= returned
             self._set_free(worker, self.capacity - self._held[worker])
-        return answered
+        return final, retried
 
     def _observe(self, length: float) -> None:
         typical = self.typical_length

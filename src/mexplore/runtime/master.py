@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from ..algorithms.base import Algorithm
 from ..comms.backoff import Backoff
-from ..comms.messages import ResultBatch, Setup, WorkerFailed, Stop, TaskBatch
+from ..comms.messages import Report, ResultBatch, Setup, Stop, TaskBatch, WorkerFailed
 from ..comms.transport import MasterEnd
-from ..errors import AlgorithmError, WorkerError
+from ..errors import AlgorithmError, MexploreError, WorkerError
 from ..queue.dispatch import Dispatcher
 from ..store.journal import JournalWriter
-from ..types import Result
+from ..types import Result, Status, error_summary
 from .progress import Progress
 
 
@@ -31,6 +31,13 @@ def stop_workers(end: MasterEnd) -> None:
     end.close()
 
 
+FAILURES = (Status.FAILED, Status.TIMEOUT, Status.LOST)
+
+
+class RunAborted(MexploreError):
+    """A task failed and the study says ``on_error = "abort"``; the journal holds it."""
+
+
 class Master:
     """Drives one run; built by :mod:`.session`, which owns every piece it is given."""
 
@@ -42,6 +49,7 @@ class Master:
         journal: JournalWriter,
         progress: Progress,
         backoff: Backoff,
+        abort_on_error: bool = False,
     ) -> None:
         self.end = end
         self.algorithm = algorithm
@@ -49,15 +57,24 @@ class Master:
         self.journal = journal
         self.progress = progress
         self.backoff = backoff
+        self.abort_on_error = abort_on_error
+        self.abort_reason: str | None = None
+        self._reports: dict[int, list[tuple[float, float]]] = {}
 
     def run(self) -> None:
-        """Run until done; raises :class:`WorkerError` if a worker cannot go on."""
+        """Run until done. Raises :class:`WorkerError` if a worker cannot go on, and
+        :class:`RunAborted` once the tasks in flight are recorded, when a task failed
+        under ``on_error = "abort"``."""
         dispatcher = self.dispatcher
         while True:
             received = self._receive()
-            if dispatcher.idle and (dispatcher.budget_spent or self.algorithm.finished):
+            if self.abort_reason is not None:
+                dispatcher.pending.clear()
+                if dispatcher.idle:
+                    raise RunAborted(f'on_error = "abort": {self.abort_reason}')
+            elif dispatcher.idle and (dispatcher.budget_spent or self.algorithm.finished):
                 break
-            sent = self._feed()
+            sent = self.abort_reason is None and self._feed()
             if received or sent:
                 self.backoff.reset()
             else:
@@ -73,15 +90,24 @@ class Master:
             worker, message = got
             if isinstance(message, ResultBatch):
                 self._record(worker, message.results)
+            elif isinstance(message, Report):
+                self._reports.setdefault(message.task_id, []).append((message.step, message.value))
             elif isinstance(message, WorkerFailed):
                 raise WorkerError(f"rank {message.rank} on {message.host}: {message.error}")
             got = self.end.poll()
         return True
 
     def _record(self, worker: int, results: list[Result]) -> None:
-        answered = self.dispatcher.complete(worker, results)
+        answered, retried = self.dispatcher.complete(worker, results)
+        for result in retried:
+            self._reports.pop(result.task_id, None)
+            self.progress.note(f"task {result.task_id} attempt {result.attempt} {result.status.value}; "
+                               "trying again")
         for task, result in answered:
             result.params = task.params
+            result.reports = self._reports.pop(result.task_id, [])
+            if self.abort_on_error and self.abort_reason is None and result.status in FAILURES:
+                self.abort_reason = f"task {result.task_id} {result.status.value}: {error_summary(result.error)}"
         finished = [result for _, result in answered]
         self.journal.append(finished)
         self.algorithm.tell(finished)

@@ -83,6 +83,16 @@ class Progress:
             self.stream.write(f"mexplore: {self.summary()}\n")
             self.stream.flush()
 
+    def note(self, line: str) -> None:
+        """A line about one task (a retry, say), above the bar or in the log."""
+        if self.mode == "off":
+            return
+        if self._bar is not None:
+            self._bar.write(f"mexplore: {line}", file=self.stream)
+        else:
+            self.stream.write(f"mexplore: {line}\n")
+            self.stream.flush()
+
     def _details(self) -> str:
         details = f"failed={self.failed} running={self.running}"
         if self.objective is None:  # several objectives: no single best

@@ -20,7 +20,7 @@ from ..comms.messages import Setup
 from ..comms.transport import MasterEnd
 from ..config import Study
 from ..errors import AlgorithmError
-from ..models import PythonModelSpec
+from ..models import ModelSpec
 from ..queue.dispatch import Dispatcher
 from ..queue.futures import ImperativeAlgorithm
 from ..queue.policies import make_policy
@@ -60,7 +60,7 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
         policy = make_policy(
             study.algorithm.policy, len(end.workers), study.algorithm.backlog, study.algorithm.batch_size,
         )
-        dispatcher = Dispatcher(end.workers, policy, study.study.budget)
+        dispatcher = Dispatcher(end.workers, policy, study.study.budget, study.model.retries)
         dispatcher.resume(previous)
         _announce(study, len(end.workers), len(previous))
         progress = Progress(
@@ -68,7 +68,8 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
             progress_mode, resumed=previous,
         )
         journal = JournalWriter(journal_path)
-        master = Master(end, algorithm, dispatcher, journal, progress, Backoff(cap=MASTER_BACKOFF_CAP))
+        master = Master(end, algorithm, dispatcher, journal, progress, Backoff(cap=MASTER_BACKOFF_CAP),
+                        abort_on_error=study.model.on_error == "abort")
         start_workers(end, Setup(_model_spec(study), reply_low_water=policy.reply_low_water))
         completed = False
         try:
@@ -113,9 +114,14 @@ def build_algorithm(name: str, space: Space, seed: int | None, options: dict) ->
         raise AlgorithmError(f"algorithm {name!r} failed to start: {type(exc).__name__}: {exc}") from exc
 
 
-def _model_spec(study: Study) -> PythonModelSpec:
+def _model_spec(study: Study) -> ModelSpec:
     local = Path(os.environ.get("MEXPLORE_LOCAL_DIR") or tempfile.gettempdir())
-    return PythonModelSpec(study.model.python, study.study.objective, str(local / f"mexplore-{study.study.name}"))
+    model = study.model
+    return ModelSpec(
+        objectives=study.study.objective, local_dir=str(local / f"mexplore-{study.study.name}"),
+        python=model.python, command=model.command, isolate=model.isolate, env=model.env,
+        cwd=None if model.cwd is None else str(model.cwd), timeout=model.timeout,
+    )
 
 
 def _announce(study: Study, workers: int, resumed: int) -> None:

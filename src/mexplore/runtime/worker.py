@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ..comms.backoff import Backoff
-from ..comms.messages import ResultBatch, Setup, WorkerFailed, Stop, TaskBatch
+from ..comms.messages import Report, ResultBatch, Setup, Stop, TaskBatch, WorkerFailed
 from ..comms.transport import WorkerEnd
 from ..types import Result, Task
 
@@ -23,7 +23,7 @@ WORKER_SPIN = 1e-3
 the master's answer to a result usually comes well within it, and a worker asleep when
 it comes would add its sleep to every hand-off."""
 
-ModelFactory = Callable[[object, int, str], Callable[[Task], Result]]
+ModelFactory = Callable[[object, int, str, Callable[[int, float, float], None]], Callable[[Task], Result]]
 
 
 def serve(link: WorkerEnd, make_model: ModelFactory, backoff: Backoff | None = None) -> None:
@@ -34,7 +34,8 @@ def serve(link: WorkerEnd, make_model: ModelFactory, backoff: Backoff | None = N
     if setup is None:
         return
     try:
-        model = make_model(setup.model, link.rank, host)
+        model = make_model(setup.model, link.rank, host,
+                           lambda task_id, step, value: link.send(Report(task_id, step, value)))
     except Exception:
         link.send(WorkerFailed(link.rank, host, f"could not load the model:\n{traceback.format_exc()}"))
         _wait_for_stop(link, backoff)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..types import error_summary
 from .journal import iter_records
 
 if TYPE_CHECKING:
@@ -21,7 +22,8 @@ RESULTS_NAME = "results.csv"
 
 def results_frame(journal: Path, objectives: Sequence[str]) -> pd.DataFrame:
     """One row per task: id, status, objective column(s), ``p:<param>``, ``m:<metric>``,
-    start and end (UNIX seconds), duration, rank, host, attempt, error."""
+    start and end (UNIX seconds), duration, rank, host, gpu, attempt, error (its summary
+    line; the journal keeps the whole text and the intermediate reports)."""
     import pandas as pd
 
     rows = []
@@ -38,8 +40,9 @@ def results_frame(journal: Path, objectives: Sequence[str]) -> pd.DataFrame:
             duration=(record.get("ended") or 0) - (record.get("started") or 0),
             rank=record.get("rank"),
             host=record.get("host"),
+            gpu=record.get("gpu"),
             attempt=record.get("attempt", 0),
-            error=_error_summary(record.get("error")),
+            error=error_summary(record.get("error")),
         )
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -61,11 +64,3 @@ def best_rows(frame: pd.DataFrame, objective: str, direction: str, top: int) -> 
         return frame
     done = frame[frame["status"] == "ok"]
     return done.sort_values(objective, ascending=direction == "minimize", kind="stable").head(top)
-
-
-def _error_summary(error: str | None) -> str | None:
-    """The last line of a traceback says what went wrong; the journal keeps the whole of it."""
-    if not error:
-        return None
-    lines = [line for line in error.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else None

@@ -1,0 +1,136 @@
+"""``[model]``: a Python function or an external command, and how its failures are handled.
+
+Resolving makes every path absolute (the workers run a command in its task folder, not
+where the study was started), turns a timeout into seconds, and checks that every
+``{placeholder}`` of a command names something a task has.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._schema import ModelTable, Problem
+
+TASK_PLACEHOLDERS = ("params_file", "result_file", "task_dir", "task_id", "attempt")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+_DURATION_EXPECTED = 'a duration such as "30s", "10m", "2h" or "1h30m", or a number of seconds > 0'
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """``[model]``: what one task runs, and what a failure does.
+
+    Exactly one of ``python`` (``"/abs/file.py:function"`` or ``"package.module:function"``)
+    and ``command`` (an argv list, absolute paths where an item named an existing file) is
+    set. ``timeout`` is in seconds; ``retries`` re-runs a failed or timed-out task;
+    ``on_error`` is ``record`` (go on) or ``abort`` (stop once tasks in flight are done).
+    """
+
+    python: str | None = None
+    command: tuple[str, ...] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    timeout: float | None = None
+    retries: int = 0
+    on_error: str = "record"
+    isolate: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """TOML-ready; absent values are left out (TOML has no null)."""
+        table: dict[str, Any] = {"python": self.python} if self.python else {"command": list(self.command or ())}
+        if self.env:
+            table["env"] = dict(self.env)
+        if self.cwd is not None:
+            table["cwd"] = str(self.cwd)
+        if self.timeout is not None:
+            table["timeout"] = self.timeout
+        table |= {"retries": self.retries, "on_error": self.on_error}
+        if self.python:
+            table["isolate"] = self.isolate
+        return table
+
+
+def resolve_model(table: ModelTable, names: set[str]) -> ModelSection:
+    """Check ``[model]`` against itself and the space's parameter ``names``."""
+    if (table.python is None) == (table.command is None):
+        raise Problem(("model",), dict(table.model_dump(exclude_defaults=True)),
+                      "exactly one of python = \"file.py:function\" and command = [...]")
+    if table.isolate and table.command is not None:
+        raise Problem(("model", "isolate"), True, "isolate only with python (a command already runs apart)")
+    cwd = None
+    if table.cwd is not None:
+        cwd = absolute(table.cwd)
+        if not cwd.is_dir():
+            raise Problem(("model", "cwd"), table.cwd, "an existing directory")
+    return ModelSection(
+        python=None if table.python is None else _python_target(table.python),
+        command=None if table.command is None else _command(table.command, names),
+        env=dict(table.env), cwd=cwd, timeout=_seconds(table.timeout), retries=table.retries,
+        on_error=table.on_error, isolate=table.isolate,
+    )
+
+
+def _python_target(spec: str) -> str:
+    """Check ``target:function``; a file target must exist and is made absolute."""
+    key = ("model", "python")
+    expected = '"path/to/file.py:function" or "package.module:function"'
+    if spec.count(":") != 1:
+        raise Problem(key, spec, expected)
+    target, function = spec.split(":")
+    if not is_identifier(function):
+        raise Problem(key, spec, expected, f"{function!r} is not a Python function name")
+    if target.endswith(".py") or "/" in target or os.sep in target:
+        file = absolute(target)
+        if not file.is_file():
+            raise Problem(key, spec, expected, f"no such file: {file}")
+        return f"{file}:{function}"
+    if not all(is_identifier(part) for part in target.split(".")):
+        raise Problem(key, spec, expected, f"{target!r} is neither a .py file nor a module name")
+    return spec
+
+
+def _command(argv: list[str], names: set[str]) -> tuple[str, ...]:
+    """Placeholders must name a task field or a parameter; items naming an existing file
+    (relative to where mexplore runs) become absolute, since the program runs elsewhere."""
+    known = {*TASK_PLACEHOLDERS, *names, "repeat"}
+    resolved = []
+    for index, item in enumerate(argv):
+        unknown = [name for name in _PLACEHOLDER.findall(item) if name not in known]
+        if unknown:
+            raise Problem(("model", "command", index), item,
+                          f"placeholders among {{{'}, {'.join(sorted(known))}}}",
+                          f"{{{unknown[0]}}} is neither a task field nor a parameter")
+        plain = not _PLACEHOLDER.search(item) and not os.path.isabs(item)
+        resolved.append(str(absolute(item)) if plain and index > 0 and Path(item).is_file() else item)
+    return tuple(resolved)
+
+
+def _seconds(value: str | float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.fullmatch(value.strip())
+        if not value.strip() or match is None or not any(match.groups()):
+            raise Problem(("model", "timeout"), value, _DURATION_EXPECTED)
+        hours, minutes, secs = (float(part or 0) for part in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if seconds <= 0:
+        raise Problem(("model", "timeout"), value, _DURATION_EXPECTED)
+    return seconds
+
+
+def absolute(path: str) -> Path:
+    """``path`` against the current directory (``~`` expanded), normalized, symlinks kept."""
+    return Path(os.path.abspath(os.path.expanduser(path)))
+
+
+def is_identifier(text: str) -> bool:
+    return text.isidentifier() and not keyword.iskeyword(text)

@@ -1,0 +1,129 @@
+"""External-program models: any executable, CANDLE/EMEWS style, one process per task.
+
+For each task the worker makes a task folder on node-local storage, writes the parameters
+there as JSON, and runs the study's argv list with no shell: placeholders such as
+``{params_file}`` or ``{lr}`` are replaced inside single argv items, so a value with
+spaces, quotes, ``;`` or ``$(...)`` arrives as one literal argument and is never executed.
+The objective comes from the result file, else from the last ``MEXPLORE_RESULT`` line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..types import Result, Status, Task
+from .context import task_dir
+from .gpu import visible_devices
+from .outcome import interpret, parse_text
+from .process import Exit, run_program
+from .spec import ModelSpec
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+OUTPUT_LIMIT = 16 << 20
+"""Bytes of stdout and of stderr kept per task; the rest is dropped (and counted)."""
+RESULT_FILE_LIMIT = 1 << 20
+
+Reporter = Callable[[int, float, float], None]
+
+
+def fill(item: str, values: Mapping[str, str]) -> str:
+    """Replace ``{name}`` by its value where ``name`` is known; anything else stays as is."""
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), item)
+
+
+def as_argument(value: Any) -> str:
+    """A parameter value as one argv item: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def isolated_argv(target: str) -> tuple[str, ...]:
+    """The command that runs a Python function in a child process (``isolate = true``)."""
+    return (sys.executable, "-m", "mexplore.models.isolated", target)
+
+
+class CommandModel:
+    """Runs each task as a child process; every way it can go wrong becomes a result."""
+
+    def __init__(self, spec: ModelSpec, rank: int, host: str, gpu: str | None, report: Reporter) -> None:
+        self.spec = spec
+        self.argv = spec.command or isolated_argv(spec.python or "")
+        self.rank, self.host, self.gpu = rank, host, gpu
+        self.local_dir = Path(spec.local_dir)
+        self.report = report
+        self.base_env = {**os.environ, **spec.env, **visible_devices(gpu),
+                         "MEXPLORE_LOCAL_DIR": str(self.local_dir)}
+
+    def __call__(self, task: Task) -> Result:
+        folder = task_dir(self.local_dir, task.id, task.attempt)
+        folder.mkdir(parents=True, exist_ok=True)
+        params_file, result_file = folder / "params.json", folder / "result"
+        params_file.write_text(json.dumps(task.params))
+        result_file.unlink(missing_ok=True)
+        places = {
+            "params_file": str(params_file), "result_file": str(result_file),
+            "task_dir": str(folder), "task_id": str(task.id), "attempt": str(task.attempt),
+            **{name: as_argument(value) for name, value in task.params.items()},
+        }
+        env = {**self.base_env, "MEXPLORE_PARAMS_FILE": str(params_file),
+               "MEXPLORE_RESULT_FILE": str(result_file), "MEXPLORE_TASK_DIR": str(folder),
+               "MEXPLORE_TASK_ID": str(task.id), "MEXPLORE_ATTEMPT": str(task.attempt),
+               "MEXPLORE_RANK": str(self.rank)}
+        started = time.time()
+        ended_with = run_program(
+            [fill(item, places) for item in self.argv],
+            cwd=Path(self.spec.cwd) if self.spec.cwd else folder, env=env,
+            stdout_path=folder / "stdout.txt", stderr_path=folder / "stderr.txt",
+            timeout=self.spec.timeout, limit=OUTPUT_LIMIT,
+            on_report=lambda step, value: self.report(task.id, step, value),
+        )
+        ended = time.time()
+        status, objective, metrics, error = self._outcome(ended_with, result_file)
+        if error is not None:  # where, what it said last, then why (the summary line)
+            stderr = f"--- end of stderr ---\n{ended_with.stderr_tail.rstrip()}\n---\n" if ended_with.stderr_tail else ""
+            error = f"rank {self.rank} on {self.host}, logs in {folder}\n{stderr}{error}"
+        return Result(task.id, {}, status, objective, metrics, error, started, ended,
+                      self.rank, self.host, task.attempt, self.gpu)
+
+    def _outcome(self, ended: Exit, result_file: Path) -> tuple[Status, Any, dict, str | None]:
+        if ended.timed_out:
+            return Status.TIMEOUT, None, {}, f"timed out after {self.spec.timeout:g} s; its process group was killed"
+        if ended.returncode < 0:
+            return Status.FAILED, None, {}, f"killed by signal {_signal_name(-ended.returncode)}"
+        if ended.returncode > 0:
+            return Status.FAILED, None, {}, f"exit status {ended.returncode}"
+        text = _read_result_file(result_file)
+        source = "the result file"
+        if text is None:
+            text, source = ended.result_line, "the MEXPLORE_RESULT line"
+        if text is None:
+            return Status.FAILED, None, {}, (
+                "no result: it wrote nothing to $MEXPLORE_RESULT_FILE and printed no MEXPLORE_RESULT line")
+        try:
+            returned = parse_text(text)
+        except ValueError as exc:
+            return Status.FAILED, None, {}, f"{source} holds no result: {exc}"
+        return interpret(returned, self.spec.objectives)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _read_result_file(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as file:
+            text = file.read(RESULT_FILE_LIMIT).decode(errors="replace")
+    except FileNotFoundError:
+        return None
+    return text if text.strip() else None

@@ -1,0 +1,33 @@
+"""Which GPU a worker uses: one per worker, from the node's GPU count and the local rank.
+
+``MEXPLORE_GPUS_PER_NODE`` (set by the site's batch script, or by hand) says how many GPUs
+a node has; the launcher says which rank on the node this is. Worker ``k`` on a node gets
+GPU ``k mod gpus``; on the master's node the master takes local rank 0, so its workers
+start at GPU 1 and wrap around to 0, still one GPU each.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+GPUS_PER_NODE = "MEXPLORE_GPUS_PER_NODE"
+_LOCAL_RANK_VARIABLES = (
+    "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "PALS_LOCAL_RANKID",
+    "PMI_LOCAL_RANK", "MPI_LOCAL_RANK",
+)
+_VISIBLE_DEVICE_VARIABLES = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK")
+
+
+def assigned_gpu(environ: Mapping[str, str] = os.environ) -> str | None:
+    """This worker's GPU index as a string, or None when no GPU count is set."""
+    gpus = int(environ.get(GPUS_PER_NODE, "0") or 0)
+    if gpus <= 0:
+        return None
+    local = next((environ[name] for name in _LOCAL_RANK_VARIABLES if name in environ), "0")
+    return str(int(local) % gpus)
+
+
+def visible_devices(gpu: str | None) -> dict[str, str]:
+    """The variables that pin CUDA, ROCm and Level Zero programs to ``gpu``."""
+    return {} if gpu is None else dict.fromkeys(_VISIBLE_DEVICE_VARIABLES, gpu)

@@ -1,0 +1,41 @@
+"""Child-process side of ``isolate = true``: run one Python-function task, write its result.
+
+``python -m mexplore.models.isolated file.py:fn`` is started by the worker like any command
+model, with the ``MEXPLORE_*`` variables set. It prints the traceback and exits 1 when the
+function raises; whatever it returns is written as JSON to ``$MEXPLORE_RESULT_FILE``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+from ..importing import load_target
+from .context import Context
+from .gpu import assigned_gpu
+
+
+def main(target: str) -> int:
+    env = os.environ
+    params = json.loads(Path(env["MEXPLORE_PARAMS_FILE"]).read_text())
+    ctx = Context(
+        task_id=int(env["MEXPLORE_TASK_ID"]), attempt=int(env["MEXPLORE_ATTEMPT"]),
+        rank=int(env.get("MEXPLORE_RANK", "-1")), host=socket.gethostname(),
+        local_dir=Path(env["MEXPLORE_LOCAL_DIR"]), gpu=assigned_gpu(),
+    )
+    returned = load_target(target)(params, ctx)
+    Path(env["MEXPLORE_RESULT_FILE"]).write_text(json.dumps(returned, default=_plain))
+    return 0
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot turn {type(value).__name__} into JSON")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
