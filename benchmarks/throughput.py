@@ -1,6 +1,6 @@
 """Throughput benchmark of mexplore against plain mpi4py and mpi4py.futures.
 
-    python benchmarks/throughput.py            # the full run (a few minutes)
+    python benchmarks/throughput.py            # the full run (about 2 minutes)
     python benchmarks/throughput.py --quick    # a smoke run (under a minute)
 
 Every variant runs as its own ``mpiexec`` job (with a timeout), at 1 worker (``-n 2``) and
@@ -406,7 +406,8 @@ def _of_n(runs: Sequence[Measure], key: Callable[[Measure], float], form: str) -
 
 
 RAW, FUTURES = "raw mpi4py loop (blocking send/recv)", "mpi4py.futures (`map`, chunksize 1)"
-QUEUE, ASYNC = "mexplore, policy `queue` (backlog 32)", "mexplore, policy `async`"
+QUEUE = "mexplore, policy `queue` (backlog 32)"
+ASYNC = "mexplore, policy `async` (prefetches 1 once tasks < 1 s)"
 
 
 def noop_rows(sizes: Sizes) -> list[Row]:
@@ -446,12 +447,14 @@ def noop_rows(sizes: Sizes) -> list[Row]:
 
 def sleep_rows(sizes: Sizes) -> list[Row]:
     """Variant d: utilization at 3 workers with 5-15 ms tasks: mexplore `async` (the
-    target), and for comparison the raw loop and mexplore `queue` with one task prefetched."""
+    target; it prefetches one task per worker once results show tasks shorter than
+    ``PREFETCH_BELOW``), and for comparison the raw loop and mexplore `queue` with
+    ``backlog = 1``, which always holds one task prefetched."""
     timeout, tasks = sizes.timeout, sizes.sleep
     measures = {
-        "mexplore `async`, sleep 5–15 ms": partial(mexplore, 3, StudySpec(tasks, "async", "sleep"), timeout),
+        "mexplore `async` (prefetches 1), sleep 5–15 ms": partial(mexplore, 3, StudySpec(tasks, "async", "sleep"), timeout),
         "raw mpi4py loop, sleep 5–15 ms": partial(raw_mpi4py, 3, tasks, timeout, "sleep"),
-        "mexplore `queue` backlog 1, sleep 5–15 ms":
+        "mexplore `queue` backlog 1 (always 1 prefetched), sleep 5–15 ms":
             partial(mexplore, 3, StudySpec(tasks, "queue", "sleep", backlog=1), timeout),
     }
     rows = []
@@ -471,6 +474,8 @@ def sleep_rows(sizes: Sizes) -> list[Row]:
 def idle_rows(sizes: Sizes) -> list[Row]:
     """Variant e: CPU of 1 master + 7 workers on 2 cores while tasks sleep 1 s.
 
+    1 s is not shorter than ``PREFETCH_BELOW``, so `async` keeps one task per worker here.
+
     Two shares per job: of the whole job (launch to exit: the target), and of a window in
     mid-run (:class:`SteadyCpu`), where start-up and shut-down are left out.
     """
@@ -486,7 +491,7 @@ def idle_rows(sizes: Sizes) -> list[Row]:
     steady_raw = SteadyCpu(ranks, window, delay=1.2)
     raw = raw_mpi4py(7, tasks, sizes.timeout, "sleep", seconds=1.0, watch=steady_raw)
     rows = []
-    for name, measure, steady, has_target in (("mexplore `async`, sleep 1 s", mx, steady_mx, True),
+    for name, measure, steady, has_target in (("mexplore `async` (no prefetch), sleep 1 s", mx, steady_mx, True),
                                               ("raw mpi4py loop, sleep 1 s", raw, steady_raw, False)):
         share = measure.cpu / (measure.wall * ranks)
         rows.append(Row(
