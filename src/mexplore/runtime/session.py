@@ -80,8 +80,9 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
             progress.close(completed)
     finally:
         stop_workers(end)
-    table = write_results_csv(journal_path, study.study.objective, output)
-    print(f"mexplore: results in {table}", file=sys.stderr)
+        if journal_path.exists():  # also after a stop: the table of what was done
+            table = write_results_csv(journal_path, study.study.objective, output)
+            print(f"mexplore: results in {table}", file=sys.stderr)
 
 
 def check_study(study: Study) -> None:
