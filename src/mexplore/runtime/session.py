@@ -78,11 +78,21 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
         finally:
             journal.close()
             progress.close(completed)
-    finally:
+    except KeyboardInterrupt:  # leave at once: the launcher may not wait for a slow exit
         stop_workers(end)
-        if journal_path.exists():  # also after a stop: the table of what was done
-            table = write_results_csv(journal_path, study.study.objective, output)
-            print(f"mexplore: results in {table}", file=sys.stderr)
+        raise
+    except BaseException:
+        stop_workers(end)
+        _write_table(journal_path, study)  # what was done, also after a stop
+        raise
+    stop_workers(end)
+    _write_table(journal_path, study)
+
+
+def _write_table(journal_path: Path, study: Study) -> None:
+    if journal_path.exists():
+        table = write_results_csv(journal_path, study.study.objective, study.study.output)
+        print(f"mexplore: results in {table}", file=sys.stderr)
 
 
 def check_study(study: Study) -> None:
