@@ -7,7 +7,7 @@ import pytest
 
 from helpers import REPO
 from mexplore.models import ModelSpec, build_model
-from mexplore.models.outcome import interpret
+from mexplore.models.outcome import interpret, parse_text
 from mexplore.types import Status, Task
 
 
@@ -64,3 +64,19 @@ def test_scratch_dir_is_made_on_first_use(tmp_path):
     model = build_model(ModelSpec(("objective",), str(tmp_path), python=f"{module}:model"), 1, "h", print)
     assert model(Task(9, {})).objective == 1.0
     assert (tmp_path / "tasks" / "9").is_dir()
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("3.5", 3.5),
+    (' {"loss": 1, "acc": 0.5} ', {"loss": 1, "acc": 0.5}),
+    ('{"error": nan, "steps": 10}', {"error": math.nan, "steps": 10}),
+    ('{"a": -inf, "note": "nan"}', {"a": -math.inf, "note": "nan"}),
+])
+def test_external_results_are_numbers_or_json_with_c_style_nan(text, expected):
+    parsed = parse_text(text)
+    assert repr(parsed) == repr(expected)
+
+
+def test_anything_else_is_refused():
+    with pytest.raises(ValueError, match="neither a number nor JSON"):
+        parse_text("loss: low")

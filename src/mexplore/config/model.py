@@ -16,7 +16,7 @@ from typing import Any
 
 from ._schema import ModelTable, Problem
 
-TASK_PLACEHOLDERS = ("params_file", "result_file", "task_dir", "task_id", "attempt")
+TASK_PLACEHOLDERS = ("params_file", "result_file", "task_dir", "task_id", "attempt", "python")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 _DURATION_EXPECTED = 'a duration such as "30s", "10m", "2h" or "1h30m", or a number of seconds > 0'

@@ -5,6 +5,8 @@ there as JSON, and runs the study's argv list with no shell: placeholders such a
 ``{params_file}`` or ``{lr}`` are replaced inside single argv items, so a value with
 spaces, quotes, ``;`` or ``$(...)`` arrives as one literal argument and is never executed.
 The objective comes from the result file, else from the last ``MEXPLORE_RESULT`` line.
+``{python}`` is the worker's own interpreter, so a Python script model finds the packages
+installed beside mexplore whatever ``python3`` on the PATH is.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class CommandModel:
         places = {
             "params_file": str(params_file), "result_file": str(result_file),
             "task_dir": str(folder), "task_id": str(task.id), "attempt": str(task.attempt),
+            "python": sys.executable,
             **{name: as_argument(value) for name, value in task.params.items()},
         }
         env = {**self.base_env, "MEXPLORE_PARAMS_FILE": str(params_file),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,6 +50,10 @@ def interpret(returned: Any, objectives: tuple[str, ...]) -> tuple[Status, Objec
     return Status.OK, (numbers[0] if len(numbers) == 1 else numbers), metrics, None
 
 
+_NON_FINITE = re.compile(r"(?<![\w\"])(-?)(nan|inf|infinity)(?![\w\"])", re.IGNORECASE)
+_JSON_SPELLING = {"nan": "NaN", "inf": "Infinity", "infinity": "Infinity"}
+
+
 def parse_text(text: str) -> Any:
     """What an external model reported (result file or ``MEXPLORE_RESULT`` line): a number,
     or JSON (a number or an object). Raises ValueError for anything else."""
@@ -59,6 +64,10 @@ def parse_text(text: str) -> Any:
         pass
     try:
         return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:  # C and Fortran print nan and inf, which JSON lacks: read them as NaN and Infinity
+        return json.loads(_NON_FINITE.sub(lambda m: f"{m[1]}{_JSON_SPELLING[m[2].lower()]}", text))
     except json.JSONDecodeError:
         raise ValueError(f"neither a number nor JSON: {text[:80]!r}") from None
 

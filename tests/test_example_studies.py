@@ -1,0 +1,49 @@
+"""The ready-made studies in studies/ run as shipped (small, so the suite stays fast)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from helpers import REPO, journal, run_cli
+
+pytestmark = pytest.mark.mpi
+
+
+def run_study(name: str, tmp_path, *extra: str) -> list[dict]:
+    output = tmp_path / name
+    env = {"MEXPLORE_LOCAL_DIR": str(tmp_path / "local")}
+    done = run_cli("run", f"studies/{name}.toml", "-n", "3", "-o", str(output), "--progress", "off",
+                   *extra, cwd=REPO, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    return journal(output)
+
+
+def test_quickstart(tmp_path):
+    records = run_study("quickstart", tmp_path)
+    assert len(records) == 60 and {r["status"] for r in records} == {"ok"}
+    assert min(r["objective"] for r in records) < 2.0  # Branin's minimum is 0.398
+
+
+def test_bash_model(tmp_path):
+    records = run_study("bash-model", tmp_path)
+    assert len(records) == 30 and {r["status"] for r in records} == {"ok"}
+    assert all(set(r["metrics"]) == {"distance"} for r in records)
+
+
+def test_python_script_model_reports_every_epoch(tmp_path):
+    records = run_study("script-model", tmp_path, "--set", "study.budget=6")
+    assert len(records) == 6 and {r["status"] for r in records} == {"ok"}
+    assert all(len(r["reports"]) == 40 for r in records)
+    assert all(r["reports"][-1][1] == pytest.approx(r["objective"]) for r in records)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="the C simulation needs a C compiler (cc)")
+def test_compiled_simulation_sweep_marks_the_unstable_time_step_failed(tmp_path):
+    records = run_study("sim-sweep", tmp_path)
+    assert len(records) == 12
+    failed = [(r["params"]["nx"], r["params"]["dt"]) for r in records if r["status"] == "failed"]
+    assert failed == [(81, 0.002)]  # alpha dt / dx^2 = 1.28 > 1/2: the scheme blows up
+    assert all("is nan" in r["error"] for r in records if r["status"] == "failed")
+    assert (tmp_path / "local" / "mexplore-sim-sweep" / "bin" / "heat").exists()
