@@ -1,5 +1,6 @@
 """The master's loop over the in-process twin of the transport: same logic, no MPI."""
 
+import textwrap
 from pathlib import Path
 
 from helpers import REPO, journal, write_study
@@ -22,6 +23,14 @@ def make_study(tmp_path: Path, extra: str = "", budget: int = 30) -> Path:
         [space]
         x = {{ type = "float", low = 0.0, high = 1.0 }}
     """)
+
+
+def algorithm_plugin(folder: Path, name: str, body: str) -> str:
+    """Write an Algorithm subclass ``name`` with ``body`` to a file; the study line naming it."""
+    source = folder / f"{name.lower()}.py"
+    methods = textwrap.indent(textwrap.dedent(body).strip(), "    ")
+    source.write_text(f"from mexplore.algorithms.base import Algorithm\nclass {name}(Algorithm):\n{methods}\n")
+    return f'name = "{source}:{name}"'
 
 
 def test_three_worker_threads_share_the_budget_exactly(tmp_path):
@@ -63,14 +72,10 @@ def test_resuming_with_another_space_warns(tmp_path, capsys):
 
 
 def test_an_algorithm_asked_for_n_that_returns_more_stops_the_run(tmp_path, capsys):
-    greedy = tmp_path / "greedy.py"
-    greedy.write_text(
-        "from mexplore.algorithms.base import Algorithm\n"
-        "class Greedy(Algorithm):\n"
-        "    def ask(self, n):\n"
-        "        return [{'x': 0.5}] * (n + 1)\n"
-    )
-    path = make_study(tmp_path, f'name = "{greedy}:Greedy"')
+    path = make_study(tmp_path, algorithm_plugin(tmp_path, "Greedy", """
+        def ask(self, n):
+            return [{'x': 0.5}] * (n + 1)
+    """))
     assert run_inproc(lambda: load_study(path), "log", workers=1) == 1
     err = capsys.readouterr().err
     assert "Greedy.ask(1) returned 2 parameter sets" in err and "mexplore: stopped: 0/30 done" in err
@@ -78,14 +83,10 @@ def test_an_algorithm_asked_for_n_that_returns_more_stops_the_run(tmp_path, caps
 
 
 def test_an_algorithm_that_waits_for_nothing_stops_the_run_instead_of_hanging(tmp_path, capsys):
-    stuck = tmp_path / "stuck.py"
-    stuck.write_text(
-        "from mexplore.algorithms.base import Algorithm\n"
-        "class Stuck(Algorithm):\n"
-        "    def ask(self, n):\n"
-        "        return []\n"
-    )
-    path = make_study(tmp_path, f'name = "{stuck}:Stuck"')
+    path = make_study(tmp_path, algorithm_plugin(tmp_path, "Stuck", """
+        def ask(self, n):
+            return []
+    """))
     assert run_inproc(lambda: load_study(path), "off", workers=1) == 1
     assert "Stuck.ask(1) proposed nothing while no task is running" in capsys.readouterr().err
 
@@ -108,15 +109,11 @@ def test_resuming_a_sweep_whose_last_points_are_done_ends_cleanly(tmp_path):
 
 
 def test_an_algorithm_constructor_that_raises_is_named(tmp_path, capsys):
-    picky = tmp_path / "picky.py"
-    picky.write_text(
-        "from mexplore.algorithms.base import Algorithm\n"
-        "class Picky(Algorithm):\n"
-        "    def __init__(self, space, *, seed=None, step=0):\n"
-        "        raise ValueError('step must be > 0')\n"
-        "    def ask(self, n):\n"
-        "        return []\n"
-    )
-    path = make_study(tmp_path, f'name = "{picky}:Picky"')
+    path = make_study(tmp_path, algorithm_plugin(tmp_path, "Picky", """
+        def __init__(self, space, *, seed=None, step=0):
+            raise ValueError('step must be > 0')
+        def ask(self, n):
+            return []
+    """))
     assert run_inproc(lambda: load_study(path), "off", workers=1) == 1
     assert "failed to start: ValueError: step must be > 0" in capsys.readouterr().err

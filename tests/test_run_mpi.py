@@ -56,6 +56,15 @@ def start_in_background(path: Path, folder: Path, until_finished: int) -> subpro
     return process
 
 
+def under_users_mpiexec(ranks: int, path: Path, folder: Path) -> subprocess.CompletedProcess:
+    """`mpiexec -n RANKS python -m mexplore run PATH`, as a user would launch it by hand."""
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    return subprocess.run(
+        [str(mpiexec), "-n", str(ranks), sys.executable, "-m", "mexplore", "run", str(path)],
+        cwd=folder, capture_output=True, text=True, timeout=60,
+    )
+
+
 def ids_once(records):
     ids = [r["id"] for r in records]
     assert len(ids) == len(set(ids)), "a task id appears twice"
@@ -149,22 +158,14 @@ def test_malformed_study_is_rejected_before_any_rank_starts(tmp_path):
 
 def test_under_users_mpiexec_a_bad_study_gives_one_message(tmp_path):
     path = study(tmp_path, algorithm='name = "random"\npolicy = "fast"')
-    mpiexec = Path(sys.executable).parent / "mpiexec"
-    done = subprocess.run(
-        [str(mpiexec), "-n", "3", sys.executable, "-m", "mexplore", "run", str(path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )
+    done = under_users_mpiexec(3, path, tmp_path)
     assert done.returncode != 0
     assert done.stderr.count("algorithm.policy") == 1, done.stderr
 
 
 def test_under_users_mpiexec_one_rank_is_refused(tmp_path):
     path = study(tmp_path)
-    mpiexec = Path(sys.executable).parent / "mpiexec"
-    done = subprocess.run(
-        [str(mpiexec), "-n", "1", sys.executable, "-m", "mexplore", "run", str(path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )
+    done = under_users_mpiexec(1, path, tmp_path)
     assert done.returncode == 2 and "needs at least 2 ranks" in done.stderr
 
 
@@ -178,11 +179,7 @@ def test_algorithm_errors_come_before_any_rank_starts(tmp_path):
 
 def test_under_users_mpiexec_the_given_ranks_are_used(tmp_path):
     path = study(tmp_path)
-    mpiexec = Path(sys.executable).parent / "mpiexec"
-    done = subprocess.run(
-        [str(mpiexec), "-n", "4", sys.executable, "-m", "mexplore", "run", str(path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )
+    done = under_users_mpiexec(4, path, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "3 worker(s)" in done.stderr
     assert len(journal(tmp_path / "out")) == 24
