@@ -107,6 +107,15 @@ def test_parameter_values_arrive_intact_and_are_never_executed(tmp_path):
     assert not list(tmp_path.rglob("PWNED*"))
 
 
+def test_a_program_that_cannot_start_is_a_failed_task(tmp_path):
+    path = command_study(tmp_path, ["a", "b"], 'command = ["./no-such-program", "{mode}"]')
+    done = run_cli("run", str(path), "-n", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert "could not start './no-such-program'" in records[0]["error"]
+
+
 def test_retries_are_counted(tmp_path):
     path = command_study(tmp_path, ["flaky", "exit1", "ok"], MISBEHAVE, "retries = 2")
     done = run_cli("run", str(path), "-n", "2", cwd=tmp_path)

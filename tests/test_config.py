@@ -237,13 +237,13 @@ def test_command_model_with_timeout_retries_and_placeholders(project: Path) -> N
 @pytest.mark.parametrize("value,seconds", [("30s", 30.0), ("10m", 600.0), ("2h", 7200.0), (45, 45.0), (0.5, 0.5)])
 def test_timeouts(project: Path, value: object, seconds: float) -> None:
     shown = f'"{value}"' if isinstance(value, str) else str(value)
-    text = edited(FULL, "[model]\n", f"[model]\ntimeout = {shown}\n")
+    text = edited(FULL, "[model]\n", f"[model]\nisolate = true\ntimeout = {shown}\n")
     assert load_study(write(project, text)).model.timeout == seconds
 
 
 @pytest.mark.parametrize("line,key,expected", [
-    ('timeout = "soon"', "model.timeout", "a duration such as"),
-    ("timeout = 0", "model.timeout", "a duration such as"),
+    ('isolate = true\ntimeout = "soon"', "model.timeout", "a duration such as"),
+    ("isolate = true\ntimeout = 0", "model.timeout", "a duration such as"),
     ('isolate = true\ncommand = ["sim"]', "model", "exactly one of python"),
     ('on_error = "ignore"', "model.on_error", "'record' or 'abort'"),
 ])
@@ -482,3 +482,10 @@ def test_command_placeholders_must_name_a_task_field_or_parameter(project: Path)
     text = edited(FULL, 'python = "model-scripts/mlp.py:train"', 'command = ["sim", "{lr}", "{nope}"]')
     error = error_for(write(project, text))
     assert error.key == "model.command.2" and "{nope} is neither a task field nor a parameter" in str(error)
+
+
+def test_python_models_need_isolate_for_timeout_env_and_cwd(project: Path) -> None:
+    error = error_for(write(project, edited(FULL, "[model]\n", '[model]\ntimeout = "10m"\n')))
+    assert error.key == "model.timeout" and "add isolate = true" in str(error)
+    text = edited(FULL, "[model]\n", '[model]\ntimeout = "10m"\nisolate = true\n')
+    assert load_study(write(project, text)).model.timeout == 600.0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tomllib
 from pathlib import Path
 
 
 def results_command(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `mexplore results DIR | head` ends quietly
     from ..runtime.record import STUDY_RECORD
     from ..store.journal import JOURNAL_NAME
     from ..store.table import best_rows, results_frame

@@ -63,6 +63,11 @@ def resolve_model(table: ModelTable, names: set[str]) -> ModelSection:
                       "exactly one of python = \"file.py:function\" and command = [...]")
     if table.isolate and table.command is not None:
         raise Problem(("model", "isolate"), True, "isolate only with python (a command already runs apart)")
+    if table.python is not None and not table.isolate:
+        for key in ("timeout", "env", "cwd"):
+            if getattr(table, key):
+                raise Problem(("model", key), getattr(table, key), "no such key for a python model run in the worker",
+                              "a child process is needed for it: add isolate = true")
     cwd = None
     if table.cwd is not None:
         cwd = absolute(table.cwd)

@@ -96,6 +96,8 @@ class CommandModel:
                       self.rank, self.host, task.attempt, self.gpu)
 
     def _outcome(self, ended: Exit, result_file: Path) -> tuple[Status, Any, dict, str | None]:
+        if ended.start_error is not None:
+            return Status.FAILED, None, {}, ended.start_error
         if ended.timed_out:
             return Status.TIMEOUT, None, {}, f"timed out after {self.spec.timeout:g} s; its process group was killed"
         if ended.returncode < 0:

@@ -42,6 +42,7 @@ class Exit:
     timed_out: bool
     result_line: str | None
     stderr_tail: str
+    start_error: str | None = None
 
 
 def run_program(
@@ -60,10 +61,13 @@ def run_program(
     thread for every ``MEXPLORE_REPORT`` line while it runs."""
     reports: queue.SimpleQueue[tuple[float, float]] = queue.SimpleQueue()
     with open(stdout_path, "wb") as out_file, open(stderr_path, "wb") as err_file:
-        process = subprocess.Popen(
-            list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(
+                list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            )
+        except OSError as exc:  # no such program, not executable, no such cwd...
+            return Exit(-1, False, None, "", start_error=f"could not start {argv[0]!r}: {exc}")
         stdout = _Reader(process.stdout, out_file, limit, reports)
         stderr = _Reader(process.stderr, err_file, limit, None)
         timed_out = _wait(process, timeout, grace, reports, on_report)

@@ -40,7 +40,11 @@ def serve(link: WorkerEnd, make_model: ModelFactory, backoff: Backoff | None = N
         link.send(WorkerFailed(link.rank, host, f"could not load the model:\n{traceback.format_exc()}"))
         _wait_for_stop(link, backoff)
         return
-    _work(link, model, setup.reply_low_water, backoff)
+    try:
+        _work(link, model, setup.reply_low_water, backoff)
+    except Exception:  # a bug of ours, not the model's: stop the run cleanly, with the reason
+        link.send(WorkerFailed(link.rank, host, f"the worker failed:\n{traceback.format_exc()}"))
+        _wait_for_stop(link, backoff)
 
 
 def _wait_for_setup(link: WorkerEnd, backoff: Backoff) -> Setup | None:
