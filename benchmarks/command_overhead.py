@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from mexplore.models import ModelSpec, build_model
 from mexplore.types import Status, Task

@@ -4,7 +4,6 @@ Run as: python misbehave.py PARAMS_FILE
 """
 
 import json
-import math
 import os
 import signal
 import subprocess

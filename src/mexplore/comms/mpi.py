@@ -83,10 +83,6 @@ def world_rank() -> int:
     return MPI.COMM_WORLD.Get_rank()
 
 
-def world_size() -> int:
-    return MPI.COMM_WORLD.Get_size()
-
-
 def library_version() -> str:
     return MPI.Get_library_version().splitlines()[0].strip()
 

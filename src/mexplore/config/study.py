@@ -25,7 +25,7 @@ from ..errors import MISSING, StudyFileError
 from ..types import TABLE_COLUMNS
 from ..space import Categorical, Float, Grid, Int, Parameter, Space
 from . import _overrides
-from .model import ModelSection, absolute, is_identifier, resolve_model
+from .model import ModelSection, absolute, resolve_model
 from ._schema import (
     PARAMETER_TABLES,
     AlgorithmTable,
@@ -34,7 +34,6 @@ from ._schema import (
     GridTable,
     IntTable,
     Key,
-    ModelTable,
     Problem,
     StudyFileTable,
     StudyTable,

@@ -83,7 +83,7 @@ class TaskQueue:
         waiting = list(futures)
         while waiting:
             with self._changed:
-                if not self._changed.wait_for(lambda: any(f.done() for f in waiting), timeout):
+                if not self._changed.wait_for(lambda pending=waiting: any(f.done() for f in pending), timeout):
                     raise TimeoutError("no task finished in time")
                 ready = [f for f in waiting if f.done()]
                 waiting = [f for f in waiting if not f.done()]
