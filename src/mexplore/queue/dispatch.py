@@ -100,6 +100,10 @@ class Dispatcher:
             for worker, held in self._held.items():
                 self._set_free(worker, capacity - held)
 
+    def withdraw_pending(self) -> None:
+        """Forget the tasks no worker has yet (the run is stopping); they never ran."""
+        self.pending.clear()
+
     # -- decisions ----------------------------------------------------------------------
     def wanted(self) -> int:
         """How many new proposals to ask the algorithm for now."""

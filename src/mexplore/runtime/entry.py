@@ -12,6 +12,7 @@ from ..errors import MexploreError
 from ..models import build_model
 from .worker import serve
 
+
 def run_mpi(load_study: Callable[[], object], progress_mode: str, ignored_ranks: int | None = None) -> int:
     """Every rank of an MPI job calls this; returns the rank's exit code.
 

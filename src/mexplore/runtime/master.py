@@ -69,7 +69,7 @@ class Master:
         while True:
             received = self._receive()
             if self.abort_reason is not None:
-                dispatcher.pending.clear()
+                dispatcher.withdraw_pending()
                 if dispatcher.idle:
                     raise RunAborted(f'on_error = "abort": {self.abort_reason}')
             elif dispatcher.idle and (dispatcher.budget_spent or self.algorithm.finished):

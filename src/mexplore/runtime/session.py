@@ -33,14 +33,15 @@ from .record import changed_tables, read_record, resolve_seed, write_record
 
 MASTER_BACKOFF_CAP = 100e-6
 """The master sleeps at most this long when idle: every result may wait this long (plus the
-kernel's wake-up delay) to be seen, so it bounds the hand-off latency; the wake-ups cost a
-few % of one core, measured in docs/benchmarks.md."""
+kernel's wake-up delay) to be seen, so it bounds the hand-off latency. The price: a waiting
+master uses about a fifth of one core (docs/benchmarks.md)."""
 
 
 def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) -> None:
     """Run the study to the end on the master; resumes if the output holds a journal."""
     output = study.study.output
     journal_path = output / JOURNAL_NAME
+    interrupted = False
     try:
         output.mkdir(parents=True, exist_ok=True)
         previous = read_results(journal_path)
@@ -78,15 +79,13 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
         finally:
             journal.close()
             progress.close(completed)
-    except KeyboardInterrupt:  # leave at once: the launcher may not wait for a slow exit
-        stop_workers(end)
+    except KeyboardInterrupt:
+        interrupted = True
         raise
-    except BaseException:
+    finally:
         stop_workers(end)
-        _write_table(journal_path, study)  # what was done, also after a stop
-        raise
-    stop_workers(end)
-    _write_table(journal_path, study)
+        if not interrupted:  # on Ctrl-C leave at once: the launcher may not wait for a slow exit
+            _write_table(journal_path, study)  # what was done, also after a stop
 
 
 def _write_table(journal_path: Path, study: Study) -> None:
