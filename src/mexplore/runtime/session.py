@@ -47,7 +47,8 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) ->
         previous = read_results(journal_path)
         earlier_record = read_record(output)
         seed = resolve_seed(study.algorithm.seed, earlier_record)
-        algorithm = build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options)
+        algorithm = build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options,
+                                    study.study.direction)
         resolved = study.to_dict()
         resolved["algorithm"]["seed"] = seed
         if previous and (changed := changed_tables(earlier_record, resolved)):
@@ -98,11 +99,18 @@ def check_study(study: Study) -> None:
     """Checks that need more than the study file: the algorithm loads and accepts its
     options and the space. Run before any rank starts, so such errors come at once."""
     seed = 0 if study.algorithm.seed is None else study.algorithm.seed
-    build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options).close()
+    build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options,
+                    study.study.direction).close()
 
 
-def build_algorithm(name: str, space: Space, seed: int | None, options: dict) -> Algorithm:
-    """Instantiate the named algorithm; a plain function becomes an imperative algorithm."""
+def build_algorithm(
+    name: str, space: Space, seed: int | None, options: dict, directions: tuple[str, ...] = ("minimize",),
+) -> Algorithm:
+    """Instantiate the named algorithm; a plain function becomes an imperative algorithm.
+
+    ``directions`` (one "minimize"/"maximize" per objective) is passed only to algorithms
+    whose constructor takes a ``directions`` keyword: sweeps do not care, and a plug-in
+    written before it existed keeps working."""
     target = resolve(name)
     if isinstance(target, type) and issubclass(target, Algorithm):
         factory = target
@@ -112,6 +120,8 @@ def build_algorithm(name: str, space: Space, seed: int | None, options: dict) ->
         raise AlgorithmError(
             f"algorithm {name!r} is neither an Algorithm subclass nor a function run(queue, space, options)"
         )
+    if "directions" in inspect.signature(factory).parameters:
+        options = {**options, "directions": tuple(directions)}
     try:
         inspect.signature(factory).bind(space, seed=seed, **options)
     except TypeError as exc:
