@@ -63,12 +63,13 @@ def test_every_way_a_command_can_fail_is_recorded_and_the_run_goes_on(tmp_path):
     assert "neither a number nor JSON" in runs["unparsable"]["error"]
     assert runs["report"]["reports"] == [[0, 1.0], [1, 0.5], [2, 1 / 3]]
 
-    task_dir = tmp_path / "local" / "mexplore-commands" / "tasks" / str(runs["garbage"]["id"])
+    [local] = (tmp_path / "local").glob("mexplore-commands-*")
+    task_dir = local / "tasks" / str(runs["garbage"]["id"])
     for stream in ("stdout.txt", "stderr.txt"):
         assert (task_dir / stream).stat().st_size < 17 << 20, "output is bounded"
     assert b"more bytes dropped" in (task_dir / "stderr.txt").read_bytes()[-200:]
 
-    hang_dir = tmp_path / "local" / "mexplore-commands" / "tasks" / str(runs["hang"]["id"])
+    hang_dir = local / "tasks" / str(runs["hang"]["id"])
     child = int((hang_dir / "child.pid").read_text())
     assert not _alive(child), "the hung model's child was killed with it"
 

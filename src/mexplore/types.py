@@ -51,7 +51,8 @@ class Result:
     produce one: failed, cancelled...). ``error`` holds the reason or the remote traceback.
     Workers leave ``params`` empty to keep replies small; the master puts back the task's
     own dict, so an algorithm gets the very object it proposed. ``reports`` holds the
-    intermediate ``(step, value)`` pairs the model reported while it ran.
+    intermediate ``(step, value)`` pairs the model reported while it ran. ``reused_from`` is
+    the task whose result this one took instead of running (``[cache] reuse``).
     """
 
     task_id: int
@@ -67,6 +68,7 @@ class Result:
     attempt: int = 0
     gpu: str | None = None
     reports: list[tuple[float, float]] = field(default_factory=list)
+    reused_from: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -74,7 +76,7 @@ class Result:
 
     def to_record(self) -> dict[str, Any]:
         """The JSON-ready form written to the journal (one line per finished task)."""
-        return {
+        record = {
             "id": self.task_id,
             "status": self.status.value,
             "objective": self.objective,
@@ -89,6 +91,9 @@ class Result:
             "attempt": self.attempt,
             "reports": self.reports,
         }
+        if self.reused_from is not None:
+            record["reused_from"] = self.reused_from
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Result:
@@ -107,6 +112,7 @@ class Result:
             attempt=record.get("attempt", 0),
             gpu=record.get("gpu"),
             reports=[tuple(pair) for pair in record.get("reports") or []],
+            reused_from=record.get("reused_from"),
         )
 
 

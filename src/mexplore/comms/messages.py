@@ -6,6 +6,7 @@ tags. Payloads are the shared :mod:`mexplore.types`; nothing here knows about st
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +18,15 @@ class Setup:
     """Master -> worker, once: what to run and how to batch replies.
 
     ``model`` is an opaque, picklable description the worker's model factory understands;
-    ``reply_low_water``: reply as soon as no more than this many tasks wait locally.
+    ``reply_low_water``: reply as soon as no more than this many tasks wait locally;
+    ``output_dir`` is where flushes go; ``local_name`` the study's folder under each
+    node's local directory (which each worker finds itself: it differs per node).
     """
 
     model: Any
     reply_low_water: int = 0
+    output_dir: str = ""
+    local_name: str = "mexplore"
 
 
 @dataclass(slots=True)
@@ -57,8 +62,45 @@ class Report:
 
 
 @dataclass(slots=True)
+class Flush:
+    """Master -> worker: copy the node-local cache to the output directory now.
+
+    ``keep``: the task ids whose outputs are worth keeping (``top:K``), or None for all.
+    """
+
+    keep: Collection[int] | None = None
+
+
+@dataclass(slots=True)
 class Stop:
-    """Master -> worker: no more work; finish what is held, then leave the loop."""
+    """Master -> worker: no more work; finish what is held (or drop it, if ``abandon``),
+    make the final flush with ``keep``, answer :class:`Flushed`, then leave the loop."""
+
+    keep: Collection[int] | None = None
+    abandon: bool = False
 
 
-Message = Setup | WorkerFailed | TaskBatch | ResultBatch | Report | Stop
+@dataclass(slots=True)
+class Flushed:
+    """Worker -> master: a flush is done; ``path`` is None when there was nothing to keep,
+    ``error`` says why it failed (the run goes on; the cache stays on the node). ``final``:
+    the answer to :class:`Stop`, after which the worker leaves."""
+
+    rank: int
+    path: str | None
+    tasks: int
+    nbytes: int
+    seconds: float
+    error: str | None = None
+    final: bool = False
+
+
+@dataclass(slots=True)
+class SignalReceived:
+    """Worker -> master: this worker got a signal (walltime is near): stop the run."""
+
+    rank: int
+    signum: int
+
+
+Message = Setup | WorkerFailed | TaskBatch | ResultBatch | Report | Flush | Stop | Flushed | SignalReceived

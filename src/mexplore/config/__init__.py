@@ -4,6 +4,7 @@ pydantic is used only inside this package; what comes out is plain frozen datacl
 :class:`~mexplore.space.Space`, so other rooms never depend on the validation library.
 """
 
+from .cache import CacheSection
 from .study import (
     AlgorithmSection,
     ModelSection,
@@ -15,6 +16,7 @@ from .study import (
 
 __all__ = [
     "AlgorithmSection",
+    "CacheSection",
     "ModelSection",
     "Study",
     "StudySection",

@@ -84,12 +84,21 @@ class AlgorithmTable(_Table):
     options: dict[str, Any] = Field(default_factory=dict, description="a table of options")
 
 
+class CacheTable(_Table):
+    keep: str = Field("all", description='"all", "none" or "top:K" with K an integer >= 1')
+    reuse: bool = Field(False, description="true or false")
+    flush_every: str | float | None = Field(
+        None, description='a duration such as "30s", "10m", "2h" or "1h30m", or a number of seconds > 0'
+    )
+
+
 class StudyFileTable(_Table):
     """The whole file. ``space`` entries are checked one by one (see ``PARAMETER_TABLES``)."""
 
     study: StudyTable = Field(description='a [study] table with at least name = "..."')
     model: ModelTable = Field(description='a [model] table with python = "file.py:function"')
     algorithm: AlgorithmTable = Field(default_factory=AlgorithmTable, description="a table")
+    cache: CacheTable = Field(default_factory=CacheTable, description="a table")
     space: dict[str, Any] = Field(
         min_length=1, description="a [space] table with at least one parameter or constant"
     )

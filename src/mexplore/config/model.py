@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._schema import ModelTable, Problem
+from ._schema import Key, ModelTable, Problem
 
 TASK_PLACEHOLDERS = ("params_file", "result_file", "task_dir", "task_id", "attempt", "python")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -76,7 +76,7 @@ def resolve_model(table: ModelTable, names: set[str]) -> ModelSection:
     return ModelSection(
         python=None if table.python is None else _python_target(table.python),
         command=None if table.command is None else _command(table.command, names),
-        env=dict(table.env), cwd=cwd, timeout=_seconds(table.timeout), retries=table.retries,
+        env=dict(table.env), cwd=cwd, timeout=seconds(table.timeout, ("model", "timeout")), retries=table.retries,
         on_error=table.on_error, isolate=table.isolate,
     )
 
@@ -116,20 +116,21 @@ def _command(argv: list[str], names: set[str]) -> tuple[str, ...]:
     return tuple(resolved)
 
 
-def _seconds(value: str | float | None) -> float | None:
+def seconds(value: str | float | None, key: Key) -> float | None:
+    """A duration (``"1h30m"`` or a number of seconds) in seconds; a Problem at ``key`` if bad."""
     if value is None:
         return None
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        total = float(value)
     else:
         match = _DURATION.fullmatch(value.strip())
         if not value.strip() or match is None or not any(match.groups()):
-            raise Problem(("model", "timeout"), value, _DURATION_EXPECTED)
+            raise Problem(key, value, _DURATION_EXPECTED)
         hours, minutes, secs = (float(part or 0) for part in match.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    if seconds <= 0:
-        raise Problem(("model", "timeout"), value, _DURATION_EXPECTED)
-    return seconds
+        total = hours * 3600 + minutes * 60 + secs
+    if total <= 0:
+        raise Problem(key, value, _DURATION_EXPECTED)
+    return total
 
 
 def absolute(path: str) -> Path:

@@ -25,6 +25,7 @@ from ..errors import MISSING, StudyFileError
 from ..types import TABLE_COLUMNS
 from ..space import Categorical, Float, Grid, Int, Parameter, Space
 from . import _overrides
+from .cache import CacheSection, resolve_cache
 from .model import ModelSection, absolute, resolve_model
 from ._schema import (
     PARAMETER_TABLES,
@@ -91,6 +92,7 @@ class Study:
     model: ModelSection
     algorithm: AlgorithmSection
     space: Space
+    cache: CacheSection = CacheSection()
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved study as a TOML-ready dict, which :func:`load_study` reads back as is.
@@ -119,6 +121,7 @@ class Study:
             "study": study,
             "model": self.model.to_dict(),
             "algorithm": algorithm,
+            "cache": self.cache.to_dict(),
             "space": _space_to_dict(self.space),
         }
 
@@ -200,6 +203,7 @@ def _resolve(source: Path, table: StudyFileTable) -> Study:
         model=model,
         algorithm=_resolve_algorithm(table.algorithm, space),
         space=space,
+        cache=resolve_cache(table.cache),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from ..types import Result, Task
 from .command import CommandModel, Reporter
@@ -12,10 +13,20 @@ from .gpu import assigned_gpu, visible_devices
 from .python_function import PythonFunctionModel
 from .spec import ModelSpec
 
-__all__ = ["Context", "ModelSpec", "build_model"]
+__all__ = ["ArtifactStore", "Context", "ModelSpec", "build_model"]
 
 
-def build_model(spec: ModelSpec, rank: int, host: str, report: Reporter) -> Callable[[Task], Result]:
+class ArtifactStore(Protocol):
+    """The worker's node-local cache, as models use it (:class:`mexplore.store.cache.TaskCache`)."""
+
+    def save(self, task_id: int, name: str, value: Any) -> None: ...
+    def save_folder(self, task_id: int, folder: Any) -> None: ...
+    def absorb(self, task_id: int, other: Any) -> None: ...
+
+
+def build_model(
+    spec: ModelSpec, rank: int, host: str, report: Reporter, cache: ArtifactStore | None = None,
+) -> Callable[[Task], Result]:
     """The worker's model factory: turns the spec from the Setup message into a callable.
 
     The worker's GPU is chosen here, before a Python model is imported, so a framework
@@ -23,6 +34,6 @@ def build_model(spec: ModelSpec, rank: int, host: str, report: Reporter) -> Call
     """
     gpu = assigned_gpu()
     if spec.command is not None or spec.isolate:
-        return CommandModel(spec, rank, host, gpu, report)
+        return CommandModel(spec, rank, host, gpu, report, cache)
     os.environ.update(visible_devices(gpu))
-    return PythonFunctionModel(spec, rank, host, gpu)
+    return PythonFunctionModel(spec, rank, host, gpu, None if cache is None else cache.save)

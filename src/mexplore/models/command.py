@@ -32,6 +32,10 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 OUTPUT_LIMIT = 16 << 20
 """Bytes of stdout and of stderr kept per task; the rest is dropped (and counted)."""
 RESULT_FILE_LIMIT = 1 << 20
+ARTIFACTS = "artifacts"
+"""Files an external model leaves in ``$MEXPLORE_TASK_DIR/artifacts/`` go into the cache."""
+ISOLATED_SAVES = "saved.h5"
+"""Where ``ctx.save`` writes in an isolated child; the worker takes it into its cache."""
 
 Reporter = Callable[[int, float, float], None]
 
@@ -54,8 +58,11 @@ def isolated_argv(target: str) -> tuple[str, ...]:
 class CommandModel:
     """Runs each task as a child process; every way it can go wrong becomes a result."""
 
-    def __init__(self, spec: ModelSpec, rank: int, host: str, gpu: str | None, report: Reporter) -> None:
+    def __init__(
+        self, spec: ModelSpec, rank: int, host: str, gpu: str | None, report: Reporter, cache: Any = None,
+    ) -> None:
         self.spec = spec
+        self.cache = cache
         self.argv = spec.command or isolated_argv(spec.python or "")
         self.rank, self.host, self.gpu = rank, host, gpu
         self.local_dir = Path(spec.local_dir)
@@ -78,7 +85,8 @@ class CommandModel:
         env = {**self.base_env, "MEXPLORE_PARAMS_FILE": str(params_file),
                "MEXPLORE_RESULT_FILE": str(result_file), "MEXPLORE_TASK_DIR": str(folder),
                "MEXPLORE_TASK_ID": str(task.id), "MEXPLORE_ATTEMPT": str(task.attempt),
-               "MEXPLORE_RANK": str(self.rank)}
+               "MEXPLORE_RANK": str(self.rank), "MEXPLORE_HOST": self.host,
+               "MEXPLORE_ARTIFACTS_DIR": str(folder / ARTIFACTS)}
         started = time.time()
         ended_with = run_program(
             [fill(item, places) for item in self.argv],
@@ -89,11 +97,25 @@ class CommandModel:
         )
         ended = time.time()
         status, objective, metrics, error = self._outcome(ended_with, result_file)
+        if (problem := self._keep_outputs(task.id, folder)) is not None:
+            status, objective, error = Status.FAILED, None, problem
         if error is not None:  # where, what it said last, then why (the summary line)
             stderr = f"--- end of stderr ---\n{ended_with.stderr_tail.rstrip()}\n---\n" if ended_with.stderr_tail else ""
             error = f"rank {self.rank} on {self.host}, logs in {folder}\n{stderr}{error}"
         return Result(task.id, {}, status, objective, metrics, error, started, ended,
                       self.rank, self.host, task.attempt, self.gpu)
+
+    def _keep_outputs(self, task_id: int, folder: Path) -> str | None:
+        """Move what the task left for keeping into the cache: files in ``artifacts/``, and
+        what ``ctx.save`` wrote in an isolated child. Returns why that failed, if it did."""
+        if self.cache is None:
+            return None
+        try:
+            self.cache.save_folder(task_id, folder / ARTIFACTS)
+            self.cache.absorb(task_id, folder / ISOLATED_SAVES)
+        except Exception as exc:  # an unreadable file, a full node-local disk...
+            return f"could not keep its outputs in the node-local cache: {type(exc).__name__}: {exc}"
+        return None
 
     def _outcome(self, ended: Exit, result_file: Path) -> tuple[Status, Any, dict, str | None]:
         if ended.start_error is not None:

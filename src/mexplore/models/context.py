@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
+
+Saver = Callable[[int, str, Any], None]
+"""``saver(task_id, name, value)``: stores a task's output in the worker's node-local cache."""
 
 
 def task_dir(local_dir: Path, task_id: int, attempt: int) -> Path:
@@ -18,7 +23,7 @@ class Context:
 
     ``scratch_dir`` is a private folder on node-local storage, made on first use (so a
     model that never asks pays no mkdir). ``gpu`` is the GPU this worker was given (the
-    visible-device variables are already set), or None.
+    visible-device variables are already set), or None. :meth:`save` keeps an output.
     """
 
     task_id: int
@@ -27,6 +32,15 @@ class Context:
     host: str
     local_dir: Path
     gpu: str | None = None
+    saver: Saver | None = field(default=None, repr=False)
+
+    def save(self, name: str, value: Any) -> None:
+        """Keep ``value`` (a numpy array, ``bytes``, or the path of a file or folder) as
+        ``name`` for this task in the worker's node-local cache. It reaches the output
+        directory at the next flush (``<output>/cache/``, linked from ``results.h5``)."""
+        if self.saver is None:
+            raise RuntimeError("ctx.save needs a worker's cache; this Context has none")
+        self.saver(self.task_id, name, value)
 
     @cached_property
     def scratch_dir(self) -> Path:

@@ -1,7 +1,8 @@
 """Child-process side of ``isolate = true``: run one Python-function task, write its result.
 
 ``python -m mexplore.models.isolated file.py:fn`` is started by the worker like any command
-model, with the ``MEXPLORE_*`` variables set. It prints the traceback and exits 1 when the
+model, with the ``MEXPLORE_*`` variables set; ``ctx.save`` writes to a small cache file in
+the task folder, which the worker then takes into its own. It prints the traceback and exits 1 when the
 function raises; whatever it returns is written as JSON to ``$MEXPLORE_RESULT_FILE``.
 """
 
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 
 from ..importing import load_target
+from ..store.cache import TaskCache
+from .command import ISOLATED_SAVES
 from .context import Context
 from .gpu import assigned_gpu
 
@@ -21,12 +23,16 @@ from .gpu import assigned_gpu
 def main(target: str) -> int:
     env = os.environ
     params = json.loads(Path(env["MEXPLORE_PARAMS_FILE"]).read_text())
+    saves = TaskCache(Path(env["MEXPLORE_TASK_DIR"]) / ISOLATED_SAVES, flush_name="")
     ctx = Context(
         task_id=int(env["MEXPLORE_TASK_ID"]), attempt=int(env["MEXPLORE_ATTEMPT"]),
-        rank=int(env.get("MEXPLORE_RANK", "-1")), host=socket.gethostname(),
-        local_dir=Path(env["MEXPLORE_LOCAL_DIR"]), gpu=assigned_gpu(),
+        rank=int(env.get("MEXPLORE_RANK", "-1")), host=env.get("MEXPLORE_HOST", ""),
+        local_dir=Path(env["MEXPLORE_LOCAL_DIR"]), gpu=assigned_gpu(), saver=saves.save,
     )
-    returned = load_target(target)(params, ctx)
+    try:
+        returned = load_target(target)(params, ctx)
+    finally:
+        saves.close()
     Path(env["MEXPLORE_RESULT_FILE"]).write_text(json.dumps(returned, default=_plain))
     return 0
 

@@ -70,10 +70,12 @@ def run_program(
             return Exit(-1, False, None, "", start_error=f"could not start {argv[0]!r}: {exc}")
         stdout = _Reader(process.stdout, out_file, limit, reports)
         stderr = _Reader(process.stderr, err_file, limit, None)
-        timed_out = _wait(process, timeout, grace, reports, on_report)
-        _kill_group(process.pid, signal.SIGKILL)  # whatever it left behind
-        stdout.join(READER_JOIN)  # bounded: a grandchild that left the group may keep a pipe
-        stderr.join(READER_JOIN)
+        try:
+            timed_out = _wait(process, timeout, grace, reports, on_report)
+        finally:  # also when the worker is interrupted by a stop signal while it waits
+            _kill_group(process.pid, signal.SIGKILL)  # whatever it left behind
+            stdout.join(READER_JOIN)  # bounded: a grandchild that left the group may keep a pipe
+            stderr.join(READER_JOIN)
     while not reports.empty():
         on_report(*reports.get())
     return Exit(process.returncode, timed_out, stdout.result_line, stderr.tail())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..importing import load_target
 from ..types import Result, Status, Task
-from .context import Context
+from .context import Context, Saver
 from .outcome import interpret
 from .spec import ModelSpec
 
@@ -20,7 +20,7 @@ from .spec import ModelSpec
 class PythonFunctionModel:
     """Runs tasks through a user function; an exception becomes a ``failed`` result."""
 
-    def __init__(self, spec: ModelSpec, rank: int, host: str, gpu: str | None) -> None:
+    def __init__(self, spec: ModelSpec, rank: int, host: str, gpu: str | None, saver: Saver | None) -> None:
         assert spec.python is not None
         self.function = load_target(spec.python)
         if not callable(self.function):
@@ -28,9 +28,10 @@ class PythonFunctionModel:
         self.objectives = spec.objectives
         self.rank, self.host, self.gpu = rank, host, gpu
         self.local_dir = Path(spec.local_dir)
+        self.saver = saver
 
     def __call__(self, task: Task) -> Result:
-        ctx = Context(task.id, task.attempt, self.rank, self.host, self.local_dir, self.gpu)
+        ctx = Context(task.id, task.attempt, self.rank, self.host, self.local_dir, self.gpu, self.saver)
         started = time.time()
         try:
             returned = self.function(task.params, ctx)

@@ -60,6 +60,14 @@ class Dispatcher:
             self.pending.append(Task(self.next_id, params))
             self.next_id += 1
 
+    def answered_without_running(self, params: dict[str, Any]) -> Task:
+        """A proposal answered from a recorded result (``[cache] reuse``): it takes an id and
+        counts as finished at once, against the budget like any task."""
+        task = Task(self.next_id, params)
+        self.next_id += 1
+        self.finished += 1
+        return task
+
     def complete(
         self, worker: int, results: Iterable[Result],
     ) -> tuple[list[tuple[Task, Result]], list[Result]]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ..comms.transport import MasterEnd
 from ..errors import MexploreError
 from ..models import build_model
+from .signals import StopSignals
 from .worker import serve
 
 
@@ -23,11 +24,10 @@ def run_mpi(load_study: Callable[[], object], progress_mode: str, ignored_ranks:
     from ..comms import mpi
 
     if mpi.world_rank() != 0:
-        # Ctrl-C reaches every rank; the master alone reacts (closing the journal, then
-        # aborting the job), so a worker aborting first cannot cut it short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signals = StopSignals()  # a stop signal interrupts the model; the worker then flushes
+        signals.install()
         try:
-            serve(mpi.MpiWorkerEnd(), build_model)
+            serve(mpi.MpiWorkerEnd(), build_model, signals=signals)
         except BaseException:
             mpi.abort_on_error()
         return 0
@@ -68,18 +68,30 @@ def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: in
 
 
 def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode: str, launch: str) -> int:
+    """The master's side; returns the exit code: 0 done, 1 failed, 2 bad study, and
+    128 + N when signal N stopped the run (after the flush; run again to resume)."""
+    from ..comms.backoff import Backoff
+    from ..comms.messages import Stop
     from .master import stop_workers
     from .session import run_master
 
     try:
         study = load_study()
     except MexploreError as error:
-        stop_workers(end)
+        stop_workers(end, Stop(), Backoff())
         print(f"mexplore: error: {error}", file=sys.stderr)
         return 2
+    signals = StopSignals(second_aborts=True)
+    signals.install()
     try:
-        run_master(end, study, progress_mode, launch)
+        stopped_by = run_master(end, study, progress_mode, launch, signals)
     except MexploreError as error:
         print(f"mexplore: error: {error}", file=sys.stderr)
         return 1
-    return 0
+    finally:
+        signals.restore()
+    if stopped_by is None:
+        return 0
+    print(f"mexplore: stopped by {signal.Signals(stopped_by).name} after flushing; run the same "
+          "command again to resume", file=sys.stderr)
+    return 128 + stopped_by

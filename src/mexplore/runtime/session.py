@@ -6,17 +6,16 @@ transport it gets is decided by :mod:`.entry`.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
-import os
+import signal
 import sys
-import tempfile
 from functools import partial
-from pathlib import Path
 
 from ..algorithms.base import Algorithm
 from ..algorithms.registry import resolve
 from ..comms.backoff import Backoff
-from ..comms.messages import Setup
+from ..comms.messages import Setup, Stop
 from ..comms.transport import MasterEnd
 from ..config import Study
 from ..errors import AlgorithmError
@@ -25,11 +24,17 @@ from ..queue.dispatch import Dispatcher
 from ..queue.futures import ImperativeAlgorithm
 from ..queue.policies import make_policy
 from ..space import Space
+from ..store.cache import CACHE_DIR
 from ..store.journal import JOURNAL_NAME, JournalWriter, read_results
+from ..store.results_file import write_results_h5
 from ..store.table import write_results_csv
+from .keep import KeepPolicy
+from .live import LiveStatus
 from .master import Master, start_workers, stop_workers
+from .memo import Memo
 from .progress import Progress
 from .record import changed_tables, read_record, resolve_seed, write_record
+from .signals import StopSignals
 
 MASTER_BACKOFF_CAP = 100e-6
 """The master sleeps at most this long when idle: every result may wait this long (plus the
@@ -37,62 +42,115 @@ kernel's wake-up delay) to be seen, so it bounds the hand-off latency. The price
 master uses about a fifth of one core (docs/benchmarks.md)."""
 
 
-def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str) -> None:
-    """Run the study to the end on the master; resumes if the output holds a journal."""
+def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
+               signals: StopSignals | None = None) -> int | None:
+    """Run the study to the end on the master; resumes if the output holds a journal.
+
+    Returns the number of the stop signal that ended the run early, or None when it ran to
+    its end. Whatever happens, every worker makes its final flush before this returns, and
+    the results tables are rewritten from the journal (except on a second Ctrl-C).
+    """
     output = study.study.output
-    journal_path = output / JOURNAL_NAME
+    signals = signals or StopSignals()
     interrupted = False
+    master: Master | None = None
+    outcome = "failed"
     try:
         output.mkdir(parents=True, exist_ok=True)
-        previous = read_results(journal_path)
-        earlier_record = read_record(output)
-        seed = resolve_seed(study.algorithm.seed, earlier_record)
-        algorithm = build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options,
-                                    study.study.direction)
-        resolved = study.to_dict()
-        resolved["algorithm"]["seed"] = seed
-        if previous and (changed := changed_tables(earlier_record, resolved)):
-            print(f"mexplore: warning: resuming {output} with a different [{'], ['.join(changed)}] "
-                  "than the run that wrote its journal", file=sys.stderr)
-        write_record(output, resolved, {
-            "ranks": len(end.workers) + 1, "launch": launch, "resumed_tasks": len(previous),
-        })
-        if previous:
-            algorithm.replay(previous)
-        policy = make_policy(
-            study.algorithm.policy, len(end.workers), study.algorithm.backlog, study.algorithm.batch_size,
-        )
-        dispatcher = Dispatcher(end.workers, policy, study.study.budget, study.model.retries)
-        dispatcher.resume(previous)
-        _announce(study, len(end.workers), len(previous))
-        progress = Progress(
-            study.study.budget, study.study.objective, study.study.direction[0],
-            progress_mode, resumed=previous,
-        )
-        journal = JournalWriter(journal_path)
-        master = Master(end, algorithm, dispatcher, journal, progress, Backoff(cap=MASTER_BACKOFF_CAP),
-                        abort_on_error=study.model.on_error == "abort")
-        start_workers(end, Setup(_model_spec(study), reply_low_water=policy.reply_low_water))
+        master, setup = _prepare(end, study, progress_mode, launch, signals)
+        start_workers(end, setup)
         completed = False
         try:
             master.run()
-            completed = True
+            completed = master.stop_signal is None
+            outcome = "finished" if completed else f"stopped by {signal.Signals(master.stop_signal).name}"
         finally:
-            journal.close()
-            progress.close(completed)
+            master.progress.close(completed)
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
-        stop_workers(end)
-        if not interrupted:  # on Ctrl-C leave at once: the launcher may not wait for a slow exit
-            _write_table(journal_path, study)  # what was done, also after a stop
+        if not interrupted:  # on a second Ctrl-C leave at once: the launcher may not wait
+            _finish(end, study, master, outcome)
+    return None if master is None else master.stop_signal
 
 
-def _write_table(journal_path: Path, study: Study) -> None:
-    if journal_path.exists():
-        table = write_results_csv(journal_path, study.study.objective, study.study.output)
-        print(f"mexplore: results in {table}", file=sys.stderr)
+def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
+             signals: StopSignals) -> tuple[Master, Setup]:
+    """Everything the master loop needs: the record, the algorithm (told what the journal
+    holds), the dispatcher, the journal, and the Setup message for the workers."""
+    output = study.study.output
+    previous = read_results(output / JOURNAL_NAME)
+    earlier_record = read_record(output)
+    seed = resolve_seed(study.algorithm.seed, earlier_record)
+    algorithm = build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options,
+                                study.study.direction)
+    resolved = study.to_dict()
+    resolved["algorithm"]["seed"] = seed
+    if previous and (changed := changed_tables(earlier_record, resolved)):
+        print(f"mexplore: warning: resuming {output} with a different [{'], ['.join(changed)}] "
+              "than the run that wrote its journal", file=sys.stderr)
+    write_record(output, resolved, {
+        "ranks": len(end.workers) + 1, "launch": launch, "resumed_tasks": len(previous),
+    })
+    if previous:
+        algorithm.replay(previous)
+    policy = make_policy(
+        study.algorithm.policy, len(end.workers), study.algorithm.backlog, study.algorithm.batch_size,
+    )
+    dispatcher = Dispatcher(end.workers, policy, study.study.budget, study.model.retries)
+    dispatcher.resume(previous)
+    _announce(study, len(end.workers), len(previous))
+    progress = Progress(
+        study.study.budget, study.study.objective, study.study.direction[0],
+        progress_mode, resumed=previous,
+    )
+    keep = KeepPolicy(study.cache.keep_top, study.study.direction[0])
+    keep.add(previous)
+    memo = None
+    if study.cache.reuse:
+        memo = Memo()
+        memo.add(previous)
+    master = Master(
+        end, algorithm, dispatcher, JournalWriter(output / JOURNAL_NAME), progress,
+        Backoff(cap=MASTER_BACKOFF_CAP), LiveStatus(output, len(end.workers)), keep, memo, signals,
+        study.cache.flush_every, abort_on_error=study.model.on_error == "abort",
+    )
+    setup = Setup(_model_spec(study), reply_low_water=policy.reply_low_water,
+                  output_dir=str(output), local_name=local_name(study))
+    return master, setup
+
+
+def _finish(end: MasterEnd, study: Study, master: Master | None, outcome: str) -> None:
+    """Stop the workers (each makes its final flush), then write the tables and results.h5."""
+    output = study.study.output
+    if master is None:
+        stop_workers(end, Stop(), Backoff(cap=MASTER_BACKOFF_CAP))
+        return
+    stop = Stop(keep=master.keep.chosen(), abandon=outcome != "finished")
+    try:
+        flushes = stop_workers(end, stop, master.backoff, partial(master.record, tell=False))
+    finally:
+        master.journal.close()
+    for flushed in flushes:
+        if flushed.error:
+            print(f"mexplore: warning: rank {flushed.rank}: {flushed.error}", file=sys.stderr)
+    kept = [f for f in flushes if f.path is not None]
+    if kept:
+        print(f"mexplore: flushed {sum(f.tasks for f in kept)} tasks' outputs "
+              f"({sum(f.nbytes for f in kept) / 1e6:.1f} MB) to {output / CACHE_DIR}", file=sys.stderr)
+    table = write_results_csv(output / JOURNAL_NAME, study.study.objective, output)
+    write_results_h5(output, study.study.objective, master.keep.chosen())
+    master.live.flushed(len(kept), sum(f.nbytes for f in kept))
+    master.live.ended(outcome)
+    print(f"mexplore: results in {table}", file=sys.stderr)
+
+
+def local_name(study: Study) -> str:
+    """The study's folder under each node's local directory: named after the study, and
+    unique per output directory, so two studies of the same name never share a cache."""
+    digest = hashlib.sha1(str(study.study.output).encode()).hexdigest()[:8]
+    return f"mexplore-{study.study.name}-{digest}"
 
 
 def check_study(study: Study) -> None:
@@ -135,10 +193,10 @@ def build_algorithm(
 
 
 def _model_spec(study: Study) -> ModelSpec:
-    local = Path(os.environ.get("MEXPLORE_LOCAL_DIR") or tempfile.gettempdir())
+    """The model as workers build it; ``local_dir`` is filled in by each worker (per node)."""
     model = study.model
     return ModelSpec(
-        objectives=study.study.objective, local_dir=str(local / f"mexplore-{study.study.name}"),
+        objectives=study.study.objective, local_dir="",
         python=model.python, command=model.command, isolate=model.isolate, env=model.env,
         cwd=None if model.cwd is None else str(model.cwd), timeout=model.timeout,
     )

@@ -1,21 +1,29 @@
 """The worker loop: take tasks from the master, run them, send results back.
 
 Tasks a worker holds run one after the other; when results go back is :class:`_ReplyRule`'s
-call, made before each task starts.
+call, made before each task starts. What the models save goes into the worker's node-local
+cache, flushed to the output directory when the master asks and once more at the end.
 """
 
 from __future__ import annotations
 
-import socket
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from ..comms.backoff import Backoff
-from ..comms.messages import Report, ResultBatch, Setup, Stop, TaskBatch, WorkerFailed
+from ..comms.messages import (
+    Flush, Flushed, Report, ResultBatch, SignalReceived, Setup, Stop, TaskBatch, WorkerFailed,
+)
 from ..comms.transport import WorkerEnd
+from ..node import local_root, node_name
+from ..store.cache import CACHE_DIR, TaskCache, free_flush_name
 from ..types import Result, Task
+from .signals import Interrupted, StopSignals
 
 MAX_REPLY_DELAY = 0.002
 WORKER_SPIN = 1e-3
@@ -23,28 +31,49 @@ WORKER_SPIN = 1e-3
 the master's answer to a result usually comes well within it, and a worker asleep when
 it comes would add its sleep to every hand-off."""
 
-ModelFactory = Callable[[object, int, str, Callable[[int, float, float], None]], Callable[[Task], Result]]
+ModelFactory = Callable[..., Callable[[Task], Result]]
+"""``make_model(spec, rank, host, report, cache)``: :func:`mexplore.models.build_model`."""
 
 
-def serve(link: WorkerEnd, make_model: ModelFactory, backoff: Backoff | None = None) -> None:
-    """Run until the master says stop. Model errors never leave this function."""
+def serve(
+    link: WorkerEnd, make_model: ModelFactory, backoff: Backoff | None = None,
+    signals: StopSignals | None = None,
+) -> None:
+    """Run until the master says stop, then flush the cache and answer :class:`Flushed`.
+
+    Model errors never leave this function. ``signals`` (installed by the caller, MPI ranks
+    only) interrupts the running model when a stop signal comes.
+    """
     backoff = backoff or Backoff(spin=WORKER_SPIN)
-    host = socket.gethostname()
+    signals = signals or StopSignals()
+    host = node_name()
     setup = _wait_for_setup(link, backoff)
     if setup is None:
+        link.send(Flushed(link.rank, None, 0, 0, 0.0, final=True))
+        link.close()
         return
+    local_dir = local_root() / setup.local_name
+    output = Path(setup.output_dir)
+    cache = TaskCache(local_dir / CACHE_DIR / f"{host}-r{link.rank}.h5",
+                      free_flush_name(output, host, link.rank))
     try:
-        model = make_model(setup.model, link.rank, host,
-                           lambda task_id, step, value: link.send(Report(task_id, step, value)))
+        model = make_model(replace(setup.model, local_dir=str(local_dir)), link.rank, host,
+                           lambda task_id, step, value: link.send(Report(task_id, step, value)),
+                           _DeferSignals(cache, signals))
     except Exception:
         link.send(WorkerFailed(link.rank, host, f"could not load the model:\n{traceback.format_exc()}"))
-        _wait_for_stop(link, backoff)
-        return
-    try:
-        _work(link, model, setup.reply_low_water, backoff)
-    except Exception:  # a bug of ours, not the model's: stop the run cleanly, with the reason
-        link.send(WorkerFailed(link.rank, host, f"the worker failed:\n{traceback.format_exc()}"))
-        _wait_for_stop(link, backoff)
+        stop = _wait_for_stop(link, backoff)
+    else:
+        try:
+            stop = _work(link, model, cache, output, setup.reply_low_water, backoff, signals)
+        except Exception:  # a bug of ours, not the model's: stop the run cleanly, with the reason
+            link.send(WorkerFailed(link.rank, host, f"the worker failed:\n{traceback.format_exc()}"))
+            stop = _wait_for_stop(link, backoff)
+    flushed = _flush(link.rank, cache, output, stop.keep)
+    flushed.final = True
+    link.send(flushed)
+    cache.close(remove=flushed.error is None)  # the data is safe in the output directory
+    link.close()
 
 
 def _wait_for_setup(link: WorkerEnd, backoff: Backoff) -> Setup | None:
@@ -57,39 +86,89 @@ def _wait_for_setup(link: WorkerEnd, backoff: Backoff) -> Setup | None:
         backoff.wait()
 
 
-def _wait_for_stop(link: WorkerEnd, backoff: Backoff) -> None:
-    while not isinstance(link.poll(), Stop):
+def _wait_for_stop(link: WorkerEnd, backoff: Backoff) -> Stop:
+    while not isinstance(message := link.poll(), Stop):
         backoff.wait()
+    return message
 
 
-def _work(link: WorkerEnd, model: Callable[[Task], Result], low_water: int, backoff: Backoff) -> None:
+def _flush(rank: int, cache: TaskCache, output: Path, keep: Collection[int] | None) -> Flushed:
+    """Flush, and say how it went; a failure (full filesystem...) is reported, not raised:
+    the cache stays on the node, and the run goes on."""
+    try:
+        report = cache.flush(output, keep)
+    except Exception as exc:
+        return Flushed(rank, None, 0, 0, 0.0, f"flush of {cache.path} failed: {type(exc).__name__}: {exc}")
+    return Flushed(rank, None if report.path is None else str(report.path), report.tasks,
+                   report.nbytes, report.seconds)
+
+
+def _work(
+    link: WorkerEnd, model: Callable[[Task], Result], cache: TaskCache, output: Path,
+    low_water: int, backoff: Backoff, signals: StopSignals,
+) -> Stop:
+    """Run tasks until a Stop; returns it. After a stop signal, run nothing more: tell the
+    master (which may not have got the signal itself) and wait for its Stop."""
     held: deque[Task] = deque()
     unsent: list[Result] = []
     reply = _ReplyRule(low_water)
-    stopping = False
+    stop: Stop | None = None
+    announced = False
     while True:
         message = link.poll()
         while message is not None:
             if isinstance(message, TaskBatch):
                 held.extend(message.tasks)
                 reply.refilled()
+            elif isinstance(message, Flush):
+                link.send(_flush(link.rank, cache, output, message.keep))
             elif isinstance(message, Stop):
-                stopping = True
+                stop = message
             message = link.poll()
-        if unsent and reply.due(len(held)):
+        if signals.signum is not None and not announced:
+            held.clear()
+            link.send(SignalReceived(link.rank, signals.signum))
+            announced = True
+        if stop is not None and stop.abandon:
+            held.clear()
+        if unsent and (reply.due(len(held)) or stop is not None or announced):
             link.send(ResultBatch(unsent))
             unsent = []
             reply.sent(len(held))
         if held:
+            task = held.popleft()
             started = time.perf_counter()
-            unsent.append(model(held.popleft()))
+            try:
+                with signals.interruptible():
+                    unsent.append(model(task))
+            except Interrupted:
+                cache.discard(task.id)  # it runs again on resume
+                continue
             reply.ran(started)
             backoff.reset()
-        elif stopping:
-            break
+        elif stop is not None:
+            return stop
         else:
             backoff.wait()
-    link.close()
+
+
+class _DeferSignals:
+    """The cache as models see it: a stop signal waits until a write into it is complete."""
+
+    def __init__(self, cache: TaskCache, signals: StopSignals) -> None:
+        self.cache, self.signals = cache, signals
+
+    def save(self, task_id: int, name: str, value: Any) -> None:
+        with self.signals.deferred():
+            self.cache.save(task_id, name, value)
+
+    def save_folder(self, task_id: int, folder: Path) -> None:
+        with self.signals.deferred():
+            self.cache.save_folder(task_id, folder)
+
+    def absorb(self, task_id: int, other: Path) -> None:
+        with self.signals.deferred():
+            self.cache.absorb(task_id, other)
 
 
 class _ReplyRule:

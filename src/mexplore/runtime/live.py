@@ -1,0 +1,61 @@
+"""``<output>/status.json``: what the master is doing now, for ``mexplore status``.
+
+The journal says what finished; only the master knows what runs right now and when the
+caches were last flushed. It rewrites this small file (temp file, then rename) at most
+every ``WRITE_EVERY`` seconds, so a parallel filesystem sees a handful of writes a minute,
+and once more when the run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..node import node_name
+
+STATUS_NAME = "status.json"
+WRITE_EVERY = 5.0
+
+
+class LiveStatus:
+    def __init__(self, output: Path, workers: int) -> None:
+        self.path = output / STATUS_NAME
+        self.state: dict[str, Any] = {
+            "state": "running", "pid": os.getpid(), "host": node_name(), "workers": workers,
+            "started": time.time(), "running": 0, "last_flush": None, "flushed_files": 0,
+            "flushed_bytes": 0,
+        }
+        self._written = 0.0
+        self.write()
+
+    def running(self, in_flight: int) -> None:
+        if in_flight != self.state["running"]:
+            self.state["running"] = in_flight
+            if time.monotonic() - self._written >= WRITE_EVERY:
+                self.write()
+
+    def flushed(self, files: int, nbytes: int) -> None:
+        self.state.update(last_flush=time.time(), flushed_files=files, flushed_bytes=nbytes)
+        self.write()
+
+    def ended(self, state: str) -> None:
+        """``finished``, ``stopped by SIGTERM``, ``failed``...: the run is over."""
+        self.state.update(state=state, running=0)
+        self.write()
+
+    def write(self) -> None:
+        self.state["updated"] = time.time()
+        partial = self.path.with_name(f".{self.path.name}.part")
+        partial.write_text(json.dumps(self.state))
+        partial.replace(self.path)
+        self._written = time.monotonic()
+
+
+def read_status(output: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((output / STATUS_NAME).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,90 @@
+"""Signals that end a run early but cleanly: SIGTERM, SIGUSR1, SIGINT.
+
+Schedulers send SIGTERM (PBS, Slurm) or a chosen signal such as SIGUSR1 (``#SBATCH
+--signal``) shortly before walltime; ``mpiexec`` forwards these and Ctrl-C's SIGINT to every
+rank. What each rank does with them:
+
+- the master only notes the signal; its loop then stops handing out work, tells every worker
+  to flush and stop, and exits with 128 + the signal number once all have answered. A second
+  signal gives up waiting (:class:`KeyboardInterrupt`, which aborts the job);
+- a worker notes it too, and if its model is running, interrupts the model at once
+  (:class:`Interrupted`, raised from the handler): the task runs again on resume, and the
+  time left before the scheduler's SIGKILL goes to the flush instead.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+class Interrupted(BaseException):
+    """Raised inside a running model when its worker got a stop signal.
+
+    A BaseException, so a model's ``except Exception`` does not swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class StopSignals:
+    """The first stop signal this process got, and whether to interrupt what runs now."""
+
+    def __init__(self, second_aborts: bool = False) -> None:
+        self.signum: int | None = None
+        self._second_aborts = second_aborts
+        self._interruptible = False
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        """Handle the stop signals from now on; only the main thread can (elsewhere, as in
+        a test's thread, nothing is installed and no signal is ever seen)."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        """Put back the handlers :meth:`install` replaced."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None and self._second_aborts:
+            raise KeyboardInterrupt
+        if self.signum is None:
+            self.signum = signum
+        if self._interruptible:
+            self._interruptible = False
+            raise Interrupted(signum)
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Run the block so that a stop signal interrupts it (the worker's model call)."""
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Inside an interruptible block, hold a signal back until the block ends (a write
+        into the cache must not stop half-way); it is raised right after."""
+        was = self._interruptible
+        self._interruptible = False
+        try:
+            yield
+        finally:
+            self._interruptible = was
+            if was and self.signum is not None:
+                self._interruptible = False
+                raise Interrupted(self.signum)
