@@ -72,7 +72,7 @@ class CommandModel:
 
     def __call__(self, task: Task) -> Result:
         folder = task_dir(self.local_dir, task.id, task.attempt)
-        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ARTIFACTS).mkdir(parents=True, exist_ok=True)
         params_file, result_file = folder / "params.json", folder / "result"
         params_file.write_text(json.dumps(task.params))
         result_file.unlink(missing_ok=True)

@@ -18,6 +18,8 @@ from ..node import node_name
 
 STATUS_NAME = "status.json"
 WRITE_EVERY = 5.0
+HEARTBEAT = 60.0
+"""Rewritten at least this often while the run lives, so a stale file means a dead master."""
 
 
 class LiveStatus:
@@ -32,10 +34,13 @@ class LiveStatus:
         self.write()
 
     def running(self, in_flight: int) -> None:
-        if in_flight != self.state["running"]:
-            self.state["running"] = in_flight
-            if time.monotonic() - self._written >= WRITE_EVERY:
-                self.write()
+        """Called when the master is idle: a change is written within WRITE_EVERY seconds,
+        and the file is rewritten every HEARTBEAT seconds anyway."""
+        since = time.monotonic() - self._written
+        changed = in_flight != self.state["running"]
+        self.state["running"] = in_flight
+        if (changed and since >= WRITE_EVERY) or since >= HEARTBEAT:
+            self.write()
 
     def flushed(self, files: int, nbytes: int) -> None:
         self.state.update(last_flush=time.time(), flushed_files=files, flushed_bytes=nbytes)

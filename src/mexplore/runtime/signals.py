@@ -6,7 +6,9 @@ rank. What each rank does with them:
 
 - the master only notes the signal; its loop then stops handing out work, tells every worker
   to flush and stop, and exits with 128 + the signal number once all have answered. A second
-  signal gives up waiting (:class:`KeyboardInterrupt`, which aborts the job);
+  signal, ``REPEAT_AFTER`` seconds or more after the first, gives up waiting
+  (:class:`KeyboardInterrupt`, which aborts the job); sooner, it is the same signal arriving
+  twice (a scheduler signals every process of the job, and ``mpiexec`` forwards it too);
 - a worker notes it too, and if its model is running, interrupts the model at once
   (:class:`Interrupted`, raised from the handler): the task runs again on resume, and the
   time left before the scheduler's SIGKILL goes to the flush instead.
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+REPEAT_AFTER = 2.0
 
 
 class Interrupted(BaseException):
@@ -38,6 +42,7 @@ class StopSignals:
 
     def __init__(self, second_aborts: bool = False) -> None:
         self.signum: int | None = None
+        self._first_at = 0.0
         self._second_aborts = second_aborts
         self._interruptible = False
         self._previous: dict[int, object] = {}
@@ -56,10 +61,10 @@ class StopSignals:
         self._previous = {}
 
     def _handle(self, signum: int, frame: object) -> None:
-        if self.signum is not None and self._second_aborts:
-            raise KeyboardInterrupt
         if self.signum is None:
-            self.signum = signum
+            self.signum, self._first_at = signum, time.monotonic()
+        elif self._second_aborts and time.monotonic() - self._first_at >= REPEAT_AFTER:
+            raise KeyboardInterrupt
         if self._interruptible:
             self._interruptible = False
             raise Interrupted(signum)

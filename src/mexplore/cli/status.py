@@ -1,0 +1,82 @@
+"""``mexplore status OUTPUT``: how a run is going, from its files alone.
+
+It reads the journal (what finished), ``status.json`` (what the master runs now, and the last
+flush) and the flushed cache files; it imports neither MPI nor pandas and writes nothing, so
+it is safe to call from a login node while the run goes on, as often as one likes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tomllib
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+STALE_AFTER = 180.0
+"""A run whose master has not rewritten status.json for this long is probably gone."""
+
+
+def status_command(args: argparse.Namespace) -> int:
+    from ..runtime.live import HEARTBEAT, read_status
+    from ..runtime.record import STUDY_RECORD
+    from ..store.cache import CACHE_DIR
+    from ..store.journal import JOURNAL_NAME, iter_records
+
+    output = Path(args.output)
+    if not (output / STUDY_RECORD).exists():
+        print(f"mexplore: error: {output} holds no run ({STUDY_RECORD} expected)", file=sys.stderr)
+        return 2
+    study = tomllib.loads((output / STUDY_RECORD).read_text())["study"]
+    objective = _first(study.get("objective", "objective"))
+    sign = 1.0 if _first(study.get("direction", "minimize")) == "minimize" else -1.0
+    counts: Counter[str] = Counter()
+    best: tuple[float, int] | None = None
+    journal = output / JOURNAL_NAME
+    for record in iter_records(journal) if journal.exists() else ():
+        counts[record["status"]] += 1
+        value = _first(record.get("objective"))
+        if record["status"] == "ok" and isinstance(value, (int, float)):
+            if best is None or sign * value < sign * best[0]:
+                best = (value, record["id"])
+    live = read_status(output)
+    print(f"study {study.get('name')!r} in {output}: {_state(live, HEARTBEAT)}")
+    done = sum(counts.values())
+    budget = f"/{study['budget']}" if "budget" in study else ""
+    split = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    running = f", {live['running']} running" if live and live.get("state") == "running" else ""
+    print(f"  done {done}{budget}" + (f" ({split})" if split else "") + running)
+    if best is not None:
+        print(f"  best {objective} = {best[0]:.6g} (task {best[1]})")
+    flushed = [path for path in (output / CACHE_DIR).glob("*.h5")] if (output / CACHE_DIR).is_dir() else []
+    if flushed:
+        newest = max(path.stat().st_mtime for path in flushed)
+        size = sum(path.stat().st_size for path in flushed)
+        print(f"  last flush {_when(newest)}: {len(flushed)} cache file(s), {size / 1e6:.1f} MB in {output / CACHE_DIR}")
+    else:
+        print("  no flush yet")
+    return 0
+
+
+def _state(live: dict | None, heartbeat: float) -> str:
+    if live is None:
+        return "no status.json (a run from before it existed, or one that never started)"
+    if live.get("state") != "running":
+        return f"{live['state']} {_when(live['updated'])}"
+    age = time.time() - live["updated"]
+    where = f"master pid {live['pid']} on {live['host']}, {live['workers']} worker(s)"
+    if age > max(STALE_AFTER, 3 * heartbeat):
+        return (f"running, but not heard from for {age / 60:.0f} min ({where}): probably killed; "
+                "`mexplore run` on the same study resumes it")
+    return f"running ({where}, updated {age:.0f} s ago)"
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("at %Y-%m-%d %H:%M:%S")
+
+
+def _first(value: object) -> object:
+    return value[0] if isinstance(value, list) and value else value

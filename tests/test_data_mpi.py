@@ -1,0 +1,242 @@
+"""End to end under mpiexec: the cache, flushes, signals, kill -9, keep, reuse, nodes, status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+from helpers import REPO, journal, run_cli, write_study
+from mexplore.store.results_file import load_output, read_table
+
+pytestmark = pytest.mark.mpi
+MODELS = REPO / "tests" / "models"
+ONE_FLOAT = 'x = { type = "float", low = 0.0, high = 1.0 }'
+
+
+def study(tmp_path: Path, *, budget=24, model="saving.py:weights", cache="", algorithm="",
+          space=ONE_FLOAT) -> Path:
+    return write_study(tmp_path, f"""
+        [study]
+        name = "data"
+        budget = {budget}
+        objective = "loss"
+        output = "{tmp_path / 'out'}"
+
+        [model]
+        python = "{MODELS / model}"
+
+        [algorithm]
+        seed = 3
+        {algorithm}
+
+        [cache]
+        {cache}
+
+        [space]
+        {space}
+    """.replace("\n        ", "\n"))
+
+
+def env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {"MEXPLORE_LOCAL_DIR": str(tmp_path / "local"), **extra}
+
+
+def start(path: Path, tmp_path: Path, until_finished: int, **extra: str) -> subprocess.Popen:
+    """`mexplore run -n 3` in its own process group (as a batch job is); returns once the
+    journal holds ``until_finished`` tasks."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PMI_")}
+    environment.update(env(tmp_path, **extra))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mexplore", "run", str(path), "-n", "3", "--progress", "off"],
+        cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    journal_path = tmp_path / "out" / "journal.jsonl"
+    deadline = time.monotonic() + 60
+    while not (journal_path.exists() and len(journal_path.read_text().splitlines()) >= until_finished):
+        assert time.monotonic() < deadline and process.poll() is None, "the run made no progress"
+        time.sleep(0.01)
+    return process
+
+
+def flushed_tasks(output: Path) -> dict[int, str]:
+    """task id -> flushed cache file holding it."""
+    held = {}
+    for path in sorted((output / "cache").glob("*.h5")):
+        with h5py.File(path, "r") as cache:
+            held.update({int(task): path.name for task in cache.get("tasks", {})})
+    return held
+
+
+def linked_tasks(output: Path) -> list[int]:
+    with h5py.File(output / "results.h5", "r") as results:
+        return sorted(int(task) for task in results["tasks"])
+
+
+def test_saved_outputs_reach_results_h5_whichever_worker_ran_them(tmp_path):
+    done = run_cli("run", str(study(tmp_path, budget=12)), "-n", "3", cwd=tmp_path, env=env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    output = tmp_path / "out"
+    assert sorted(p.name for p in (output / "cache").glob("*.h5")) == [f"{os.uname().nodename}-r{r}.h5"
+                                                                    for r in (1, 2)]
+    assert linked_tasks(output) == list(range(12))
+    table = read_table(output)
+    assert len(table) == 12 and set(table["status"]) == {"ok"}
+    for task in (0, 11):
+        x = table.loc[table["id"] == task, "p:x"].item()
+        assert load_output(output, task, "weights").tolist() == [[x] * 3] * 4
+        assert load_output(output, task, "note") == f"task {task}".encode()
+        assert load_output(output, task, "log") == f"x={x}\n".encode()
+    assert not list((tmp_path / "local").rglob("*.h5")), "node-local caches are removed once flushed"
+
+
+def test_sigterm_mid_run_flushes_every_cache_exits_cleanly_and_resumes(tmp_path):
+    path = study(tmp_path, budget=40, model="saving.py:slow")
+    process = start(path, tmp_path, until_finished=4, SAVING_SLEEP="0.2")
+    os.killpg(process.pid, signal.SIGTERM)  # as a scheduler does: every process of the job
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM after flushing" in err and "Traceback" not in err
+    output = tmp_path / "out"
+    finished = [r["id"] for r in journal(output)]
+    assert 4 <= len(finished) < 40
+    assert sorted(flushed_tasks(output)) == sorted(finished), "exactly the finished tasks are flushed"
+    assert json.loads((output / "status.json").read_text())["state"] == "stopped by SIGTERM"
+    assert not list((tmp_path / "local").rglob("*.h5"))
+
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, env=env(tmp_path, SAVING_SLEEP="0"))
+    assert done.returncode == 0, done.stderr
+    ids = [r["id"] for r in journal(output)]
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert linked_tasks(output) == sorted(ids)
+
+
+def test_kill_minus_9_then_resume_keeps_every_flushed_output(tmp_path):
+    path = study(tmp_path, budget=60, model="saving.py:slow", cache="flush_every = 0.3")
+    process = start(path, tmp_path, until_finished=12, SAVING_SLEEP="0.05")
+    deadline = time.monotonic() + 30
+    while not list((tmp_path / "out" / "cache").glob("*.h5")):
+        assert time.monotonic() < deadline, "no periodic flush happened"
+        time.sleep(0.05)
+    time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)
+    output = tmp_path / "out"
+    before = flushed_tasks(output)
+    assert before, "the periodic flushes left files"
+    assert len(journal(output)) < 60, "the run was not killed midway"
+
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, env=env(tmp_path, SAVING_SLEEP="0"))
+    assert done.returncode == 0, done.stderr
+    ids = [r["id"] for r in journal(output)]
+    assert len(ids) == 60 and len(set(ids)) == 60, "exactly the budget, nothing twice"
+    assert set(before) <= set(linked_tasks(output)), "an output flushed before the kill was lost"
+    for task in before:
+        assert load_output(output, task, "weights").shape == (1000,)
+
+
+def test_keep_top_k_flushes_exactly_the_k_best(tmp_path):
+    done = run_cli("run", str(study(tmp_path, budget=16, cache='keep = "top:3"')), "-n", "3",
+                   cwd=tmp_path, env=env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    output = tmp_path / "out"
+    best = sorted(journal(output), key=lambda r: r["objective"])[:3]
+    assert sorted(flushed_tasks(output)) == sorted(r["id"] for r in best)
+    assert linked_tasks(output) == sorted(r["id"] for r in best)
+
+
+def test_keep_none_flushes_nothing(tmp_path):
+    done = run_cli("run", str(study(tmp_path, budget=6, cache='keep = "none"')), "-n", "3",
+                   cwd=tmp_path, env=env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert not flushed_tasks(tmp_path / "out") and linked_tasks(tmp_path / "out") == []
+
+
+def test_reuse_runs_each_point_once_in_this_run_and_after_resume(tmp_path):
+    runs = tmp_path / "runs.txt"
+    path = study(tmp_path, budget=12, model="saving.py:counted", cache="reuse = true",
+                 algorithm='policy = "batch"\nbatch_size = 1',
+                 space='x = { type = "categorical", choices = [0.25, 0.5, 0.75] }')
+    done = run_cli("run", str(path), "-n", "2", cwd=tmp_path, env=env(tmp_path, RUNS_FILE=str(runs)))
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    ran = runs.read_text().splitlines()
+    assert len(records) == 12 and len(ran) == len(set(ran)) <= 3
+    reused = [r for r in records if "reused_from" in r]
+    assert len(reused) == 12 - len(ran)
+    first = {json.dumps(r["params"]): r["id"] for r in records if "reused_from" not in r}
+    assert all(first[json.dumps(r["params"])] == r["reused_from"] for r in reused)
+
+    done = run_cli("run", str(path), "-n", "2", "--set", "study.budget=20", cwd=tmp_path,
+                   env=env(tmp_path, RUNS_FILE=str(runs)))
+    assert done.returncode == 0, done.stderr
+    assert len(journal(tmp_path / "out")) == 20
+    assert runs.read_text().splitlines() == ran, "points of the resumed journal are not run again"
+
+
+def test_two_simulated_nodes_each_flush_their_own_files(tmp_path):
+    path = study(tmp_path, budget=20)
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    argv = [sys.executable, "-m", "mexplore", "run", str(path), "--progress", "off"]
+    groups = [("nodeA", 2), ("nodeB", 2)]  # ranks 0-1 on nodeA (master + worker), 2-3 on nodeB
+    command = [str(mpiexec)]
+    for node, ranks in groups:
+        command += ["-n", str(ranks), "-env", "MEXPLORE_NODE_NAME", node,
+                    "-env", "MEXPLORE_LOCAL_DIR", str(tmp_path / node), *argv, ":"]
+    done = subprocess.run(command[:-1], cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    output = tmp_path / "out"
+    files = sorted(p.name for p in (output / "cache").glob("*.h5"))
+    assert files == ["nodeA-r1.h5", "nodeB-r2.h5", "nodeB-r3.h5"]
+    hosts = {r["id"]: r["host"] for r in journal(output)}
+    for task, name in flushed_tasks(output).items():
+        assert name.startswith(hosts[task] + "-"), "a task's outputs are in its own node's file"
+    assert linked_tasks(output) == list(range(20))
+
+
+def test_command_artifacts_and_isolated_saves_are_cached(tmp_path):
+    script = tmp_path / "model.sh"
+    script.write_text('echo "trained $1" > "$MEXPLORE_ARTIFACTS_DIR/model.txt"\necho "MEXPLORE_RESULT $1"\n')
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "cmd"
+        budget = 4
+        output = "{tmp_path / 'out'}"
+        [model]
+        command = ["bash", "{script}", "{{x}}"]
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+    done = run_cli("run", str(path), "-n", "2", cwd=tmp_path, env=env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    for record in journal(tmp_path / "out"):
+        text = load_output(tmp_path / "out", record["id"], "model.txt").decode()
+        assert float(text.split()[1]) == pytest.approx(record["objective"])
+
+    isolated = study(tmp_path, budget=3).read_text().replace("[model]\n", "[model]\nisolate = true\n")
+    (tmp_path / "iso.toml").write_text(isolated.replace(str(tmp_path / "out"), str(tmp_path / "iso")))
+    done = run_cli("run", str(tmp_path / "iso.toml"), "-n", "2", cwd=tmp_path, env=env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert load_output(tmp_path / "iso", 2, "note") == b"task 2"
+
+
+def test_status_reads_a_run_while_it_goes_on_and_after(tmp_path):
+    path = study(tmp_path, budget=30, model="saving.py:slow")
+    process = start(path, tmp_path, until_finished=3, SAVING_SLEEP="0.2")
+    shown = run_cli("status", str(tmp_path / "out"), cwd=tmp_path)
+    process.communicate(timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "running (master pid" in shown.stdout and "/30" in shown.stdout and "best loss" in shown.stdout
+    after = run_cli("status", str(tmp_path / "out"), cwd=tmp_path)
+    assert "finished at" in after.stdout and "done 30/30 (30 ok)" in after.stdout
+    assert "2 cache file(s)" in after.stdout
+    missing = run_cli("status", str(tmp_path / "local"), cwd=tmp_path)
+    assert missing.returncode == 2 and "holds no run" in missing.stderr
