@@ -119,11 +119,11 @@ class Master:
                 break
             sent = self.abort_reason is None and self._feed()
             self._flush_if_due()
+            self.live.running(dispatcher.in_flight)
             if received or sent:
                 self.backoff.reset()
             else:
                 self.progress.idle(dispatcher.in_flight)
-                self.live.running(dispatcher.in_flight)
                 self.backoff.wait()
         self.algorithm.close()
 
