@@ -27,7 +27,7 @@ from ..space import Space
 from ..store.cache import CACHE_DIR
 from ..store.journal import JOURNAL_NAME, JournalWriter, read_results
 from ..store.results_file import write_results_h5
-from ..store.table import write_results_csv
+from ..store.table import results_frame, write_results_csv
 from .keep import KeepPolicy
 from .live import LiveStatus
 from .master import Master, start_workers, stop_workers
@@ -139,8 +139,9 @@ def _finish(end: MasterEnd, study: Study, master: Master | None, outcome: str) -
     if kept:
         print(f"mexplore: flushed {sum(f.tasks for f in kept)} tasks' outputs "
               f"({sum(f.nbytes for f in kept) / 1e6:.1f} MB) to {output / CACHE_DIR}", file=sys.stderr)
-    table = write_results_csv(output / JOURNAL_NAME, study.study.objective, output)
-    write_results_h5(output, study.study.objective, master.keep.chosen())
+    frame = results_frame(output / JOURNAL_NAME, study.study.objective)
+    table = write_results_csv(frame, output)
+    write_results_h5(output, frame, master.keep.chosen())
     master.live.flushed(len(kept), sum(f.nbytes for f in kept))
     master.live.ended(outcome)
     print(f"mexplore: results in {table}", file=sys.stderr)

@@ -7,19 +7,18 @@ into the worker cache file that holds that task's data (``cache/<node>-r<rank>.h
 reader never needs to know which worker ran what; a task answered from an earlier one
 (``[cache] reuse``) links to that one's data.
 
-The links are found by listing the flushed cache files, so results.h5 can be rebuilt from
-the output directory alone, after any run, by the master or by ``mexplore results``.
+The links are found by listing the flushed cache files, so results.h5 never disagrees with
+them and can be rebuilt from the output directory alone; the master does so after each run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cache import CACHE_DIR
 from .journal import JOURNAL_NAME, iter_records
-from .table import results_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,13 +26,13 @@ if TYPE_CHECKING:
 RESULTS_H5 = "results.h5"
 
 
-def write_results_h5(output: Path, objectives: Sequence[str], keep: Collection[int] | None = None) -> Path:
-    """(Re)write ``results.h5`` atomically; ``keep`` limits the links to those tasks."""
+def write_results_h5(output: Path, frame: pd.DataFrame, keep: Collection[int] | None = None) -> Path:
+    """(Re)write ``results.h5`` from the :func:`~.table.results_frame` and the flushed cache
+    files, atomically; ``keep`` limits the links to those tasks."""
     import h5py
 
     target = output / RESULTS_H5
     partial = target.with_name(f".{RESULTS_H5}.part")
-    frame = results_frame(output / JOURNAL_NAME, objectives)
     holders = _task_holders(output)
     for task, earlier in _reused(output / JOURNAL_NAME).items():
         if earlier in holders and task not in holders:

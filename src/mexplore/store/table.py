@@ -49,11 +49,11 @@ def results_frame(journal: Path, objectives: Sequence[str]) -> pd.DataFrame:
     return frame.sort_values("id", kind="stable").reset_index(drop=True) if rows else frame
 
 
-def write_results_csv(journal: Path, objectives: Sequence[str], output: Path) -> Path:
-    """(Re)write ``results.csv`` next to the journal, atomically (temp file, then rename)."""
+def write_results_csv(frame: pd.DataFrame, output: Path) -> Path:
+    """(Re)write ``results.csv`` from the :func:`results_frame`, atomically (temp file, then rename)."""
     target = output / RESULTS_NAME
     temporary = target.with_suffix(".csv.tmp")
-    results_frame(journal, objectives).to_csv(temporary, index=False)
+    frame.to_csv(temporary, index=False)
     temporary.replace(target)
     return target
 
