@@ -14,7 +14,16 @@ ENTRY_POINT_GROUP = "mexplore.algorithms"
 BUILTINS = {
     "grid": "mexplore.algorithms.grid:GridSearch",
     "random": "mexplore.algorithms.random:RandomSearch",
+    "sobol": "mexplore.algorithms.qmc:Sobol",
+    "lhs": "mexplore.algorithms.qmc:LatinHypercube",
+    **{
+        f"optuna.{name}": f"mexplore.algorithms.optuna_adapter:Optuna{cls}"
+        for name, cls in [("tpe", "TPE"), ("cmaes", "CmaEs"), ("gp", "GP"), ("nsga2", "NSGA2"),
+                          ("nsga3", "NSGA3"), ("qmc", "QMC"), ("random", "Random"), ("grid", "Grid")]
+    },
 }
+"""Names every installation knows; the modules are imported only when one is used, so
+Optuna and scipy load only for studies that need them."""
 
 
 def available() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""``mexplore``: the only code that reads argv. Verbs: run, results.
+"""``mexplore``: the only code that reads argv. Verbs: run, status, results, algorithms.
 
 Heavy modules are imported inside each verb, so ``mexplore --help`` answers at once.
 """
@@ -36,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Print the best finished tasks of OUTPUT, read from its journal.")
     results.add_argument("output", help="a run's output directory")
     results.add_argument("--top", type=int, default=10, help="how many rows (default 10)")
+
+    status = verbs.add_parser(
+        "status", help="how a run is going (safe on a login node, mid-run)",
+        description="Show progress of the run in OUTPUT from its files: done, failed, running, "
+        "best, last flush. Reads only; needs neither MPI nor the compute nodes.")
+    status.add_argument("output", help="a run's output directory")
+
+    verbs.add_parser("algorithms", help="list the algorithms a study can name",
+                     description="List the built-in and installed (plug-in) algorithms, one line each.")
     return parser
 
 
@@ -45,6 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .run import run_command
 
         return run_command(args)
+    if args.verb == "status":
+        from .status import status_command
+
+        return status_command(args)
+    if args.verb == "algorithms":
+        from .algorithms import algorithms_command
+
+        return algorithms_command(args)
     from .results import results_command
 
     return results_command(args)
