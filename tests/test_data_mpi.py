@@ -240,3 +240,31 @@ def test_status_reads_a_run_while_it_goes_on_and_after(tmp_path):
     assert "2 cache file(s)" in after.stdout
     missing = run_cli("status", str(tmp_path / "local"), cwd=tmp_path)
     assert missing.returncode == 2 and "holds no run" in missing.stderr
+
+
+PRUNING = 'name = "optuna.tpe"\npruner = "median"\npruner_options = { n_startup_trials = 3 }\npolicy = "batch"'
+
+
+def test_pruner_stops_hopeless_python_tasks_at_their_next_report(tmp_path):
+    path = study(tmp_path, budget=16, model="saving.py:curve", algorithm=PRUNING)
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, env=env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    pruned = [r for r in records if r["status"] == "pruned"]
+    assert len(records) == 16 and pruned, "the median pruner stopped no task"
+    assert all(len(r["reports"]) < 8 and r["objective"] is None for r in pruned)
+    assert all(len(r["reports"]) == 8 for r in records if r["status"] == "ok")
+
+
+def test_pruner_kills_a_command_models_process_group(tmp_path):
+    script = tmp_path / "curve.sh"
+    script.write_text('for e in 0 1 2 3 4 5 6 7; do sleep 0.03; '
+                      'echo "MEXPLORE_REPORT $e $(python3 -c "print($1 / ($e + 1))")"; done\n'
+                      'echo "MEXPLORE_RESULT $1"\n')
+    path = study(tmp_path, budget=16, algorithm=PRUNING).read_text().replace(
+        f'python = "{MODELS / "saving.py:weights"}"', f'command = ["bash", "{script}", "{{x}}"]')
+    (tmp_path / "cmd.toml").write_text(path)
+    done = run_cli("run", str(tmp_path / "cmd.toml"), "-n", "3", cwd=tmp_path, env=env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    assert len(records) == 16 and any(r["status"] == "pruned" for r in records)

@@ -37,3 +37,8 @@ class AlgorithmError(MexploreError):
 
 class WorkerError(MexploreError):
     """A worker cannot go on (its model would not import, say); the run stops cleanly."""
+
+
+class Pruned(Exception):
+    """Raised by ``ctx.report`` when the algorithm's pruner stops the task: let it propagate
+    (the task is recorded as ``pruned``), or catch it to clean up and re-raise."""

@@ -10,10 +10,12 @@ Lifecycle, as the master calls it:
 3. ``tell(results)``: during the run, with each batch of finished results: ``ok`` ones and
    failures alike (look at ``result.status``). ``result.params`` is the very dict object
    ``ask`` returned.
-4. ``ask(n)``: whenever the policy has room for ``n`` new tasks. Return up to ``n`` parameter
+4. ``report(params, step, value)``: while a task runs, with each intermediate value the model
+   reports; True stops (prunes) the task.
+5. ``ask(n)``: whenever the policy has room for ``n`` new tasks. Return up to ``n`` parameter
    dicts: fewer, or none, when the algorithm must wait for results first. The engine enforces
    the study's budget; the algorithm need not count.
-5. ``finished``: read after every round; once True (and nothing is in flight), the run ends.
+6. ``finished``: read after every round; once True (and nothing is in flight), the run ends.
 
 Algorithms are plain Python: no MPI, no files, no ranks. They run and test anywhere.
 """
@@ -45,6 +47,12 @@ class Algorithm(ABC):
 
     def tell(self, results: list[Result]) -> None:
         """Learn from finished results; the default ignores them (fine for sweeps)."""
+
+    def report(self, params: dict[str, Any], step: float, value: float) -> bool:
+        """An intermediate value of a running task (the very ``params`` dict ``ask``
+        returned). Return True to stop that task: it ends as ``pruned``. The default never
+        prunes; the ``optuna.*`` algorithms ask their ``pruner``."""
+        return False
 
     def replay(self, results: list[Result]) -> None:
         """Take in the results of the run being resumed; by default, like :meth:`tell`."""

@@ -21,6 +21,13 @@ from .base import Algorithm
 if TYPE_CHECKING:
     import optuna
 
+PRUNERS = {
+    "median": "MedianPruner", "percentile": "PercentilePruner", "sha": "SuccessiveHalvingPruner",
+    "hyperband": "HyperbandPruner", "threshold": "ThresholdPruner", "wilcoxon": "WilcoxonPruner",
+    "none": "NopPruner",
+}
+"""``[algorithm] pruner`` names and the Optuna pruners they stand for."""
+
 QUIET = {"warn_independent_sampling": False}
 """Else a sampler that leaves some parameters (categoricals) to random sampling logs one
 line per such parameter per task."""
@@ -68,7 +75,8 @@ class OptunaAlgorithm(Algorithm):
 
     def __init__(
         self, space: Space, *, seed: int | None = None,
-        directions: tuple[str, ...] = ("minimize",), **options: Any,
+        directions: tuple[str, ...] = ("minimize",), pruner: str = "none",
+        pruner_options: dict[str, Any] | None = None, **options: Any,
     ) -> None:
         super().__init__(space, seed=seed)
         optuna = _optuna()
@@ -79,8 +87,12 @@ class OptunaAlgorithm(Algorithm):
             )
         self._distributions = distributions(space, self.name)
         sampler = self._sampler(optuna, {**self.defaults, **options})
-        self.study: optuna.Study = optuna.create_study(sampler=sampler, directions=list(directions))
+        self.study: optuna.Study = optuna.create_study(
+            sampler=sampler, directions=list(directions),
+            pruner=_pruner(optuna, self.name, pruner, pruner_options or {}, len(directions)),
+        )
         self._trials: dict[int, tuple[dict[str, Any], Any]] = {}
+        self._reported: set[int] = set()
 
     def _sampler(self, optuna: Any, options: dict[str, Any]) -> Any:
         """The sampler, with the study's seed and the checked ``[algorithm.options]``."""
@@ -108,6 +120,15 @@ class OptunaAlgorithm(Algorithm):
             batch.append(params)
         return batch
 
+    def report(self, params: dict[str, Any], step: float, value: float) -> bool:
+        """Give the intermediate value to the task's trial and ask the study's pruner."""
+        entry = self._trials.get(id(params))
+        if entry is None or len(self.study.directions) > 1 or not math.isfinite(value):
+            return False
+        self._reported.add(id(params))
+        entry[1].report(value, int(step))
+        return entry[1].should_prune()
+
     def tell(self, results: list[Result]) -> None:
         """``ok`` results with finite values complete their trial; ``pruned`` ones are told
         PRUNED (with their intermediate values); any other (failed, timeout, lost, cancelled,
@@ -117,8 +138,10 @@ class OptunaAlgorithm(Algorithm):
             if entry is None:
                 continue  # not ours (a result of an earlier run is given to replay instead)
             trial = entry[1]
-            for step, value in self._reports(result):
-                trial.report(value, step)
+            if id(result.params) not in self._reported:  # else told as they came (report)
+                for step, value in self._reports(result):
+                    trial.report(value, step)
+            self._reported.discard(id(result.params))
             values = self._values(result)
             if values is not None:
                 self.study.tell(trial, values)
@@ -163,6 +186,21 @@ class OptunaAlgorithm(Algorithm):
         if len(self.study.directions) > 1:
             return []
         return [(int(step), float(value)) for step, value in result.reports if math.isfinite(value)]
+
+
+def _pruner(optuna: Any, name: str, pruner: str, options: dict[str, Any], objectives: int) -> Any:
+    """The Optuna pruner ``[algorithm] pruner`` names, built with ``[algorithm.pruner_options]``."""
+    if pruner not in PRUNERS:
+        raise AlgorithmError(f"algorithm {name!r}: unknown pruner {pruner!r}; expected one of "
+                             f"{', '.join(PRUNERS)}")
+    if pruner != "none" and objectives > 1:
+        raise AlgorithmError(f"algorithm {name!r}: Optuna prunes single-objective studies only; "
+                             f"this one has {objectives} objectives")
+    try:
+        return getattr(optuna.pruners, PRUNERS[pruner])(**options)
+    except (TypeError, ValueError) as exc:
+        raise AlgorithmError(f"algorithm {name!r}: pruner {pruner!r} rejected [algorithm.pruner_options] "
+                             f"{options}: {exc}") from None
 
 
 class OptunaTPE(OptunaAlgorithm):

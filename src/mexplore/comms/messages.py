@@ -62,6 +62,13 @@ class Report:
 
 
 @dataclass(slots=True)
+class Prune:
+    """Master -> worker: stop this running task; the algorithm's pruner judged it hopeless."""
+
+    task_id: int
+
+
+@dataclass(slots=True)
 class Flush:
     """Master -> worker: copy the node-local cache to the output directory now.
 
@@ -103,4 +110,4 @@ class SignalReceived:
     signum: int
 
 
-Message = Setup | WorkerFailed | TaskBatch | ResultBatch | Report | Flush | Stop | Flushed | SignalReceived
+Message = Setup | WorkerFailed | TaskBatch | ResultBatch | Report | Prune | Flush | Stop | Flushed | SignalReceived

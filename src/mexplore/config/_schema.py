@@ -82,6 +82,8 @@ class AlgorithmTable(_Table):
     batch_size: int | None = Field(None, ge=1, description="an integer >= 1")
     seed: int | None = Field(None, ge=0, description="an integer >= 0")
     options: dict[str, Any] = Field(default_factory=dict, description="a table of options")
+    pruner: str | None = Field(None, min_length=1, description="a pruner name such as 'median' or 'hyperband'")
+    pruner_options: dict[str, Any] = Field(default_factory=dict, description="a table of options")
 
 
 class CacheTable(_Table):

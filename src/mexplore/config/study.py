@@ -68,7 +68,8 @@ class StudySection:
 class AlgorithmSection:
     """``[algorithm]``: which algorithm proposes tasks and how the queue feeds the workers.
 
-    ``options`` is handed to the algorithm as is; the algorithm validates it.
+    ``options`` is handed to the algorithm as is; the algorithm validates it. ``pruner``
+    (with ``pruner_options``) goes to algorithms that prune: the ``optuna.*`` ones.
     """
 
     name: str
@@ -77,6 +78,14 @@ class AlgorithmSection:
     batch_size: int | None
     seed: int | None
     options: dict[str, Any]
+    pruner: str | None = None
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+
+    def algorithm_options(self) -> dict[str, Any]:
+        """What the algorithm's constructor gets: ``options``, plus the pruner when set."""
+        if self.pruner is None:
+            return dict(self.options)
+        return {**self.options, "pruner": self.pruner, "pruner_options": dict(self.pruner_options)}
 
 
 @dataclass(frozen=True)
@@ -113,10 +122,12 @@ class Study:
             "policy": self.algorithm.policy,
             "backlog": self.algorithm.backlog,
         }
-        for key in ("batch_size", "seed"):
+        for key in ("batch_size", "seed", "pruner"):
             if getattr(self.algorithm, key) is not None:
                 algorithm[key] = getattr(self.algorithm, key)
         algorithm["options"] = dict(self.algorithm.options)
+        if self.algorithm.pruner_options:
+            algorithm["pruner_options"] = dict(self.algorithm.pruner_options)
         return {
             "study": study,
             "model": self.model.to_dict(),
@@ -264,6 +275,8 @@ def _resolve_algorithm(table: AlgorithmTable, space: Space) -> AlgorithmSection:
         batch_size=table.batch_size,
         seed=table.seed,
         options=dict(table.options),
+        pruner=table.pruner,
+        pruner_options=dict(table.pruner_options),
     )
 
 

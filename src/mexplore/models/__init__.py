@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..types import Result, Task
-from .command import CommandModel, Reporter
-from .context import Context
+from .command import CommandModel
+from .context import Context, Pruned, Reporter
 from .gpu import assigned_gpu, visible_devices
 from .python_function import PythonFunctionModel
 from .spec import ModelSpec
 
-__all__ = ["ArtifactStore", "Context", "ModelSpec", "build_model"]
+__all__ = ["ArtifactStore", "Context", "ModelSpec", "Pruned", "build_model"]
 
 
 class ArtifactStore(Protocol):
@@ -36,4 +36,4 @@ def build_model(
     if spec.command is not None or spec.isolate:
         return CommandModel(spec, rank, host, gpu, report, cache)
     os.environ.update(visible_devices(gpu))
-    return PythonFunctionModel(spec, rank, host, gpu, None if cache is None else cache.save)
+    return PythonFunctionModel(spec, rank, host, gpu, None if cache is None else cache.save, report)

@@ -17,12 +17,12 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..types import Result, Status, Task
-from .context import task_dir
+from .context import Pruned, Reporter, task_dir
 from .gpu import visible_devices
 from .outcome import interpret, parse_text
 from .process import Exit, run_program
@@ -36,8 +36,6 @@ ARTIFACTS = "artifacts"
 """Files an external model leaves in ``$MEXPLORE_TASK_DIR/artifacts/`` go into the cache."""
 ISOLATED_SAVES = "saved.h5"
 """Where ``ctx.save`` writes in an isolated child; the worker takes it into its cache."""
-
-Reporter = Callable[[int, float, float], None]
 
 
 def fill(item: str, values: Mapping[str, str]) -> str:
@@ -88,13 +86,17 @@ class CommandModel:
                "MEXPLORE_RANK": str(self.rank), "MEXPLORE_HOST": self.host,
                "MEXPLORE_ARTIFACTS_DIR": str(folder / ARTIFACTS)}
         started = time.time()
-        ended_with = run_program(
-            [fill(item, places) for item in self.argv],
-            cwd=Path(self.spec.cwd) if self.spec.cwd else folder, env=env,
-            stdout_path=folder / "stdout.txt", stderr_path=folder / "stderr.txt",
-            timeout=self.spec.timeout, limit=OUTPUT_LIMIT,
-            on_report=lambda step, value: self.report(task.id, step, value),
-        )
+        try:
+            ended_with = run_program(
+                [fill(item, places) for item in self.argv],
+                cwd=Path(self.spec.cwd) if self.spec.cwd else folder, env=env,
+                stdout_path=folder / "stdout.txt", stderr_path=folder / "stderr.txt",
+                timeout=self.spec.timeout, limit=OUTPUT_LIMIT,
+                on_report=lambda step, value: self.report(task.id, step, value),
+            )
+        except Pruned:  # the master stopped it after a report; its process group is killed
+            return Result(task.id, {}, Status.PRUNED, None, {}, None, started, time.time(),
+                          self.rank, self.host, task.attempt, self.gpu)
         ended = time.time()
         status, objective, metrics, error = self._outcome(ended_with, result_file)
         if (problem := self._keep_outputs(task.id, folder)) is not None:

@@ -8,8 +8,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ..errors import Pruned
+
+__all__ = ["Context", "Pruned", "Reporter", "Saver", "task_dir"]
+
 Saver = Callable[[int, str, Any], None]
 """``saver(task_id, name, value)``: stores a task's output in the worker's node-local cache."""
+Reporter = Callable[[int, float, float], None]
+"""``reporter(task_id, step, value)``: sends an intermediate value to the master; raises
+:class:`Pruned` when the master has asked to stop that task."""
 
 
 def task_dir(local_dir: Path, task_id: int, attempt: int) -> Path:
@@ -23,7 +30,8 @@ class Context:
 
     ``scratch_dir`` is a private folder on node-local storage, made on first use (so a
     model that never asks pays no mkdir). ``gpu`` is the GPU this worker was given (the
-    visible-device variables are already set), or None. :meth:`save` keeps an output.
+    visible-device variables are already set), or None. :meth:`save` keeps an output;
+    :meth:`report` sends an intermediate value.
     """
 
     task_id: int
@@ -33,6 +41,14 @@ class Context:
     local_dir: Path
     gpu: str | None = None
     saver: Saver | None = field(default=None, repr=False)
+    reporter: Reporter | None = field(default=None, repr=False)
+
+    def report(self, step: float, value: float) -> None:
+        """Tell the master an intermediate value (a validation loss after an epoch). With a
+        ``pruner``, raises :class:`Pruned` when the master decided, after an earlier report,
+        that this task should stop."""
+        if self.reporter is not None:
+            self.reporter(self.task_id, float(step), float(value))
 
     def save(self, name: str, value: Any) -> None:
         """Keep ``value`` (a numpy array, ``bytes``, or the path of a file or folder) as

@@ -28,6 +28,7 @@ def main(target: str) -> int:
         task_id=int(env["MEXPLORE_TASK_ID"]), attempt=int(env["MEXPLORE_ATTEMPT"]),
         rank=int(env.get("MEXPLORE_RANK", "-1")), host=env.get("MEXPLORE_HOST", ""),
         local_dir=Path(env["MEXPLORE_LOCAL_DIR"]), gpu=assigned_gpu(), saver=saves.save,
+        reporter=_print_report,
     )
     try:
         returned = load_target(target)(params, ctx)
@@ -35,6 +36,12 @@ def main(target: str) -> int:
         saves.close()
     Path(env["MEXPLORE_RESULT_FILE"]).write_text(json.dumps(returned, default=_plain))
     return 0
+
+
+def _print_report(task_id: int, step: float, value: float) -> None:
+    """``ctx.report`` in the child: a ``MEXPLORE_REPORT`` line the worker reads, as from any
+    command; a prune kills this process."""
+    print(f"MEXPLORE_REPORT {step!r} {value!r}", flush=True)
 
 
 def _plain(value: object) -> object:

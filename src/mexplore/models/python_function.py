@@ -12,15 +12,19 @@ from pathlib import Path
 
 from ..importing import load_target
 from ..types import Result, Status, Task
-from .context import Context, Saver
+from .context import Context, Pruned, Reporter, Saver
 from .outcome import interpret
 from .spec import ModelSpec
 
 
 class PythonFunctionModel:
-    """Runs tasks through a user function; an exception becomes a ``failed`` result."""
+    """Runs tasks through a user function; an exception becomes a ``failed`` result,
+    :class:`Pruned` a ``pruned`` one."""
 
-    def __init__(self, spec: ModelSpec, rank: int, host: str, gpu: str | None, saver: Saver | None) -> None:
+    def __init__(
+        self, spec: ModelSpec, rank: int, host: str, gpu: str | None, saver: Saver | None,
+        reporter: Reporter | None,
+    ) -> None:
         assert spec.python is not None
         self.function = load_target(spec.python)
         if not callable(self.function):
@@ -28,13 +32,16 @@ class PythonFunctionModel:
         self.objectives = spec.objectives
         self.rank, self.host, self.gpu = rank, host, gpu
         self.local_dir = Path(spec.local_dir)
-        self.saver = saver
+        self.saver, self.reporter = saver, reporter
 
     def __call__(self, task: Task) -> Result:
-        ctx = Context(task.id, task.attempt, self.rank, self.host, self.local_dir, self.gpu, self.saver)
+        ctx = Context(task.id, task.attempt, self.rank, self.host, self.local_dir, self.gpu, self.saver, self.reporter)
         started = time.time()
         try:
             returned = self.function(task.params, ctx)
+        except Pruned:
+            return Result(task.id, {}, Status.PRUNED, None, {}, None, started, time.time(),
+                          self.rank, self.host, task.attempt, self.gpu)
         except (Exception, SystemExit):  # the one boundary where user code may fail
             ended = time.time()
             error = f"rank {self.rank} on {self.host}:\n{traceback.format_exc()}"

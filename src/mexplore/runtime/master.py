@@ -15,7 +15,7 @@ from collections.abc import Callable
 from ..algorithms.base import Algorithm
 from ..comms.backoff import Backoff
 from ..comms.messages import (
-    Flush, Flushed, Report, ResultBatch, Setup, SignalReceived, Stop, TaskBatch, WorkerFailed,
+    Flush, Flushed, Prune, Report, ResultBatch, Setup, SignalReceived, Stop, TaskBatch, WorkerFailed,
 )
 from ..comms.transport import MasterEnd
 from ..errors import AlgorithmError, MexploreError, WorkerError
@@ -99,6 +99,7 @@ class Master:
         self._reports: dict[int, list[tuple[float, float]]] = {}
         self._next_flush = None if flush_every is None else time.monotonic() + flush_every
         self._flushed: dict[int, Flushed] = {}
+        self._pruning: set[int] = set()
 
     def run(self) -> None:
         """Run until done, or until a stop signal (then :attr:`stop_signal` says which).
@@ -136,6 +137,7 @@ class Master:
             self.progress.note(f"task {result.task_id} attempt {result.attempt} {result.status.value}; "
                                "trying again")
         for task, result in answered:
+            self._pruning.discard(task.id)
             result.params = task.params
             result.reports = self._reports.pop(result.task_id, [])
             if self.abort_on_error and self.abort_reason is None and result.status in FAILURES:
@@ -161,6 +163,7 @@ class Master:
                 self.record(worker, message.results)
             elif isinstance(message, Report):
                 self._reports.setdefault(message.task_id, []).append((message.step, message.value))
+                self._judge(message)
             elif isinstance(message, Flushed):
                 self._took_flush(message)
             elif isinstance(message, SignalReceived):
@@ -180,6 +183,16 @@ class Master:
         for worker, tasks in sends:
             self.end.send(worker, TaskBatch(tasks))
         return bool(sends)
+
+    def _judge(self, report: Report) -> None:
+        """Ask the algorithm whether a running task should stop; tell its worker once if so."""
+        entry = self.dispatcher.running.get(report.task_id)
+        if entry is None or report.task_id in self._pruning:
+            return
+        worker, task = entry
+        if self.algorithm.report(task.params, report.step, report.value):
+            self._pruning.add(report.task_id)
+            self.end.send(worker, Prune(report.task_id))
 
     def _run_needed(self, proposals: list[dict]) -> list[dict]:
         """With ``[cache] reuse``, answer points evaluated before from their recorded

@@ -83,8 +83,8 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     previous = read_results(output / JOURNAL_NAME)
     earlier_record = read_record(output)
     seed = resolve_seed(study.algorithm.seed, earlier_record)
-    algorithm = build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options,
-                                study.study.direction)
+    algorithm = build_algorithm(study.algorithm.name, study.space, seed,
+                                study.algorithm.algorithm_options(), study.study.direction)
     resolved = study.to_dict()
     resolved["algorithm"]["seed"] = seed
     if previous and (changed := changed_tables(earlier_record, resolved)):
@@ -158,7 +158,7 @@ def check_study(study: Study) -> None:
     """Checks that need more than the study file: the algorithm loads and accepts its
     options and the space. Run before any rank starts, so such errors come at once."""
     seed = 0 if study.algorithm.seed is None else study.algorithm.seed
-    build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.options,
+    build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.algorithm_options(),
                     study.study.direction).close()
 
 
@@ -179,8 +179,13 @@ def build_algorithm(
         raise AlgorithmError(
             f"algorithm {name!r} is neither an Algorithm subclass nor a function run(queue, space, options)"
         )
-    if "directions" in inspect.signature(factory).parameters:
+    accepted = inspect.signature(factory).parameters
+    if "directions" in accepted:
         options = {**options, "directions": tuple(directions)}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    if "pruner" in options and "pruner" not in accepted and not takes_any:
+        raise AlgorithmError(f"algorithm {name!r} does not prune: [algorithm] pruner needs one that "
+                             "does, such as optuna.tpe")
     try:
         inspect.signature(factory).bind(space, seed=seed, **options)
     except TypeError as exc:

@@ -17,9 +17,10 @@ from typing import Any
 
 from ..comms.backoff import Backoff
 from ..comms.messages import (
-    Flush, Flushed, Report, ResultBatch, SignalReceived, Setup, Stop, TaskBatch, WorkerFailed,
+    Flush, Flushed, Prune, Report, ResultBatch, SignalReceived, Setup, Stop, TaskBatch, WorkerFailed,
 )
 from ..comms.transport import WorkerEnd
+from ..errors import Pruned
 from ..node import local_root, node_name
 from ..store.cache import CACHE_DIR, TaskCache, free_flush_name
 from ..types import Result, Task
@@ -56,16 +57,16 @@ def serve(
     output = Path(setup.output_dir)
     cache = TaskCache(local_dir / CACHE_DIR / f"{host}-r{link.rank}.h5",
                       free_flush_name(output, host, link.rank))
+    inbox = _Inbox(link)
     try:
         model = make_model(replace(setup.model, local_dir=str(local_dir)), link.rank, host,
-                           lambda task_id, step, value: link.send(Report(task_id, step, value)),
-                           _DeferSignals(cache, signals))
+                           inbox.report, _DeferSignals(cache, signals))
     except Exception:
         link.send(WorkerFailed(link.rank, host, f"could not load the model:\n{traceback.format_exc()}"))
         stop = _wait_for_stop(link, backoff)
     else:
         try:
-            stop = _work(link, model, cache, output, setup.reply_low_water, backoff, signals)
+            stop = _work(link, inbox, model, cache, output, setup.reply_low_water, backoff, signals)
         except Exception:  # a bug of ours, not the model's: stop the run cleanly, with the reason
             link.send(WorkerFailed(link.rank, host, f"the worker failed:\n{traceback.format_exc()}"))
             stop = _wait_for_stop(link, backoff)
@@ -104,7 +105,7 @@ def _flush(rank: int, cache: TaskCache, output: Path, keep: Collection[int] | No
 
 
 def _work(
-    link: WorkerEnd, model: Callable[[Task], Result], cache: TaskCache, output: Path,
+    link: WorkerEnd, inbox: _Inbox, model: Callable[[Task], Result], cache: TaskCache, output: Path,
     low_water: int, backoff: Backoff, signals: StopSignals,
 ) -> Stop:
     """Run tasks until a Stop; returns it. After a stop signal, run nothing more: tell the
@@ -115,7 +116,7 @@ def _work(
     stop: Stop | None = None
     announced = False
     while True:
-        message = link.poll()
+        message = inbox.poll()
         while message is not None:
             if isinstance(message, TaskBatch):
                 held.extend(message.tasks)
@@ -124,7 +125,7 @@ def _work(
                 link.send(_flush(link.rank, cache, output, message.keep))
             elif isinstance(message, Stop):
                 stop = message
-            message = link.poll()
+            message = inbox.poll()
         if signals.signum is not None and not announced:
             held.clear()
             link.send(SignalReceived(link.rank, signals.signum))
@@ -150,6 +151,31 @@ def _work(
             return stop
         else:
             backoff.wait()
+
+
+class _Inbox:
+    """The worker's incoming messages, also read while a task runs: each intermediate report
+    looks for a :class:`Prune` of its task (raising :class:`Pruned` if one came) and keeps
+    anything else for the main loop, in order."""
+
+    def __init__(self, link: WorkerEnd) -> None:
+        self.link = link
+        self._kept: deque[Any] = deque()
+        self._pruned: set[int] = set()
+
+    def poll(self) -> Any:
+        self._pruned.clear()  # between tasks: a prune of a task that has ended is moot
+        return self._kept.popleft() if self._kept else self.link.poll()
+
+    def report(self, task_id: int, step: float, value: float) -> None:
+        self.link.send(Report(task_id, step, value))
+        while (message := self.link.poll()) is not None:
+            if isinstance(message, Prune):
+                self._pruned.add(message.task_id)
+            else:
+                self._kept.append(message)
+        if task_id in self._pruned:
+            raise Pruned(f"task {task_id} pruned after step {step:g}")
 
 
 class _DeferSignals:
