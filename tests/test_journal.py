@@ -46,3 +46,18 @@ def test_results_table_and_best_rows(tmp_path):
     assert frame.loc[4, "error"] == "ValueError: bad"
     assert list(best_rows(frame, "loss", "maximize", 2)["id"]) == [3, 2]
     assert list(best_rows(frame, "loss", "minimize", 10)["id"]) == [0, 1, 2, 3]
+
+
+def test_pareto_column_marks_the_non_dominated_ok_rows(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    writer = JournalWriter(path)
+    points = [[1.0, 5.0], [2.0, 2.0], [3.0, 3.0], [5.0, 1.0], [0.5, 0.5]]
+    statuses = [Status.OK] * 4 + [Status.FAILED]
+    writer.append([Result(i, {"i": i}, s, p if s is Status.OK else None)
+                   for i, (p, s) in enumerate(zip(points, statuses))])
+    writer.close()
+    frame = results_frame(path, ["loss", "time"], ["minimize", "minimize"])
+    assert frame["pareto"].tolist() == [True, True, False, True, False]
+    flipped = results_frame(path, ["loss", "time"], ["maximize", "minimize"])
+    assert flipped["pareto"].tolist() == [False, False, False, True, False]  # (5, 1) beats all
+    assert "pareto" not in results_frame(path, ["loss", "time"]).columns

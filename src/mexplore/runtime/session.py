@@ -139,7 +139,7 @@ def _finish(end: MasterEnd, study: Study, master: Master | None, outcome: str) -
     if kept:
         print(f"mexplore: flushed {sum(f.tasks for f in kept)} tasks' outputs "
               f"({sum(f.nbytes for f in kept) / 1e6:.1f} MB) to {output / CACHE_DIR}", file=sys.stderr)
-    frame = results_frame(output / JOURNAL_NAME, study.study.objective)
+    frame = results_frame(output / JOURNAL_NAME, study.study.objective, study.study.direction)
     table = write_results_csv(frame, output)
     write_results_h5(output, frame, master.keep.chosen())
     master.live.flushed(len(kept), sum(f.nbytes for f in kept))

@@ -20,10 +20,14 @@ if TYPE_CHECKING:
 RESULTS_NAME = "results.csv"
 
 
-def results_frame(journal: Path, objectives: Sequence[str]) -> pd.DataFrame:
+def results_frame(
+    journal: Path, objectives: Sequence[str], directions: Sequence[str] = (),
+) -> pd.DataFrame:
     """One row per task: id, status, objective column(s), ``p:<param>``, ``m:<metric>``,
     start and end (UNIX seconds), duration, rank, host, gpu, attempt, error (its summary
-    line; the journal keeps the whole text and the intermediate reports)."""
+    line; the journal keeps the whole text and the intermediate reports). With several
+    objectives and their ``directions``, a ``pareto`` column marks the non-dominated
+    ``ok`` rows."""
     import pandas as pd
 
     rows = []
@@ -46,7 +50,30 @@ def results_frame(journal: Path, objectives: Sequence[str]) -> pd.DataFrame:
         )
         rows.append(row)
     frame = pd.DataFrame(rows)
-    return frame.sort_values("id", kind="stable").reset_index(drop=True) if rows else frame
+    if not rows:
+        return frame
+    frame = frame.sort_values("id", kind="stable").reset_index(drop=True)
+    if len(objectives) > 1 and len(directions) == len(objectives):
+        frame["pareto"] = pareto_mask(frame, objectives, directions)
+    return frame
+
+
+def pareto_mask(frame: pd.DataFrame, objectives: Sequence[str], directions: Sequence[str]) -> pd.Series:
+    """True for ``ok`` rows no other ``ok`` row dominates (as good in every objective,
+    better in one); O(n^2) in numpy, fine for the tens of thousands of rows a study has."""
+    import numpy as np
+    import pandas as pd
+
+    signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
+    ok = (frame["status"] == "ok").to_numpy()
+    values = frame.loc[ok, list(objectives)].to_numpy(dtype=float) * signs
+    front = np.ones(len(values), dtype=bool)
+    for index, point in enumerate(values):
+        dominated_by = np.all(values <= point, axis=1) & np.any(values < point, axis=1)
+        front[index] = not dominated_by.any()
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[np.flatnonzero(ok)] = front
+    return pd.Series(mask, index=frame.index)
 
 
 def write_results_csv(frame: pd.DataFrame, output: Path) -> Path:
