@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from mexplore.space import Categorical, Float, Grid, Int, Space
@@ -46,3 +47,22 @@ def write_study(folder: Path, body: str, name: str = "study.toml") -> Path:
 def journal(output: Path) -> list[dict]:
     lines = (output / "journal.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+def start_run(path: Path, folder: Path, until_finished: int, env: dict | None = None) -> subprocess.Popen:
+    """`mexplore run -n 3` in its own process group (as a batch job is); returns once
+    ``folder/out``'s journal holds ``until_finished`` tasks, so the caller can signal or
+    kill the whole job midway."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PMI_")}
+    environment.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mexplore", "run", str(path), "-n", "3", "--progress", "off"],
+        cwd=folder, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    journal_path = folder / "out" / "journal.jsonl"
+    deadline = time.monotonic() + 60
+    while not (journal_path.exists() and len(journal_path.read_text().splitlines()) >= until_finished):
+        assert time.monotonic() < deadline and process.poll() is None, "the run made no progress"
+        time.sleep(0.01)
+    return process

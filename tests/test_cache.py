@@ -21,7 +21,7 @@ from helpers import REPO
 
 
 def cache_at(tmp_path, name="node-r1.h5"):
-    return TaskCache(tmp_path / "local" / name, name)
+    return TaskCache(tmp_path / "local" / name, lambda: name)
 
 
 def test_saved_arrays_bytes_files_and_folders_come_back_from_the_flushed_file(tmp_path):
@@ -73,11 +73,11 @@ def test_an_empty_cache_writes_no_file_and_never_loads_hdf5_needlessly(tmp_path)
 
 
 def test_a_cache_left_by_a_killed_run_is_adopted_with_its_flush_name(tmp_path):
-    first = TaskCache(tmp_path / "local" / "c.h5", "node-r1.h5")
+    first = TaskCache(tmp_path / "local" / "c.h5", lambda: "node-r1.h5")
     first.save(7, "w", np.ones(2))
     first.flush(tmp_path / "out")
     first._file.flush()  # killed here: the file stays, still open  # noqa: SLF001
-    second = TaskCache(tmp_path / "local" / "c.h5", free_flush_name(tmp_path / "out", "node", 1))
+    second = TaskCache(tmp_path / "local" / "c.h5", lambda: free_flush_name(tmp_path / "out", "node", 1))
     second.save(8, "w", np.ones(2))
     report = second.flush(tmp_path / "out")
     assert report.path.name == "node-r1.h5", "it replaces the flush it wrote itself"
@@ -96,7 +96,7 @@ def test_an_unreadable_cache_is_moved_aside_with_a_warning(tmp_path, capsys):
     path = tmp_path / "local" / "c.h5"
     path.parent.mkdir()
     path.write_bytes(b"half an HDF5 file")
-    cache = TaskCache(path, "node-r1.h5")
+    cache = TaskCache(path, lambda: "node-r1.h5")
     cache.save(1, "w", np.ones(1))
     assert "cannot be read" in capsys.readouterr().err
     assert len(list(path.parent.glob("c.unreadable-*.h5"))) == 1
@@ -112,7 +112,7 @@ def test_discard_forgets_an_interrupted_tasks_values(tmp_path):
 
 
 def test_absorb_takes_in_what_an_isolated_child_saved(tmp_path):
-    child = TaskCache(tmp_path / "task" / "saved.h5", "")
+    child = TaskCache(tmp_path / "task" / "saved.h5", str)
     child.save(4, "w", np.arange(3))
     child.close()
     cache = cache_at(tmp_path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from helpers import REPO, journal, run_cli, write_study
+from helpers import REPO, journal, run_cli, start_run, write_study
 from mexplore.store.results_file import load_output, read_table
 
 pytestmark = pytest.mark.mpi
@@ -50,21 +50,7 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def start(path: Path, tmp_path: Path, until_finished: int, **extra: str) -> subprocess.Popen:
-    """`mexplore run -n 3` in its own process group (as a batch job is); returns once the
-    journal holds ``until_finished`` tasks."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PMI_")}
-    environment.update(env(tmp_path, **extra))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mexplore", "run", str(path), "-n", "3", "--progress", "off"],
-        cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )
-    journal_path = tmp_path / "out" / "journal.jsonl"
-    deadline = time.monotonic() + 60
-    while not (journal_path.exists() and len(journal_path.read_text().splitlines()) >= until_finished):
-        assert time.monotonic() < deadline and process.poll() is None, "the run made no progress"
-        time.sleep(0.01)
-    return process
+    return start_run(path, tmp_path, until_finished, env(tmp_path, **extra))
 
 
 def flushed_tasks(output: Path) -> dict[int, str]:

@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO, journal, run_cli, write_study
+from helpers import REPO, journal, run_cli, start_run, write_study
 
 pytestmark = pytest.mark.mpi
 MODELS = REPO / "tests" / "models"
@@ -38,22 +37,6 @@ def study(tmp_path: Path, *, budget="budget = 24", algorithm='name = "random"', 
         [space]
         {space}
     """.replace("\n        ", "\n"))
-
-
-def start_in_background(path: Path, folder: Path, until_finished: int) -> subprocess.Popen:
-    """Start `mexplore run -n 3` in its own process group; return once the journal holds
-    ``until_finished`` tasks, so the caller can signal the whole job midway."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PMI_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mexplore", "run", str(path), "-n", "3"], cwd=folder, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
-    journal_path = folder / "out" / "journal.jsonl"
-    deadline = time.monotonic() + 60
-    while not (journal_path.exists() and len(journal_path.read_text().splitlines()) >= until_finished):
-        assert time.monotonic() < deadline and process.poll() is None, "the run made no progress"
-        time.sleep(0.01)
-    return process
 
 
 def under_users_mpiexec(ranks: int, path: Path, folder: Path) -> subprocess.CompletedProcess:
@@ -128,7 +111,7 @@ def test_failing_model_gives_failed_rows_and_the_run_goes_on(tmp_path):
 def test_kill_minus_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     path = study(tmp_path, budget="budget = 40",
                  space='x = { type = "float", low = 0.0, high = 1.0 }\nsleep = 0.05')
-    process = start_in_background(path, tmp_path, until_finished=12)
+    process = start_run(path, tmp_path, until_finished=12)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     before = journal(tmp_path / "out")
@@ -219,7 +202,7 @@ def test_single_rank_runs_in_process(tmp_path):
 def test_ctrl_c_stops_every_rank_and_the_run_resumes(tmp_path):
     path = study(tmp_path, budget="budget = 30",
                  space='x = { type = "float", low = 0.0, high = 1.0 }\nsleep = 0.05')
-    process = start_in_background(path, tmp_path, until_finished=6)
+    process = start_run(path, tmp_path, until_finished=6)
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode != 0

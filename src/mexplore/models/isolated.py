@@ -23,7 +23,7 @@ from .gpu import assigned_gpu
 def main(target: str) -> int:
     env = os.environ
     params = json.loads(Path(env["MEXPLORE_PARAMS_FILE"]).read_text())
-    saves = TaskCache(Path(env["MEXPLORE_TASK_DIR"]) / ISOLATED_SAVES, flush_name="")
+    saves = TaskCache(Path(env["MEXPLORE_TASK_DIR"]) / ISOLATED_SAVES, flush_name=str)
     ctx = Context(
         task_id=int(env["MEXPLORE_TASK_ID"]), attempt=int(env["MEXPLORE_ATTEMPT"]),
         rank=int(env.get("MEXPLORE_RANK", "-1")), host=env.get("MEXPLORE_HOST", ""),

@@ -12,6 +12,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def serve(
     local_dir = local_root() / setup.local_name
     output = Path(setup.output_dir)
     cache = TaskCache(local_dir / CACHE_DIR / f"{host}-r{link.rank}.h5",
-                      free_flush_name(output, host, link.rank))
+                      partial(free_flush_name, output, host, link.rank))
     inbox = _Inbox(link)
     try:
         model = make_model(replace(setup.model, local_dir=str(local_dir)), link.rank, host,

@@ -26,7 +26,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,10 +51,11 @@ class TaskCache:
 
     A file left by a killed run of the same study on this node and rank is adopted (its
     tasks are flushed with the new ones); one that HDF5 cannot read is moved aside with a
-    warning and a new one is started.
+    warning and a new one is started. ``flush_name()`` is called only when a new file is
+    made, so a worker whose model saves nothing never touches the output filesystem.
     """
 
-    def __init__(self, path: Path, flush_name: str) -> None:
+    def __init__(self, path: Path, flush_name: Callable[[], str]) -> None:
         self.path = path
         self.flush_name = flush_name
         self._file: Any = None
@@ -157,7 +158,8 @@ class TaskCache:
                 print(f"mexplore: warning: node-local cache {self.path} cannot be read ({exc}); "
                       f"moved to {aside.name}, starting a new one", file=sys.stderr)
                 self._file = h5py.File(self.path, "a", locking=False)
-            self._file.attrs.setdefault("flush_target", self.flush_name)
+            if "flush_target" not in self._file.attrs:
+                self._file.attrs["flush_target"] = self.flush_name()
         return self._file
 
 
