@@ -1,4 +1,5 @@
-"""``mexplore``: the only code that reads argv. Verbs: run, status, results, algorithms.
+"""``mexplore``: the only code that reads argv. Verbs: run, submit, status, results, report,
+algorithms, new.
 
 Heavy modules are imported inside each verb, so ``mexplore --help`` answers at once.
 """
@@ -45,6 +46,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("algorithms", help="list the algorithms a study can name",
                      description="List the built-in and installed (plug-in) algorithms, one line each.")
+
+    submit = verbs.add_parser(
+        "submit", help="write a batch script for a site and submit it (qsub/sbatch)",
+        description="Write the batch script that runs STUDY on NODES nodes of SITE into the "
+        "study's output directory, then submit it with the site's scheduler. Resubmitting the "
+        "same study resumes it.")
+    submit.add_argument("study", help="the study file (TOML)")
+    submit.add_argument("--site", required=True,
+                        help="a site name from site-settings/ (e.g. polaris) or a site file path")
+    submit.add_argument("--nodes", type=int, required=True, help="how many nodes to ask for")
+    submit.add_argument("--walltime", help="e.g. 1h, 30m, 01:00:00 (default: the site's)")
+    submit.add_argument("-o", "--output", help="output directory (overrides study.output)")
+    submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a study key (repeatable), as for `mexplore run`")
+    submit.add_argument("--dry-run", action="store_true",
+                        help="write and print the script, do not submit it")
+
+    report = verbs.add_parser(
+        "report", help="write an HTML report with plots of a run",
+        description="Write OUTPUT/report/index.html (self-contained) and its PNG plots: best so "
+        "far, each parameter against the objective, worker use over time, the sweep curve with "
+        "95%% intervals over repeats, the Pareto front.")
+    report.add_argument("output", help="a run's output directory")
+    report.add_argument("--to", dest="destination", help="folder to write into (default OUTPUT/report)")
+
+    new = verbs.add_parser(
+        "new", help="scaffold a study and a model script that run as they are",
+        description="Write studies/NAME.toml and its model script in model-scripts/, ready for "
+        "`mexplore run studies/NAME.toml`.")
+    new.add_argument("name", help="the study name (letters, digits, . _ -)")
+    new.add_argument("--model", choices=["python", "command"], default="python",
+                     help="a Python function or an external command (default: python)")
+    new.add_argument("--algorithm", default="random", help="the algorithm to name (default: random)")
+    new.add_argument("--dir", dest="directory", default=".",
+                     help="the project folder to write into (default: the current one)")
     return parser
 
 
@@ -62,6 +98,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .algorithms import algorithms_command
 
         return algorithms_command(args)
+    if args.verb == "submit":
+        from .submit import submit_command
+
+        return submit_command(args)
+    if args.verb == "report":
+        from .report import report_command
+
+        return report_command(args)
+    if args.verb == "new":
+        from .new import new_command
+
+        return new_command(args)
     from .results import results_command
 
     return results_command(args)
