@@ -14,6 +14,7 @@ from typing import Any
 
 TABLE_COLUMNS = (
     "id", "status", "started", "ended", "duration", "rank", "host", "gpu", "attempt", "error",
+    "algorithm_time",
 )
 """Columns every row of the results table has besides objectives, ``p:`` params and ``m:``
 metrics; an objective may not take one of these names."""
@@ -35,12 +36,16 @@ Objective = float | list[float] | None
 
 @dataclass(slots=True)
 class Task:
-    """One evaluation of the model at one parameter set."""
+    """One evaluation of the model at one parameter set.
+
+    ``algorithm_time`` is what proposing it cost the master: its share of the ``ask`` that
+    returned it, plus of every ``tell`` and ``report`` since the ``ask`` before."""
 
     id: int
     params: dict[str, Any]
     attempt: int = 0
     priority: float = 0.0
+    algorithm_time: float = 0.0
 
 
 @dataclass(slots=True)
@@ -53,6 +58,8 @@ class Result:
     own dict, so an algorithm gets the very object it proposed. ``reports`` holds the
     intermediate ``(step, value)`` pairs the model reported while it ran. ``reused_from`` is
     the task whose result this one took instead of running (``[cache] reuse``).
+    ``algorithm_time`` is the master's seconds in the algorithm to propose it (see
+    :class:`Task`).
     """
 
     task_id: int
@@ -69,6 +76,7 @@ class Result:
     gpu: str | None = None
     reports: list[tuple[float, float]] = field(default_factory=list)
     reused_from: int | None = None
+    algorithm_time: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -90,6 +98,7 @@ class Result:
             "gpu": self.gpu,
             "attempt": self.attempt,
             "reports": self.reports,
+            "algorithm_time": round(self.algorithm_time, 7),
         }
         if self.reused_from is not None:
             record["reused_from"] = self.reused_from
@@ -113,6 +122,7 @@ class Result:
             gpu=record.get("gpu"),
             reports=[tuple(pair) for pair in record.get("reports") or []],
             reused_from=record.get("reused_from"),
+            algorithm_time=record.get("algorithm_time", 0.0),
         )
 
 

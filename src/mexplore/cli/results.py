@@ -21,19 +21,36 @@ def results_command(args: argparse.Namespace) -> int:
         print(f"mexplore: error: {output} holds no run ({STUDY_RECORD} and {JOURNAL_NAME} expected)",
               file=sys.stderr)
         return 2
-    study = tomllib.loads(record.read_text())["study"]
+    recorded = tomllib.loads(record.read_text())
+    study = recorded["study"]
     objectives = _as_list(study.get("objective", "objective"))
     directions = _as_list(study.get("direction", "minimize")) * len(objectives)
     frame = results_frame(journal, objectives)
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no tasks"
     print(f"{output}: {len(frame)} tasks ({summary})")
+    if (line := _bottleneck(frame, recorded)) is not None:
+        print(line)
     best = best_rows(frame, objectives[0], directions[0], args.top)
     if best.empty:
         return 0
     shown = ["id", *objectives, *[c for c in best.columns if c.startswith(("p:", "m:"))], "duration", "rank"]
     print(best[shown].to_string(index=False))
     return 0
+
+
+def _bottleneck(frame, recorded: dict) -> str | None:
+    """Whether the algorithm limited throughput over the run's latest tasks."""
+    from ..runtime.bottleneck import RECENT, verdict
+
+    if frame.empty or "algorithm_time" not in frame:
+        return None
+    ran = frame[frame["rank"] >= 0].sort_values("ended").tail(RECENT)
+    workers = int(recorded.get("provenance", {}).get("ranks", 0)) - 1
+    if workers < 1:
+        workers = ran["rank"].nunique()
+    now = verdict(zip(ran["algorithm_time"], ran["duration"]), workers)
+    return None if now is None else f"note: {now.line}"
 
 
 def _as_list(value: object) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from ..types import Result, Status, Task
@@ -54,16 +55,16 @@ class Dispatcher:
             self.finished += 1
             self.next_id = max(self.next_id, result.task_id + 1)
 
-    def propose(self, params_list: Iterable[dict[str, Any]]) -> None:
-        """Queue the algorithm's proposals as new tasks."""
+    def propose(self, params_list: Iterable[dict[str, Any]], algorithm_time: float = 0.0) -> None:
+        """Queue the algorithm's proposals as new tasks; each cost ``algorithm_time`` to propose."""
         for params in params_list:
-            self.pending.append(Task(self.next_id, params))
+            self.pending.append(Task(self.next_id, params, algorithm_time=algorithm_time))
             self.next_id += 1
 
-    def answered_without_running(self, params: dict[str, Any]) -> Task:
+    def answered_without_running(self, params: dict[str, Any], algorithm_time: float = 0.0) -> Task:
         """A proposal answered from a recorded result (``[cache] reuse``): it takes an id and
         counts as finished at once, against the budget like any task."""
-        task = Task(self.next_id, params)
+        task = Task(self.next_id, params, algorithm_time=algorithm_time)
         self.next_id += 1
         self.finished += 1
         return task
@@ -88,7 +89,7 @@ class Dispatcher:
             task = entry[1]
             self._observe(result.ended - result.started)
             if result.status in RETRIED and task.attempt < self.retries:
-                self.pending.appendleft(Task(task.id, task.params, task.attempt + 1, task.priority))
+                self.pending.appendleft(replace(task, attempt=task.attempt + 1))
                 retried.append(result)
             else:
                 final.append((task, result))

@@ -100,6 +100,7 @@ class Master:
         self._next_flush = None if flush_every is None else time.monotonic() + flush_every
         self._flushed: dict[int, Flushed] = {}
         self._pruning: set[int] = set()
+        self._unbilled = 0.0  # seconds in tell/report since the last ask: billed to its proposals
 
     def run(self) -> None:
         """Run until done, or until a stop signal (then :attr:`stop_signal` says which).
@@ -139,6 +140,7 @@ class Master:
         for task, result in answered:
             self._pruning.discard(task.id)
             result.params = task.params
+            result.algorithm_time = task.algorithm_time
             result.reports = self._reports.pop(result.task_id, [])
             if self.abort_on_error and self.abort_reason is None and result.status in FAILURES:
                 self.abort_reason = f"task {result.task_id} {result.status.value}: {error_summary(result.error)}"
@@ -147,7 +149,9 @@ class Master:
     def _finished(self, results: list[Result], tell: bool = True) -> None:
         self.journal.append(results)
         if tell:
+            started = time.perf_counter()
             self.algorithm.tell(results)
+            self._unbilled += time.perf_counter() - started
         self.keep.add(results)
         if self.memo is not None:
             self.memo.add(results)
@@ -176,9 +180,13 @@ class Master:
     def _feed(self) -> bool:
         wanted = self.dispatcher.wanted()
         if wanted and not self.algorithm.finished:
+            started = time.perf_counter()
             proposals = self.algorithm.ask(wanted)
+            self._unbilled += time.perf_counter() - started
             self._check(wanted, proposals)
-            self.dispatcher.propose(self._run_needed(proposals))
+            if proposals:
+                cost, self._unbilled = self._unbilled / len(proposals), 0.0
+                self.dispatcher.propose(self._run_needed(proposals, cost), cost)
         sends = self.dispatcher.assign()
         for worker, tasks in sends:
             self.end.send(worker, TaskBatch(tasks))
@@ -190,13 +198,16 @@ class Master:
         if entry is None or report.task_id in self._pruning:
             return
         worker, task = entry
-        if self.algorithm.report(task.params, report.step, report.value):
+        started = time.perf_counter()
+        prune = self.algorithm.report(task.params, report.step, report.value)
+        self._unbilled += time.perf_counter() - started
+        if prune:
             self._pruning.add(report.task_id)
             self.end.send(worker, Prune(report.task_id))
 
-    def _run_needed(self, proposals: list[dict]) -> list[dict]:
+    def _run_needed(self, proposals: list[dict], cost: float) -> list[dict]:
         """With ``[cache] reuse``, answer points evaluated before from their recorded
-        result; the rest must run."""
+        result; the rest must run. ``cost`` is the algorithm time of each proposal."""
         if self.memo is None:
             return proposals
         to_run, answered = [], []
@@ -205,7 +216,7 @@ class Master:
             if earlier is None:
                 to_run.append(params)
             else:
-                answered.append(reused(self.dispatcher.answered_without_running(params), earlier))
+                answered.append(reused(self.dispatcher.answered_without_running(params, cost), earlier))
         if answered:
             self._finished(answered)
         return to_run

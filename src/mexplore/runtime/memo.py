@@ -36,5 +36,5 @@ def reused(task: Task, earlier: Result) -> Result:
     """The result of ``task`` taken from ``earlier``: same outcome, no run, a pointer back."""
     now = time.time()
     return replace(earlier, task_id=task.id, params=task.params, started=now, ended=now, rank=-1,
-                   host="", attempt=0, gpu=None, reports=[],
+                   host="", attempt=0, gpu=None, reports=[], algorithm_time=task.algorithm_time,
                    reused_from=earlier.reused_from if earlier.reused_from is not None else earlier.task_id)

@@ -1,8 +1,9 @@
 """What the master shows while a run goes on: a live bar on a terminal, log lines elsewhere.
 
 Both say the same things: done / failed / running, the best objective so far, tasks per
-second and the time left. Updates are cheap counters; drawing is throttled, so a run of
-tiny tasks does not spend its time printing.
+second and the time left, and a line when the algorithm, not the workers, limits throughput
+(:mod:`.bottleneck`). Updates are cheap counters; drawing is throttled, so a run of tiny
+tasks does not spend its time printing.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TextIO
 
 from ..types import Result
+from .bottleneck import RECENT, verdict
 
 LOG_EVERY = 10.0
 REDRAW_EVERY = 0.25
@@ -30,8 +33,12 @@ class Progress:
         mode: str = "log",
         resumed: Sequence[Result] = (),
         stream: TextIO | None = None,
+        workers: int = 1,
     ) -> None:
         self.total, self.mode, self.stream = total, mode, stream or sys.stderr
+        self.workers = workers
+        self._costs: deque[tuple[float, float]] = deque(maxlen=RECENT)
+        self._bound: bool | None = None  # what the last bottleneck line said
         self.objective = objectives[0] if len(objectives) == 1 else None
         self._sign = 1.0 if direction == "minimize" else -1.0
         self.done = 0
@@ -61,6 +68,8 @@ class Progress:
 
     def _count(self, results: Sequence[Result]) -> int:
         for result in results:
+            if result.rank >= 0:  # it ran (a reused result did not)
+                self._costs.append((result.algorithm_time, result.ended - result.started))
             if not result.ok:
                 self.failed += 1
             elif isinstance(result.objective, float):
@@ -77,6 +86,7 @@ class Progress:
         if self.mode == "off" or now - self._last_shown < interval:
             return
         self._last_shown = now
+        self._tell_bottleneck()
         if self._bar is not None:
             self._bar.set_postfix_str(self._details(), refresh=False)
         else:
@@ -92,6 +102,14 @@ class Progress:
         else:
             self.stream.write(f"mexplore: {line}\n")
             self.stream.flush()
+
+    def _tell_bottleneck(self) -> None:
+        """A line when the algorithm starts (or stops) limiting throughput, not every redraw."""
+        now = verdict(self._costs, self.workers)
+        bound = None if now is None else now.bound
+        if bound != self._bound:
+            self.note(now.line if now is not None else "the algorithm no longer limits throughput")
+        self._bound = bound
 
     def _details(self) -> str:
         details = f"failed={self.failed} running={self.running}"
@@ -119,6 +137,8 @@ class Progress:
             self._bar.close()
         if self.mode != "off":
             self.stream.write(f"mexplore: {'finished' if completed else 'stopped'}: {self.summary()}\n")
+            if (now := verdict(self._costs, self.workers)) is not None:
+                self.stream.write(f"mexplore: {now.line}\n")
             self.stream.flush()
 
 

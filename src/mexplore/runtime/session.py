@@ -103,7 +103,7 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     _announce(study, len(end.workers), len(previous))
     progress = Progress(
         study.study.budget, study.study.objective, study.study.direction[0],
-        progress_mode, resumed=previous,
+        progress_mode, resumed=previous, workers=len(end.workers),
     )
     keep = KeepPolicy(study.cache.keep_top, study.study.direction[0])
     keep.add(previous)

@@ -25,7 +25,8 @@ def results_frame(
 ) -> pd.DataFrame:
     """One row per task: id, status, objective column(s), ``p:<param>``, ``m:<metric>``,
     start and end (UNIX seconds), duration, rank, host, gpu, attempt, error (its summary
-    line; the journal keeps the whole text and the intermediate reports). With several
+    line; the journal keeps the whole text and the intermediate reports), algorithm_time
+    (the master's seconds in the algorithm to propose the task). With several
     objectives and their ``directions``, a ``pareto`` column marks the non-dominated
     ``ok`` rows."""
     import pandas as pd
@@ -47,6 +48,7 @@ def results_frame(
             gpu=record.get("gpu"),
             attempt=record.get("attempt", 0),
             error=error_summary(record.get("error")),
+            algorithm_time=record.get("algorithm_time", 0.0),
         )
         rows.append(row)
     frame = pd.DataFrame(rows)
