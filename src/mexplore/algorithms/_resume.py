@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from ..types import Result
@@ -26,8 +27,11 @@ class FinishedPoints:
         self._counts: dict[str, int] = {}
 
     def add(self, results: list[Result]) -> None:
-        for result in results:
-            key = point_key(result.params)
+        self.add_points(result.params for result in results)
+
+    def add_points(self, points: Iterable[dict[str, Any]]) -> None:
+        for params in points:
+            key = point_key(params)
             self._counts[key] = self._counts.get(key, 0) + 1
 
     def consume(self, params: dict[str, Any]) -> bool:

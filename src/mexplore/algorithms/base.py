@@ -7,6 +7,9 @@ Lifecycle, as the master calls it:
 2. ``replay(results)``: once, before the first ``ask``, when a run resumes: the results its
    journal holds. The default passes them to ``tell``; algorithms that regenerate a fixed
    sequence (grid, seeded random) override it to skip those points instead.
+   ``learn(results)``: results of points the algorithm did not propose: the study's
+   ``initial`` points as they finish, and an earlier run's results (``from``) before the
+   first ``ask``. The default ignores them; model-based algorithms add them to what they know.
 3. ``tell(results)``: during the run, with each batch of finished results: ``ok`` ones and
    failures alike (look at ``result.status``). ``result.params`` is the very dict object
    ``ask`` returned.
@@ -57,6 +60,11 @@ class Algorithm(ABC):
     def replay(self, results: list[Result]) -> None:
         """Take in the results of the run being resumed; by default, like :meth:`tell`."""
         self.tell(results)
+
+    def learn(self, results: list[Result]) -> None:
+        """Results of points this algorithm did not propose (``initial`` points, an earlier
+        run named by ``from``). The default ignores them, which is right for sweeps and
+        random designs; a model-based algorithm adds them to its model."""
 
     @property
     def finished(self) -> bool:

@@ -153,6 +153,15 @@ class OptunaAlgorithm(Algorithm):
     def replay(self, results: list[Result]) -> None:
         """Add the journal's results to the study as finished trials, so the sampler goes on
         from them. Points outside the current space (the study changed) are left out."""
+        self._add_trials(results, own=True)
+
+    def learn(self, results: list[Result]) -> None:
+        """Foreign results (initial points, an earlier run) become finished trials too."""
+        self._add_trials(results, own=False)
+
+    def _add_trials(self, results: list[Result], own: bool) -> None:
+        """Results as finished trials; ``own`` ones carry what the sampler marks its own
+        trials with (the grid's point id), so a resumed grid skips them."""
         create_trial, state = _optuna().trial.create_trial, _optuna().trial.TrialState
         for result in results:
             if not self.space.contains(result.params):
@@ -163,7 +172,8 @@ class OptunaAlgorithm(Algorithm):
                 state.PRUNED if result.status is Status.PRUNED else state.FAIL)
             self.study.add_trial(create_trial(
                 state=status, values=values, params=params, distributions=self._distributions,
-                intermediate_values=dict(self._reports(result)), system_attrs=self._system_attrs(params),
+                intermediate_values=dict(self._reports(result)),
+                system_attrs=self._system_attrs(params) if own else None,
             ))
 
     def _system_attrs(self, params: dict[str, Any]) -> dict[str, Any] | None:

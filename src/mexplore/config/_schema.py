@@ -84,6 +84,10 @@ class AlgorithmTable(_Table):
     options: dict[str, Any] = Field(default_factory=dict, description="a table of options")
     pruner: str | None = Field(None, min_length=1, description="a pruner name such as 'median' or 'hyperband'")
     pruner_options: dict[str, Any] = Field(default_factory=dict, description="a table of options")
+    initial: list[dict[str, Any]] | str | None = Field(
+        None, description="a list of points ({ name = value, ... }) or the path of a .csv or .jsonl file of them"
+    )
+    from_: str | None = Field(None, alias="from", min_length=1, description="the output directory of an earlier run")
 
 
 class CacheTable(_Table):
@@ -191,7 +195,7 @@ def _problem(
     loc: Key = tuple(error["loc"])
     if error["type"] == "extra_forbidden":
         owner = _owner_of(table, loc[:-1])
-        return unknown_key(at + loc, error["input"], list(owner.model_fields))
+        return unknown_key(at + loc, error["input"], list(_keys(owner)))
     field_loc, description = _field_of(table, loc)
     expected = description or _PHRASES.get(error["type"], "a valid value")
     if error["type"] == "missing":
@@ -204,7 +208,7 @@ def _problem(
 def _owner_of(table: type[_Table], loc: Key) -> type[_Table]:
     """The model whose fields are allowed at ``loc`` (the table an unknown key was found in)."""
     for part in loc:
-        annotation = table.model_fields[str(part)].annotation
+        annotation = _keys(table)[str(part)].annotation
         if not (isinstance(annotation, type) and issubclass(annotation, _Table)):
             break
         table = annotation
@@ -219,7 +223,7 @@ def _field_of(table: type[_Table], loc: Key) -> tuple[Key, str | None]:
     should be.
     """
     for depth, part in enumerate(loc):
-        field = table.model_fields.get(part) if isinstance(part, str) else None
+        field = _keys(table).get(part) if isinstance(part, str) else None
         if field is None:
             break
         annotation = field.annotation
@@ -229,6 +233,12 @@ def _field_of(table: type[_Table], loc: Key) -> tuple[Key, str | None]:
         if depth == len(loc) - 1:
             return loc, field.description
     return loc, None
+
+
+def _keys(table: type[_Table]) -> dict[str, Any]:
+    """The table's fields by the key the user writes: the alias where the key is a Python
+    keyword (``from``), else the field's name."""
+    return {field.alias or name: field for name, field in table.model_fields.items()}
 
 
 def _lookup(data: Any, loc: Key) -> object:

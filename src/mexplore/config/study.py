@@ -27,6 +27,7 @@ from ..space import Categorical, Float, Grid, Int, Parameter, Space
 from . import _overrides
 from .cache import CacheSection, resolve_cache
 from .model import ModelSection, absolute, resolve_model
+from .warm_start import resolve_from, resolve_initial
 from ._schema import (
     PARAMETER_TABLES,
     AlgorithmTable,
@@ -70,6 +71,9 @@ class AlgorithmSection:
 
     ``options`` is handed to the algorithm as is; the algorithm validates it. ``pruner``
     (with ``pruner_options``) goes to algorithms that prune: the ``optuna.*`` ones.
+    ``initial`` holds the points to evaluate first, complete and checked (read from
+    ``initial_file`` when the study named one); ``from_run`` is an earlier run whose
+    results the algorithm is told (the key ``from``).
     """
 
     name: str
@@ -80,6 +84,9 @@ class AlgorithmSection:
     options: dict[str, Any]
     pruner: str | None = None
     pruner_options: dict[str, Any] = field(default_factory=dict)
+    initial: tuple[dict[str, Any], ...] = ()
+    initial_file: Path | None = None
+    from_run: Path | None = None
 
     def algorithm_options(self) -> dict[str, Any]:
         """What the algorithm's constructor gets: ``options``, plus the pruner when set."""
@@ -128,6 +135,12 @@ class Study:
         algorithm["options"] = dict(self.algorithm.options)
         if self.algorithm.pruner_options:
             algorithm["pruner_options"] = dict(self.algorithm.pruner_options)
+        if self.algorithm.initial_file is not None:
+            algorithm["initial"] = str(self.algorithm.initial_file)
+        elif self.algorithm.initial:
+            algorithm["initial"] = [dict(point) for point in self.algorithm.initial]
+        if self.algorithm.from_run is not None:
+            algorithm["from"] = str(self.algorithm.from_run)
         return {
             "study": study,
             "model": self.model.to_dict(),
@@ -212,7 +225,7 @@ def _resolve(source: Path, table: StudyFileTable) -> Study:
         source=source,
         study=study,
         model=model,
-        algorithm=_resolve_algorithm(table.algorithm, space),
+        algorithm=_resolve_algorithm(table.algorithm, space, study),
         space=space,
         cache=resolve_cache(table.cache),
     )
@@ -258,8 +271,9 @@ def _directions(value: str | list[str], count: int) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _resolve_algorithm(table: AlgorithmTable, space: Space) -> AlgorithmSection:
-    """Default algorithm: ``grid`` when every parameter lists its values, else ``random``."""
+def _resolve_algorithm(table: AlgorithmTable, space: Space, study: StudySection) -> AlgorithmSection:
+    """Default algorithm: ``grid`` when every parameter lists its values, else ``random``;
+    warm-start points checked against the space, an earlier run against the objectives."""
     only_grids = all(isinstance(p, Grid) for p in space.parameters.values())
     name = table.name or ("grid" if only_grids else "random")
     target, _, attribute = name.rpartition(":")
@@ -268,6 +282,7 @@ def _resolve_algorithm(table: AlgorithmTable, space: Space) -> AlgorithmSection:
         if not file.is_file():
             raise Problem(("algorithm", "name"), name, '"file.py:Name" naming an existing file', f"no such file: {file}")
         name = f"{file}:{attribute}"
+    initial, initial_file = resolve_initial(table.initial, space)
     return AlgorithmSection(
         name=name,
         policy=table.policy,
@@ -277,6 +292,9 @@ def _resolve_algorithm(table: AlgorithmTable, space: Space) -> AlgorithmSection:
         options=dict(table.options),
         pruner=table.pruner,
         pruner_options=dict(table.pruner_options),
+        initial=initial,
+        initial_file=initial_file,
+        from_run=resolve_from(table.from_, study.output, study.objective, study.direction),
     )
 
 

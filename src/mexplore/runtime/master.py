@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from ..algorithms.base import Algorithm
+from ..algorithms.warm_start import WarmStart
 from ..comms.backoff import Backoff
 from ..comms.messages import (
     Flush, Flushed, Prune, Report, ResultBatch, Setup, SignalReceived, Stop, TaskBatch, WorkerFailed,
@@ -241,12 +242,12 @@ class Master:
 
     def _check(self, wanted: int, proposals: list) -> None:
         """Contract breaches that would overshoot the budget or wait forever."""
-        name = type(self.algorithm).__name__
+        algorithm = self.algorithm
+        name = type(algorithm.algorithm if isinstance(algorithm, WarmStart) else algorithm).__name__
         if len(proposals) > wanted:
             raise AlgorithmError(
                 f"{name}.ask({wanted}) returned {len(proposals)} parameter sets; ask(n) must return at most n"
             )
-        algorithm = self.algorithm
         if not proposals and self.dispatcher.idle and not (algorithm.finished or algorithm.thinks_in_background):
             raise AlgorithmError(
                 f"{name}.ask({wanted}) proposed nothing while no task is running and it is not "

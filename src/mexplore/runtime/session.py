@@ -14,6 +14,7 @@ from functools import partial
 
 from ..algorithms.base import Algorithm
 from ..algorithms.registry import resolve
+from ..algorithms.warm_start import WarmStart
 from ..comms.backoff import Backoff
 from ..comms.messages import Setup, Stop
 from ..comms.transport import MasterEnd
@@ -28,6 +29,7 @@ from ..store.cache import CACHE_DIR
 from ..store.journal import JOURNAL_NAME, JournalWriter, read_results
 from ..store.results_file import write_results_h5
 from ..store.table import results_frame, write_results_csv
+from .earlier import earlier_results
 from .keep import KeepPolicy
 from .live import LiveStatus
 from .master import Master, start_workers, stop_workers
@@ -83,8 +85,8 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     previous = read_results(output / JOURNAL_NAME)
     earlier_record = read_record(output)
     seed = resolve_seed(study.algorithm.seed, earlier_record)
-    algorithm = build_algorithm(study.algorithm.name, study.space, seed,
-                                study.algorithm.algorithm_options(), study.study.direction)
+    algorithm = warm_started(build_algorithm(study.algorithm.name, study.space, seed,
+                                             study.algorithm.algorithm_options(), study.study.direction), study)
     resolved = study.to_dict()
     resolved["algorithm"]["seed"] = seed
     if previous and (changed := changed_tables(earlier_record, resolved)):
@@ -119,6 +121,21 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     setup = Setup(_model_spec(study), reply_low_water=policy.reply_low_water,
                   output_dir=str(output), local_name=local_name(study))
     return master, setup
+
+
+def warm_started(algorithm: Algorithm, study: Study) -> Algorithm:
+    """The algorithm, preceded by the study's ``initial`` points and told the results of the
+    run named by ``from``; unchanged when the study has neither."""
+    section = study.algorithm
+    if not section.initial and section.from_run is None:
+        return algorithm
+    earlier: list = []
+    if section.from_run is not None:
+        earlier, outside = earlier_results(section.from_run, study.space)
+        left_out = f" ({outside} outside this study's space left out)" if outside else ""
+        print(f"mexplore: told {study.algorithm.name} the {len(earlier)} results of {section.from_run}{left_out}",
+              file=sys.stderr)
+    return WarmStart(algorithm, list(section.initial), earlier)
 
 
 def _finish(end: MasterEnd, study: Study, master: Master | None, outcome: str) -> None:
@@ -211,6 +228,8 @@ def _model_spec(study: Study) -> ModelSpec:
 def _announce(study: Study, workers: int, resumed: int) -> None:
     budget = "until the algorithm finishes" if study.study.budget is None else f"budget {study.study.budget}"
     again = f", resuming after {resumed} finished tasks" if resumed else ""
+    if study.algorithm.initial:
+        again += f", {len(study.algorithm.initial)} initial points first"
     print(
         f"mexplore: study {study.study.name!r}: {study.algorithm.name} ({study.algorithm.policy}), "
         f"{workers} worker(s), {budget}{again}; output {study.study.output}",
