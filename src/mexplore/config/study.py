@@ -150,6 +150,12 @@ class Study:
         }
 
 
+def is_study_name(name: str) -> bool:
+    """The rule for ``[study] name``: it names a folder (``runs/<name>``), so letters,
+    digits, ``.``, ``_`` and ``-``, and not ``.`` or ``..``."""
+    return bool(_NAME.fullmatch(name)) and name not in (".", "..")
+
+
 def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
     """Read, override, validate and resolve the study file at ``path``.
 
@@ -233,7 +239,7 @@ def _resolve(source: Path, table: StudyFileTable) -> Study:
 
 def _resolve_study(table: StudyTable) -> StudySection:
     """Name rules, one direction per objective, and the output directory (default runs/<name>)."""
-    if not _NAME.fullmatch(table.name) or table.name in (".", ".."):
+    if not is_study_name(table.name):
         raise Problem(("study", "name"), table.name, "a name of letters, digits, '-', '_' and '.'")
     objective = _objectives(table.objective)
     return StudySection(
