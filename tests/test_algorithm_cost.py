@@ -1,7 +1,7 @@
 """Algorithm cost is visible: each task records the master's time in the algorithm, and the
 progress and ``mexplore results`` say when the algorithm, not the workers, limits throughput."""
 
-import sys
+import pytest
 
 from helpers import journal, run_cli
 from mexplore.config import load_study
@@ -19,14 +19,14 @@ SLOW_ASK = """
 
 def test_load_is_the_share_of_the_master_the_algorithm_needs():
     # 10 ms per proposal, 4 workers finishing a 100 ms task each: a task every 25 ms wanted.
-    load, seconds = algorithm_load([(0.01, 0.1)] * 5, workers=4)
-    assert (round(load, 6), seconds) == (0.4, 0.01)
-    assert verdict([(0.01, 0.1)], workers=4) is None
-    near = verdict([(0.01, 0.1)], workers=6)
+    load, seconds = algorithm_load([(0.01, 0.1)] * 10, workers=4)
+    assert (load, seconds) == (pytest.approx(0.4), pytest.approx(0.01))
+    assert verdict([(0.01, 0.1)] * 10, workers=4) is None
+    near = verdict([(0.01, 0.1)] * 10, workers=6)
     assert near is not None and not near.bound and "nearly limits" in near.line
-    bound = verdict([(0.01, 0.1)], workers=10)
+    bound = verdict([(0.01, 0.1)] * 10, workers=12)
     assert bound is not None and bound.bound and "10 ms of algorithm time per task" in bound.line
-    assert verdict([], workers=4) is None
+    assert verdict([(0.01, 0.1)] * 9, workers=10) is None  # too few tasks to say
 
 
 def test_each_task_records_its_share_of_a_slow_ask(tmp_path, capsys):

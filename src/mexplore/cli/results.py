@@ -5,33 +5,26 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import tomllib
 from pathlib import Path
 
 
 def results_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `mexplore results DIR | head` ends quietly
-    from ..runtime.record import STUDY_RECORD
-    from ..store.journal import JOURNAL_NAME
-    from ..store.table import best_rows, results_frame
+    from ..store.run import NoRunError, load_run
+    from ..store.table import best_rows
 
-    output = Path(args.output)
-    record, journal = output / STUDY_RECORD, output / JOURNAL_NAME
-    if not record.exists() or not journal.exists():
-        print(f"mexplore: error: {output} holds no run ({STUDY_RECORD} and {JOURNAL_NAME} expected)",
-              file=sys.stderr)
+    try:
+        run = load_run(Path(args.output))
+    except NoRunError as error:
+        print(f"mexplore: error: {error}", file=sys.stderr)
         return 2
-    recorded = tomllib.loads(record.read_text())
-    study = recorded["study"]
-    objectives = _as_list(study.get("objective", "objective"))
-    directions = _as_list(study.get("direction", "minimize")) * len(objectives)
-    frame = results_frame(journal, objectives)
+    frame, objectives = run.frame, run.objectives
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no tasks"
-    print(f"{output}: {len(frame)} tasks ({summary})")
-    if (line := _bottleneck(frame, recorded)) is not None:
+    print(f"{run.output}: {len(frame)} tasks ({summary})")
+    if (line := _bottleneck(frame, run.record)) is not None:
         print(line)
-    best = best_rows(frame, objectives[0], directions[0], args.top)
+    best = best_rows(frame, objectives[0], run.directions[0], args.top)
     if best.empty:
         return 0
     shown = ["id", *objectives, *[c for c in best.columns if c.startswith(("p:", "m:"))], "duration", "rank"]
@@ -51,7 +44,3 @@ def _bottleneck(frame, recorded: dict) -> str | None:
         workers = ran["rank"].nunique()
     now = verdict(zip(ran["algorithm_time"], ran["duration"]), workers)
     return None if now is None else f"note: {now.line}"
-
-
-def _as_list(value: object) -> list[str]:
-    return list(value) if isinstance(value, list) else [str(value)]

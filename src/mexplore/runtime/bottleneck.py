@@ -23,13 +23,15 @@ NEAR = 0.5
 RECENT = 50
 """How many of the latest tasks the verdict is based on: the algorithm's cost grows with
 the number of results (Optuna's TPE), so the latest tasks tell the current state."""
+AT_LEAST = 10
+"""Fewer tasks than this say nothing yet: the first proposals (imports, start-up) cost more."""
 
 
 def algorithm_load(costs: Iterable[tuple[float, float]], workers: int) -> tuple[float, float] | None:
     """``(load, seconds per task)`` from ``(algorithm_time, duration)`` pairs of tasks that
-    ran; None when there are none."""
+    ran; None with fewer than :data:`AT_LEAST` of them."""
     pairs = list(costs)
-    if not pairs or workers < 1:
+    if len(pairs) < AT_LEAST or workers < 1:
         return None
     algorithm = sum(a for a, _ in pairs) / len(pairs)
     duration = sum(d for _, d in pairs) / len(pairs)

@@ -1,0 +1,75 @@
+"""The report's headline numbers: tasks by status, the best task of each objective, wall
+time, throughput and how busy the workers were."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..store.run import Run
+from .tables import has_times, objective_values, utilization
+
+
+@dataclass(frozen=True)
+class Best:
+    """The best ``ok`` task by one objective."""
+
+    objective: str
+    direction: str
+    value: float
+    task: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Summary:
+    tasks: int
+    by_status: dict[str, int]
+    best: list[Best]
+    wall: float | None
+    """Seconds from the first task's start to the last task's end."""
+    workers: int
+    utilization: float | None
+
+    @property
+    def rate(self) -> float | None:
+        """Finished tasks per second of wall time."""
+        return self.tasks / self.wall if self.wall else None
+
+
+def summarize(run: Run) -> Summary:
+    frame = run.frame
+    if frame.empty:
+        return Summary(0, {}, [], None, workers(run), None)
+    by_status = {str(k): int(v) for k, v in sorted(frame["status"].value_counts().items())}
+    best = [b for o, d in zip(run.objectives, run.directions) if (b := _best(run, o, d)) is not None]
+    both = frame[has_times(frame)]
+    wall = float(both["ended"].max() - both["started"].min()) if not both.empty else None
+    count = workers(run)
+    return Summary(len(frame), by_status, best, wall, count, utilization(frame, count))
+
+
+def workers(run: Run) -> int:
+    """Worker ranks of the run: the recorded rank count less the master, or the ranks seen
+    in the journal if more (a resumed run may have had more ranks before)."""
+    ranks = run.record.get("provenance", {}).get("ranks")
+    recorded = ranks - 1 if isinstance(ranks, int) else 0
+    seen = 0 if run.frame.empty else run.frame.loc[run.frame["rank"] >= 0, "rank"].nunique()
+    return max(recorded, seen)
+
+
+def _best(run: Run, objective: str, direction: str) -> Best | None:
+    values = objective_values(run.frame, objective).dropna()
+    if values.empty:
+        return None
+    index = values.idxmin() if direction == "minimize" else values.idxmax()
+    row = run.frame.loc[index]
+    params = {c[2:]: row[c] for c in run.frame.columns
+              if c.startswith("p:") and c[2:] not in run.constants and _present(row[c])}
+    return Best(objective, direction, float(values[index]), int(row["id"]), params)
+
+
+def _present(value: Any) -> bool:
+    """False for the NaN pandas puts where a task lacks a parameter others have."""
+    return not (isinstance(value, float) and math.isnan(value))
