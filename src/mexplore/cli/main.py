@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--walltime", help="e.g. 1h, 30m, 01:00:00 (default: the site's)")
     submit.add_argument("-o", "--output", help="output directory (overrides study.output)")
     submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a study key (repeatable), as for `mexplore run`")
+                        help="override a study key, or a site key as site.KEY=VALUE (repeatable)")
     submit.add_argument("--dry-run", action="store_true",
                         help="write and print the script, do not submit it")
 

@@ -40,13 +40,13 @@ class Problem(Exception):
         self.involves = involves
 
 
-class _Table(BaseModel):
+class Table(BaseModel):
     """Base of every table: unknown keys are errors, no silent type coercion ("5" is not 5)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
-class StudyTable(_Table):
+class StudyTable(Table):
     name: str = Field(description="a name of letters, digits, '-', '_' and '.'")
     budget: int | None = Field(None, ge=1, description="an integer >= 1")
     objective: str | list[str] = Field(
@@ -58,7 +58,7 @@ class StudyTable(_Table):
     output: str | None = Field(None, min_length=1, description="a directory path")
 
 
-class ModelTable(_Table):
+class ModelTable(Table):
     python: str | None = Field(None, description='"path/to/file.py:function" or "package.module:function"')
     command: list[str] | None = Field(
         None, min_length=1, description="a non-empty list of strings: the program and its arguments"
@@ -73,7 +73,7 @@ class ModelTable(_Table):
     isolate: bool = Field(False, description="true or false")
 
 
-class AlgorithmTable(_Table):
+class AlgorithmTable(Table):
     name: str | None = Field(None, min_length=1, description="an algorithm name")
     policy: Literal["batch", "async", "queue"] = Field(
         "async", description="one of 'batch', 'async', 'queue'"
@@ -90,7 +90,7 @@ class AlgorithmTable(_Table):
     from_: str | None = Field(None, alias="from", min_length=1, description="the output directory of an earlier run")
 
 
-class CacheTable(_Table):
+class CacheTable(Table):
     keep: str = Field("all", description='"all", "none" or "top:K" with K an integer >= 1')
     reuse: bool = Field(False, description="true or false")
     flush_every: str | float | None = Field(
@@ -98,7 +98,7 @@ class CacheTable(_Table):
     )
 
 
-class StudyFileTable(_Table):
+class StudyFileTable(Table):
     """The whole file. ``space`` entries are checked one by one (see ``PARAMETER_TABLES``)."""
 
     study: StudyTable = Field(description='a [study] table with at least name = "..."')
@@ -111,14 +111,14 @@ class StudyFileTable(_Table):
     provenance: dict[str, Any] | None = Field(None, description="a table (written by mexplore)")
 
 
-class FloatTable(_Table):
+class FloatTable(Table):
     type: Literal["float"] = Field(description="'float'")
     low: int | float = Field(description="a number")  # int kept as written, for messages
     high: int | float = Field(description="a number")
     log: bool = Field(False, description="true or false")
 
 
-class IntTable(_Table):
+class IntTable(Table):
     type: Literal["int"] = Field(description="'int'")
     low: int = Field(description="an integer")
     high: int = Field(description="an integer")
@@ -126,17 +126,17 @@ class IntTable(_Table):
     log: bool = Field(False, description="true or false")
 
 
-class CategoricalTable(_Table):
+class CategoricalTable(Table):
     type: Literal["categorical"] = Field(description="'categorical'")
     choices: list[Any] = Field(min_length=1, description="a non-empty list of choices")
 
 
-class GridTable(_Table):
+class GridTable(Table):
     type: Literal["grid"] = Field(description="'grid'")
     values: list[Any] = Field(min_length=1, description="a non-empty list of values")
 
 
-PARAMETER_TABLES: dict[str, type[_Table]] = {
+PARAMETER_TABLES: dict[str, type[Table]] = {
     "float": FloatTable,
     "int": IntTable,
     "categorical": CategoricalTable,
@@ -156,7 +156,7 @@ _PHRASES = {
     "finite_number": "a finite number",
 }
 
-T = TypeVar("T", bound=_Table)
+T = TypeVar("T", bound=Table)
 
 
 def validate(table: type[T], data: Mapping[str, Any], at: Key = ()) -> T:
@@ -183,7 +183,7 @@ def suggest(word: str, allowed: list[str]) -> str:
 
 
 def _problem(
-    exc: ValidationError, table: type[_Table], data: Mapping[str, Any], at: Key
+    exc: ValidationError, table: type[Table], data: Mapping[str, Any], at: Key
 ) -> Problem:
     """Turn pydantic's first error into a Problem phrased from the study file's point of view.
 
@@ -205,17 +205,17 @@ def _problem(
     return Problem(at + field_loc, _lookup(data, field_loc), expected)
 
 
-def _owner_of(table: type[_Table], loc: Key) -> type[_Table]:
+def _owner_of(table: type[Table], loc: Key) -> type[Table]:
     """The model whose fields are allowed at ``loc`` (the table an unknown key was found in)."""
     for part in loc:
         annotation = _keys(table)[str(part)].annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, _Table)):
+        if not (isinstance(annotation, type) and issubclass(annotation, Table)):
             break
         table = annotation
     return table
 
 
-def _field_of(table: type[_Table], loc: Key) -> tuple[Key, str | None]:
+def _field_of(table: type[Table], loc: Key) -> tuple[Key, str | None]:
     """Cut ``loc`` at the deepest declared field and return that field's description.
 
     pydantic's locations go below the key the user wrote (a list index, the name of a union
@@ -227,7 +227,7 @@ def _field_of(table: type[_Table], loc: Key) -> tuple[Key, str | None]:
         if field is None:
             break
         annotation = field.annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, _Table)):
+        if not (isinstance(annotation, type) and issubclass(annotation, Table)):
             return loc[: depth + 1], field.description
         table = annotation
         if depth == len(loc) - 1:
@@ -235,7 +235,7 @@ def _field_of(table: type[_Table], loc: Key) -> tuple[Key, str | None]:
     return loc, None
 
 
-def _keys(table: type[_Table]) -> dict[str, Any]:
+def _keys(table: type[Table]) -> dict[str, Any]:
     """The table's fields by the key the user writes: the alias where the key is a Python
     keyword (``from``), else the field's name."""
     return {field.alias or name: field for name, field in table.model_fields.items()}

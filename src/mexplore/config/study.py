@@ -165,12 +165,12 @@ def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
     """
     source = str(path)
     parsed = _overrides.parse(overrides)
-    data = _read_toml(Path(path))
+    data = read_toml(Path(path))
     _overrides.apply(data, parsed, source)
     try:
         return _resolve(Path(os.path.abspath(path)), validate(StudyFileTable, data))
     except Problem as problem:
-        raise _error(problem, source, parsed) from None
+        raise study_file_error(problem, source, parsed) from None
 
 
 class UnreadableStudyFile(StudyFileError):
@@ -191,7 +191,7 @@ class UnreadableStudyFile(StudyFileError):
 # --------------------------------------------------------------------------- reading
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
     """The parsed file; tomllib's message already says the line and column of a syntax error."""
     try:
         with path.open("rb") as file:
@@ -208,7 +208,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise UnreadableStudyFile(str(path), f"invalid TOML: {exc}") from None
 
 
-def _error(
+def study_file_error(
     problem: Problem, source: str, overrides: Sequence[_overrides.Override]
 ) -> StudyFileError:
     """The user-facing error; when a ``--set`` wrote the key, the source says so."""
