@@ -213,3 +213,19 @@ def test_ctrl_c_stops_every_rank_and_the_run_resumes(tmp_path):
     assert done.returncode == 0, done.stderr
     assert sorted(r["id"] for r in journal(tmp_path / "out"))[-1] >= 29
     assert len(journal(tmp_path / "out")) == 30
+
+
+def test_local_ranks_share_the_cores_for_numpy_threads_unless_the_user_chose(monkeypatch):
+    from mexplore.cli import run
+
+    for name in run.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(run.os, "cpu_count", lambda: 8)
+    run._share_cores(3)
+    assert run.os.environ["OMP_NUM_THREADS"] == "2"
+    run._share_cores(16)
+    assert run.os.environ["OMP_NUM_THREADS"] == "2"  # already set: left alone
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("MKL_NUM_THREADS", "4")
+    run._share_cores(16)
+    assert "OMP_NUM_THREADS" not in run.os.environ

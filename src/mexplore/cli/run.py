@@ -54,6 +54,17 @@ def _progress_mode(requested: str) -> str:
     return "bar" if sys.stderr.isatty() else "log"
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _share_cores(ranks: int) -> None:
+    """Give each local rank its share of the cores for numpy's (BLAS) threads, unless the
+    user chose. Left alone, every rank starts one thread per core, and with a rank per core
+    a numpy model runs 2-4 times slower than single-threaded (benchmarks/mlp_noise.py)."""
+    if not any(name in os.environ for name in THREAD_VARIABLES):
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // ranks))
+
+
 def _exec_mpiexec(ranks: int, args: argparse.Namespace, overrides: list[str], progress: str) -> int:
     """Replace this process with ``mpiexec -n N python -m mexplore run ...``.
 
@@ -71,6 +82,7 @@ def _exec_mpiexec(ranks: int, args: argparse.Namespace, overrides: list[str], pr
             "--progress", progress]
     for override in overrides:
         argv += ["--set", override]
+    _share_cores(ranks)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(mpiexec, argv)

@@ -1,6 +1,6 @@
 """What the master shows while a run goes on: a live bar on a terminal, log lines elsewhere.
 
-Both say the same things: done / failed / running, the best objective so far, tasks per
+Both say the same things: done / failed / pruned / running, the best objective so far, tasks per
 second and the time left, and a line when the algorithm, not the workers, limits throughput
 (:mod:`.bottleneck`). Updates are cheap counters; drawing is throttled, so a run of tiny
 tasks does not spend its time printing.
@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TextIO
 
-from ..types import Result
+from ..types import Result, Status
 from .bottleneck import RECENT, verdict
 
 LOG_EVERY = 10.0
@@ -43,6 +43,7 @@ class Progress:
         self._sign = 1.0 if direction == "minimize" else -1.0
         self.done = 0
         self.failed = 0
+        self.pruned = 0
         self.running = 0
         self.best: float | None = None
         self._count(resumed)
@@ -70,7 +71,9 @@ class Progress:
         for result in results:
             if result.rank >= 0:  # it ran (a reused result did not)
                 self._costs.append((result.algorithm_time, result.ended - result.started))
-            if not result.ok:
+            if result.status is Status.PRUNED:
+                self.pruned += 1
+            elif not result.ok:
                 self.failed += 1
             elif isinstance(result.objective, float):
                 if self.best is None or self._sign * result.objective < self._sign * self.best:
@@ -112,7 +115,8 @@ class Progress:
         self._bound = bound
 
     def _details(self) -> str:
-        details = f"failed={self.failed} running={self.running}"
+        pruned = f" pruned={self.pruned}" if self.pruned else ""
+        details = f"failed={self.failed}{pruned} running={self.running}"
         if self.objective is None:  # several objectives: no single best
             return details
         best = "-" if self.best is None else f"{self.best:.6g}"
