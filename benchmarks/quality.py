@@ -10,6 +10,11 @@ The 8 workers are SIMULATED in-process, not started under MPI: 8 tasks are in fl
 in the order they finish, with a new task asked for at once, as the ``async`` policy does.
 Only the order and the information available to each proposal matter for quality, so
 the simulation measures the same thing as an MPI run would, without its time.
+The sequential baseline is Optuna's default ``TPESampler(seed=s)``, whatever options the
+async runs are given. Besides the medians, the table gives how many evaluations sequential
+TPE needs for its median best to reach the async median: a parallel efficiency, readable
+where a ratio of values is not (Rosenbrock's best values span orders of magnitude).
+``--options`` runs ``optuna.tpe`` with ``[algorithm.options]`` (JSON), once per setting.
 
 Overhead: the time the master spends in ``ask`` + ``tell`` per task (``ask(1)``, one
 result told at a time, as with ``async``): for ``random``, ``sobol`` and ``grid`` over 10^5
@@ -18,12 +23,15 @@ before each mark in one run of that length).
 
     .venv/bin/python benchmarks/quality.py            # full: about 5 minutes on 2 cores
     .venv/bin/python benchmarks/quality.py --quick    # 3 seeds, Optuna marks up to 1,000
+    .venv/bin/python benchmarks/quality.py --quality-only --seeds 20 \
+        --options '{}' --options '{"n_ei_candidates": 100}'   # compare TPE settings
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import math
 import platform
 import statistics
@@ -35,6 +43,7 @@ import numpy as np
 import optuna
 
 from mexplore.algorithms.base import Algorithm
+from mexplore.errors import AlgorithmError
 from mexplore.runtime.session import build_algorithm
 from mexplore.space import Float, Grid, Space
 from mexplore.types import Result, Status
@@ -93,7 +102,8 @@ def simulated_async(algorithm: Algorithm, f: Callable, space: Space, seed: int) 
     return best
 
 
-def sequential_optuna(f: Callable, space: Space, seed: int) -> float:
+def sequential_optuna(f: Callable, space: Space, seed: int) -> list[float]:
+    """Best value so far after each of BUDGET evaluations by Optuna's default sequential TPE."""
     names = list(space.parameters)
 
     def objective(trial: optuna.Trial) -> float:
@@ -102,33 +112,44 @@ def sequential_optuna(f: Callable, space: Space, seed: int) -> float:
 
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=BUDGET)
-    return study.best_value
+    return np.minimum.accumulate([trial.value for trial in study.trials]).tolist()
 
 
-def quality(seeds: int) -> None:
+def evaluations_to_match(curves: list[list[float]], target: float) -> str:
+    """How many evaluations the median of ``curves`` (best so far) needs to reach ``target``."""
+    median_curve = [statistics.median(values) for values in zip(*curves)]
+    return next((str(n) for n, value in enumerate(median_curve, 1) if value <= target), f"> {BUDGET}")
+
+
+def quality(seeds: int, settings: list[dict]) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"## Search quality: median over {seeds} seeds of the best value after {BUDGET} evaluations\n")
     print(f"mexplore runs use {WORKERS} workers SIMULATED in-process (async order from random task "
           "durations), not MPI ranks. Regret = best - known minimum.\n")
     print("Within 10%, two readings: of the value (|async - sequential| <= 10% of |sequential|), and "
-          "of the regret (async regret <= 1.1 x sequential regret, stricter near the optimum).\n")
-    print("| Problem (minimum) | mexplore optuna.tpe, 8 async | sequential Optuna TPE | mexplore random | "
-          "value within 10% | regret ratio async ÷ sequential | regret within 10% | better than random |")
-    print("|---|---|---|---|---|---|---|---|")
+          "of the regret (async regret <= 1.1 x sequential regret, stricter near the optimum). "
+          "Sequential evaluations to match: how many evaluations sequential TPE needs for its median "
+          f"best so far to reach the async median ({BUDGET} or fewer: the async run is as good).\n")
+    print("| Problem (minimum) | `optuna.tpe` options | mexplore optuna.tpe, 8 async | sequential Optuna TPE | "
+          "mexplore random | value within 10% | regret ratio async ÷ sequential | regret within 10% | "
+          "better than random | sequential evaluations to match |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, (f, space, minimum) in PROBLEMS.items():
-        runs: dict[str, list[float]] = {"async": [], "sequential": [], "random": []}
-        for seed in range(seeds):
-            runs["async"].append(simulated_async(build_algorithm("optuna.tpe", space, seed, {}), f, space, seed))
-            runs["sequential"].append(sequential_optuna(f, space, seed))
-            runs["random"].append(simulated_async(build_algorithm("random", space, seed, {}), f, space, seed))
-        median = {k: statistics.median(v) for k, v in runs.items()}
-        regret = {k: v - minimum for k, v in median.items()}
-        ratio = regret["async"] / regret["sequential"] if regret["sequential"] > 0 else math.inf
-        close = abs(median["async"] - median["sequential"]) <= 0.1 * abs(median["sequential"])
-        print(f"| {name} ({minimum:g}) | {median['async']:.4g} | {median['sequential']:.4g} | "
-              f"{median['random']:.4g} | {'yes' if close else 'no'} | {ratio:.2f} | {'yes' if ratio <= 1.10 else 'no'} | "
-              f"{'yes' if regret['async'] < regret['random'] else 'no'} |")
-        sys.stdout.flush()
+        curves = [sequential_optuna(f, space, seed) for seed in range(seeds)]
+        sequential = statistics.median(curve[-1] for curve in curves)
+        random = statistics.median(
+            simulated_async(build_algorithm("random", space, seed, {}), f, space, seed) for seed in range(seeds))
+        for options in settings:
+            parallel = statistics.median(
+                simulated_async(build_algorithm("optuna.tpe", space, seed, dict(options)), f, space, seed)
+                for seed in range(seeds))
+            regret = {"async": parallel - minimum, "sequential": sequential - minimum, "random": random - minimum}
+            ratio = regret["async"] / regret["sequential"] if regret["sequential"] > 0 else math.inf
+            close = abs(parallel - sequential) <= 0.1 * abs(sequential)
+            print(f"| {name} ({minimum:g}) | `{json.dumps(options)}` | {parallel:.4g} | {sequential:.4g} | "
+                  f"{random:.4g} | {'yes' if close else 'no'} | {ratio:.2f} | {'yes' if ratio <= 1.10 else 'no'} | "
+                  f"{'yes' if regret['async'] < regret['random'] else 'no'} | {evaluations_to_match(curves, parallel)} |")
+            sys.stdout.flush()
 
 
 def per_task_us(algorithm: Algorithm, tasks: int, marks: tuple[int, ...] = ()) -> dict[int, float]:
@@ -159,15 +180,15 @@ def overhead(marks: tuple[int, ...]) -> None:
     for name, space in (("random", floats), ("sobol", floats), ("lhs", floats), ("grid", grid)):
         us = per_task_us(build_algorithm(name, space, 1, {}), 100_000)[100_000]
         print(f"| `{name}` | 100,000 | {us:.1f} | {'yes' if us < 50 else 'no'} |")
-    print(f"\nOptuna samplers, 6 float parameters (`optuna.grid`: a 6-parameter grid of 15,625 "
-          f"points), median of the 20 tasks before each mark, in ms per task:\n")
+    print("\nOptuna samplers, 6 float parameters (`optuna.grid`: a 6-parameter grid of 15,625 "
+          "points), median of the 20 tasks before each mark, in ms per task:\n")
     print("| Algorithm | " + " | ".join(f"at {m:,} results" for m in marks) + " |")
     print("|---|" + "---|" * len(marks))
     for name in ("optuna.tpe", "optuna.cmaes", "optuna.nsga2", "optuna.nsga3", "optuna.qmc",
                  "optuna.random", "optuna.grid", "optuna.gp"):
         try:
             algorithm = build_algorithm(name, grid_small if name == "optuna.grid" else floats, 1, {})
-        except Exception as exc:  # optuna.gp without PyTorch
+        except AlgorithmError as exc:  # optuna.gp without PyTorch
             print(f"| `{name}` | " + " | ".join(["not run"] * (len(marks) - 1)) + f" | not run: {exc} |")
             continue
         us = per_task_us(algorithm, max(marks), marks)
@@ -175,15 +196,38 @@ def overhead(marks: tuple[int, ...]) -> None:
         sys.stdout.flush()
 
 
+def tpe_options(text: str) -> dict:
+    """An ``--options`` value: a JSON object, as ``[algorithm.options]`` would be."""
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from None
+    if not isinstance(options, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"n_ei_candidates\": 100}}', got {text!r}")
+    return options
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 seeds; Optuna marks 100 and 1,000 only")
+    parser.add_argument("--seeds", type=int, help="seeds per median (default 10, 3 with --quick)")
+    parser.add_argument("--options", type=tpe_options, action="append", metavar="JSON",
+                        help="[algorithm.options] of optuna.tpe as a JSON object; repeat to compare "
+                             "settings (default: {}, the adapter's defaults)")
+    parser.add_argument("--quality-only", action="store_true", help="skip the master overhead tables")
     args = parser.parse_args()
+    seeds = args.seeds or (3 if args.quick else 10)
+    for options in args.options or []:  # a misspelt option fails now, not minutes into the run
+        try:
+            build_algorithm("optuna.tpe", PROBLEMS["Branin (2-D)"][1], 0, dict(options)).close()
+        except AlgorithmError as exc:
+            parser.error(str(exc))
     started = time.time()
     print(f"Python {platform.python_version()}, Optuna {optuna.__version__}, "
-          f"{'quick run' if args.quick else 'full run'}\n")
-    quality(3 if args.quick else 10)
-    overhead((100, 1000) if args.quick else (100, 1000, 5000))
+          f"{'quick run' if args.quick else 'full run'}, {seeds} seeds\n")
+    quality(seeds, args.options or [{}])
+    if not args.quality_only:
+        overhead((100, 1000) if args.quick else (100, 1000, 5000))
     print(f"\n(took {time.time() - started:.0f} s)")
 
 
