@@ -9,6 +9,7 @@ built. A plug-in that fails to load is listed with its error instead of stopping
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from importlib.metadata import entry_points
 
@@ -26,6 +27,7 @@ def describe(name: str) -> str:
 
 
 def algorithms_command(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `mexplore algorithms | head` ends quietly
     plugins = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in BUILTINS}
     width = max(map(len, [*BUILTINS, *plugins]))
     for name in BUILTINS:

@@ -7,6 +7,7 @@ Heavy modules are imported inside each verb, so ``mexplore --help`` answers at o
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -85,34 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the verb: each lives in ``cli/<verb>.py`` as ``<verb>_command(args) -> int``,
+    imported only when called."""
     args = build_parser().parse_args(argv)
-    if args.verb == "run":
-        from .run import run_command
-
-        return run_command(args)
-    if args.verb == "status":
-        from .status import status_command
-
-        return status_command(args)
-    if args.verb == "algorithms":
-        from .algorithms import algorithms_command
-
-        return algorithms_command(args)
-    if args.verb == "submit":
-        from .submit import submit_command
-
-        return submit_command(args)
-    if args.verb == "report":
-        from .report import report_command
-
-        return report_command(args)
-    if args.verb == "new":
-        from .new import new_command
-
-        return new_command(args)
-    from .results import results_command
-
-    return results_command(args)
+    module = importlib.import_module(f"{__package__}.{args.verb}")
+    return getattr(module, f"{args.verb}_command")(args)
 
 
 if __name__ == "__main__":
