@@ -6,6 +6,10 @@ import argparse
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..store.run import Run
 
 
 def results_command(args: argparse.Namespace) -> int:
@@ -22,7 +26,7 @@ def results_command(args: argparse.Namespace) -> int:
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no tasks"
     print(f"{run.output}: {len(frame)} tasks ({summary})")
-    if (line := _bottleneck(frame, run.record)) is not None:
+    if (line := _bottleneck(run)) is not None:
         print(line)
     best = best_rows(frame, objectives[0], run.directions[0], args.top)
     if best.empty:
@@ -32,15 +36,13 @@ def results_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bottleneck(frame, recorded: dict) -> str | None:
+def _bottleneck(run: Run) -> str | None:
     """Whether the algorithm limited throughput over the run's latest tasks."""
     from ..runtime.bottleneck import RECENT, verdict
 
+    frame = run.frame
     if frame.empty or "algorithm_time" not in frame:
         return None
     ran = frame[frame["rank"] >= 0].sort_values("ended").tail(RECENT)
-    workers = int(recorded.get("provenance", {}).get("ranks", 0)) - 1
-    if workers < 1:
-        workers = ran["rank"].nunique()
-    now = verdict(zip(ran["algorithm_time"], ran["duration"]), workers)
+    now = verdict(zip(ran["algorithm_time"], ran["duration"]), run.workers)
     return None if now is None else f"note: {now.line}"

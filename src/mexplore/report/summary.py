@@ -41,22 +41,13 @@ class Summary:
 def summarize(run: Run) -> Summary:
     frame = run.frame
     if frame.empty:
-        return Summary(0, {}, [], None, workers(run), None)
+        return Summary(0, {}, [], None, run.workers, None)
     by_status = {str(k): int(v) for k, v in sorted(frame["status"].value_counts().items())}
     best = [b for o, d in zip(run.objectives, run.directions) if (b := _best(run, o, d)) is not None]
     both = frame[has_times(frame)]
     wall = float(both["ended"].max() - both["started"].min()) if not both.empty else None
-    count = workers(run)
+    count = run.workers
     return Summary(len(frame), by_status, best, wall, count, utilization(frame, count))
-
-
-def workers(run: Run) -> int:
-    """Worker ranks of the run: the recorded rank count less the master, or the ranks seen
-    in the journal if more (a resumed run may have had more ranks before)."""
-    ranks = run.record.get("provenance", {}).get("ranks")
-    recorded = ranks - 1 if isinstance(ranks, int) else 0
-    seen = 0 if run.frame.empty else run.frame.loc[run.frame["rank"] >= 0, "rank"].nunique()
-    return max(recorded, seen)
 
 
 def _best(run: Run, objective: str, direction: str) -> Best | None:

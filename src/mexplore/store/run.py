@@ -51,6 +51,15 @@ class Run:
         return {name for name, entry in self.space.items() if not isinstance(entry, dict)}
 
     @property
+    def workers(self) -> int:
+        """Worker ranks of the run: the recorded rank count less the master, or the ranks
+        seen in the journal if more (a resumed run may have had more ranks before)."""
+        ranks = self.record.get("provenance", {}).get("ranks")
+        recorded = ranks - 1 if isinstance(ranks, int) else 0
+        seen = 0 if self.frame.empty else self.frame.loc[self.frame["rank"] >= 0, "rank"].nunique()
+        return max(recorded, seen)
+
+    @property
     def ok(self) -> pd.DataFrame:
         """The rows that have objective values: finished ``ok``."""
         if self.frame.empty:
