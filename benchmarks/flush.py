@@ -210,7 +210,7 @@ def journal_us(batch: list[Result], per_call: int, pause: float = 0.0) -> float:
     only the calls are timed."""
     path = ROOT / "journal.jsonl"
     path.unlink(missing_ok=True)
-    writer = JournalWriter(path)
+    writer = JournalWriter.open(path)
     spent = 0.0
     for start in range(0, len(batch), per_call):
         if pause:

@@ -42,9 +42,10 @@ from collections.abc import Callable
 import numpy as np
 import optuna
 
+from mexplore.algorithms.base import StudyInfo
 from mexplore.algorithms.base import Algorithm
 from mexplore.errors import AlgorithmError
-from mexplore.runtime.session import build_algorithm
+from mexplore.queue.build import build_algorithm
 from mexplore.space import Float, Grid, Space
 from mexplore.types import Result, Status
 
@@ -86,16 +87,16 @@ def simulated_async(algorithm: Algorithm, f: Callable, space: Space, seed: int) 
     """Best value after BUDGET evaluations by WORKERS simulated asynchronous workers."""
     rng = np.random.default_rng(seed + 1000)
     clock, order, best, running = 0.0, 0, math.inf, []
-    for params in algorithm.ask(WORKERS):
+    for params in algorithm.propose(range(WORKERS)):
         heapq.heappush(running, (clock + rng.uniform(0.5, 1.5), order, params))
         order += 1
-    for told in range(BUDGET):
-        clock, _, params = heapq.heappop(running)
+    for _ in range(BUDGET):
+        clock, task_id, params = heapq.heappop(running)
         value = f(point(params, space))
         best = min(best, value)
-        algorithm.tell([Result(told, params, Status.OK, value)])
+        algorithm.tell([Result(task_id=task_id, params=params, status=Status.OK, objective=value)])
         if order < BUDGET:
-            (params,) = algorithm.ask(1)
+            (params,) = algorithm.propose(range(order, order + 1))
             heapq.heappush(running, (clock + rng.uniform(0.5, 1.5), order, params))
             order += 1
     algorithm.close()
@@ -138,10 +139,10 @@ def quality(seeds: int, settings: list[dict]) -> None:
         curves = [sequential_optuna(f, space, seed) for seed in range(seeds)]
         sequential = statistics.median(curve[-1] for curve in curves)
         random = statistics.median(
-            simulated_async(build_algorithm("random", space, seed, {}), f, space, seed) for seed in range(seeds))
+            simulated_async(build_algorithm("random", space, StudyInfo(seed=seed), {}), f, space, seed) for seed in range(seeds))
         for options in settings:
             parallel = statistics.median(
-                simulated_async(build_algorithm("optuna.tpe", space, seed, dict(options)), f, space, seed)
+                simulated_async(build_algorithm("optuna.tpe", space, StudyInfo(seed=seed), dict(options)), f, space, seed)
                 for seed in range(seeds))
             regret = {"async": parallel - minimum, "sequential": sequential - minimum, "random": random - minimum}
             ratio = regret["async"] / regret["sequential"] if regret["sequential"] > 0 else math.inf
@@ -159,8 +160,8 @@ def per_task_us(algorithm: Algorithm, tasks: int, marks: tuple[int, ...] = ()) -
     clock = time.perf_counter
     for i in range(tasks):
         start = clock()
-        (params,) = algorithm.ask(1)
-        algorithm.tell([Result(i, params, Status.OK, 1.0 + (i % 7) * 0.1)])
+        (params,) = algorithm.propose(range(i, i + 1))
+        algorithm.tell([Result(task_id=i, params=params, status=Status.OK, objective=1.0 + (i % 7) * 0.1)])
         times[i] = clock() - start
     algorithm.close()
     out = {mark: float(np.median(times[mark - 20:mark])) * 1e6 for mark in marks}
@@ -178,7 +179,7 @@ def overhead(marks: tuple[int, ...]) -> None:
     print("| Algorithm | tasks | µs per task | < 50 µs |")
     print("|---|---|---|---|")
     for name, space in (("random", floats), ("sobol", floats), ("lhs", floats), ("grid", grid)):
-        us = per_task_us(build_algorithm(name, space, 1, {}), 100_000)[100_000]
+        us = per_task_us(build_algorithm(name, space, StudyInfo(seed=1), {}), 100_000)[100_000]
         print(f"| `{name}` | 100,000 | {us:.1f} | {'yes' if us < 50 else 'no'} |")
     print("\nOptuna samplers, 6 float parameters (`optuna.grid`: a 6-parameter grid of 15,625 "
           "points), median of the 20 tasks before each mark, in ms per task:\n")
@@ -187,7 +188,7 @@ def overhead(marks: tuple[int, ...]) -> None:
     for name in ("optuna.tpe", "optuna.cmaes", "optuna.nsga2", "optuna.nsga3", "optuna.qmc",
                  "optuna.random", "optuna.grid", "optuna.gp"):
         try:
-            algorithm = build_algorithm(name, grid_small if name == "optuna.grid" else floats, 1, {})
+            algorithm = build_algorithm(name, grid_small if name == "optuna.grid" else floats, StudyInfo(seed=1), {})
         except AlgorithmError as exc:  # optuna.gp without PyTorch
             print(f"| `{name}` | " + " | ".join(["not run"] * (len(marks) - 1)) + f" | not run: {exc} |")
             continue
@@ -219,7 +220,7 @@ def main() -> None:
     seeds = args.seeds or (3 if args.quick else 10)
     for options in args.options or []:  # a misspelt option fails now, not minutes into the run
         try:
-            build_algorithm("optuna.tpe", PROBLEMS["Branin (2-D)"][1], 0, dict(options)).close()
+            build_algorithm("optuna.tpe", PROBLEMS["Branin (2-D)"][1], StudyInfo(seed=0), dict(options)).close()
         except AlgorithmError as exc:
             parser.error(str(exc))
     started = time.time()

@@ -3,6 +3,7 @@
 import pytest
 
 from helpers import small_space
+from mexplore.algorithms.base import StudyInfo
 from mexplore.algorithms.grid import GridSearch
 from mexplore.algorithms.random import RandomSearch
 from mexplore.algorithms.registry import resolve
@@ -12,22 +13,22 @@ from mexplore.types import Result, Status
 
 
 def finish(points, start=0):
-    return [Result(start + i, dict(p), Status.OK, 0.0) for i, p in enumerate(points)]
+    return [Result(task_id=start + i, params=dict(p), status=Status.OK, objective=0.0) for i, p in enumerate(points)]
 
 
 def test_random_is_seeded_and_inside_the_space():
     space = small_space()
-    a, b = RandomSearch(space, seed=3), RandomSearch(space, seed=3)
+    a, b = RandomSearch(space, StudyInfo(seed=3)), RandomSearch(space, StudyInfo(seed=3))
     points = a.ask(50)
     assert points == b.ask(20) + b.ask(30)
     assert all(space.contains(p) for p in points)
-    assert points != RandomSearch(space, seed=4).ask(50)
+    assert points != RandomSearch(space, StudyInfo(seed=4)).ask(50)
 
 
 def test_random_resume_skips_finished_points_and_reruns_lost_ones():
     space = small_space()
-    full = RandomSearch(space, seed=1).ask(10)
-    resumed = RandomSearch(space, seed=1)
+    full = RandomSearch(space, StudyInfo(seed=1)).ask(10)
+    resumed = RandomSearch(space, StudyInfo(seed=1))
     done = [p for i, p in enumerate(full[:6]) if i != 2]  # point 2 was in flight when killed
     resumed.replay(finish(done))
     assert resumed.ask(5) == [full[2], *full[6:10]]

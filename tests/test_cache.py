@@ -11,8 +11,8 @@ import pytest
 
 from mexplore.config import load_study
 from mexplore.errors import StudyFileError
-from mexplore.runtime.keep import KeepPolicy
-from mexplore.runtime.memo import Memo, reused
+from mexplore.queue.keep import KeepPolicy
+from mexplore.queue.memo import Memo, reused
 from mexplore.runtime.signals import Interrupted, StopSignals
 from mexplore.store.cache import CACHE_DIR, TaskCache, free_flush_name
 from mexplore.types import Result, Status, Task
@@ -122,7 +122,7 @@ def test_absorb_takes_in_what_an_isolated_child_saved(tmp_path):
 
 
 def result(task_id, status=Status.OK, objective=None, params=None):
-    return Result(task_id, params or {"x": task_id}, status, objective)
+    return Result(task_id=task_id, params=params or {"x": task_id}, status=status, objective=objective)
 
 
 def test_keep_policy_ranks_ok_results_by_the_first_objective():

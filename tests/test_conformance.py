@@ -106,7 +106,7 @@ class _Broken(AlgorithmConformance):
     def __init__(self, fault: str) -> None:
         self.fault = fault
 
-    def make(self, seed):
+    def make(self, info):
         from mexplore.algorithms.random import RandomSearch
 
         fault = self.fault
@@ -131,7 +131,7 @@ class _Broken(AlgorithmConformance):
                 if fault == "fails on failures" and any(not r.ok for r in results):
                     raise ValueError("objective is None")
 
-        return Faulty(self.space, seed=seed)
+        return Faulty(self.space, info)
 
 
 @pytest.mark.parametrize("fault, check", [

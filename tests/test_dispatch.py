@@ -6,7 +6,7 @@ from mexplore.types import Result, Status
 
 
 def ok(task_id: int) -> Result:
-    return Result(task_id, {}, Status.OK, 1.0)
+    return Result(task_id=task_id, params={}, status=Status.OK, objective=1.0)
 
 
 def test_async_asks_one_per_free_worker_and_never_past_the_budget():
@@ -95,7 +95,7 @@ def test_queue_refills_a_worker_once_half_its_slots_are_free_in_one_message():
 
 
 def timed(task_id: int, length: float) -> Result:
-    return Result(task_id, {}, Status.OK, 1.0, started=100.0, ended=100.0 + length)
+    return Result(task_id=task_id, params={}, status=Status.OK, objective=1.0, started=100.0, ended=100.0 + length)
 
 
 def test_async_prefetches_one_task_once_tasks_prove_short():
@@ -120,11 +120,11 @@ def test_failed_tasks_are_retried_with_a_higher_attempt_then_recorded():
     d = Dispatcher([1], Async(), budget=2, retries=1)
     d.propose([{"i": 0}, {"i": 1}])
     [(_, (task,))] = d.assign()
-    failed = Result(task.id, {}, Status.TIMEOUT)
+    failed = Result(task_id=task.id, params={}, status=Status.TIMEOUT)
     assert d.complete(1, [failed]) == ([], [failed])
     assert d.finished == 0 and d.wanted() == 0  # the retry waits first in line
     [(_, batch)] = d.assign()
     again = batch[0]
     assert (again.id, again.attempt, again.params) == (task.id, 1, {"i": 0})
-    final, retried = d.complete(1, [Result(again.id, {}, Status.FAILED, attempt=1)])
+    final, retried = d.complete(1, [Result(task_id=again.id, params={}, status=Status.FAILED, attempt=1)])
     assert [t.id for t, _ in final] == [task.id] and not retried and d.finished == 1

@@ -5,6 +5,7 @@ import threading
 import pytest
 
 from helpers import small_space
+from mexplore.algorithms.base import StudyInfo
 from mexplore.queue.futures import ImperativeAlgorithm, TaskQueue
 from mexplore.types import Result, Status
 
@@ -13,12 +14,11 @@ def serve(algorithm, rounds=200):
     """Play the master: ask, 'run' each task (objective = x), tell; until finished."""
     next_id = 0
     for _ in range(rounds):
-        proposals = algorithm.ask(4)
-        results = []
-        for params in proposals:
-            results.append(Result(next_id, params, Status.OK, float(params["x"])))
-            next_id += 1
-        algorithm.tell(results)
+        proposals = algorithm.propose(range(next_id, next_id + 4))
+        results = [Result(task_id=next_id + i, params=dict(params), status=Status.OK, objective=float(params["x"]))
+                   for i, params in enumerate(proposals)]
+        next_id += len(proposals)
+        algorithm.tell(results[::-1])  # in any order: futures are resolved by task id
         if algorithm.finished:
             return next_id
         threading.Event().wait(0.002)
@@ -33,12 +33,14 @@ def test_map_submit_and_as_completed():
         futures = [queue.submit({"x": 10 + i}) for i in range(3)]
         seen["completed"] = sorted(f.result().objective for f in queue.as_completed(futures))
         seen["options"] = options
+        seen["workers"] = queue.info.workers
 
-    count = serve(ImperativeAlgorithm(run, small_space(), seed=5, generations=2))
+    count = serve(ImperativeAlgorithm(run, small_space(), StudyInfo(seed=5, workers=3), generations=2))
     assert count == 8
     assert seen["batch"] == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert seen["completed"] == [10.0, 11.0, 12.0]
     assert seen["options"] == {"generations": 2, "seed": 5}
+    assert seen["workers"] == 3
 
 
 def test_priority_orders_dispatch_and_cancel_withdraws():
@@ -49,7 +51,8 @@ def test_priority_orders_dispatch_and_cancel_withdraws():
     assert dropped.cancel()
     assert dropped.result(timeout=0).status is Status.CANCELLED
     queue.set_priority([low], 10)
-    assert queue._take(10) == [{"x": 1}, {"x": 2}]
+    assert queue.dispatch(range(7, 17)) == [{"x": 1}, {"x": 2}]
+    assert (low.task_id, high.task_id) == (7, 8)
     assert not high.cancel()  # already handed out
 
 
@@ -60,9 +63,9 @@ def test_close_cancels_what_is_left_so_the_thread_ends():
             future.result()
 
     algorithm = ImperativeAlgorithm(run, small_space())
-    algorithm.ask(2)
+    algorithm.propose(range(2))
     algorithm.close()
-    assert not algorithm._thread.is_alive()
+    assert algorithm.finished  # its thread has ended
 
 
 def test_replayed_points_resolve_without_running():
@@ -70,7 +73,7 @@ def test_replayed_points_resolve_without_running():
         queue.map([{"x": i} for i in range(4)])
 
     algorithm = ImperativeAlgorithm(run, small_space())
-    algorithm.replay([Result(0, {"x": 0}, Status.OK, 0.0), Result(1, {"x": 2}, Status.OK, 2.0)])
+    algorithm.replay([Result(task_id=0, params={"x": 0}, status=Status.OK, objective=0.0), Result(task_id=1, params={"x": 2}, status=Status.OK, objective=2.0)])
     assert serve(algorithm) == 2
 
 
@@ -81,7 +84,7 @@ def test_an_error_in_the_algorithm_reaches_the_master():
     algorithm = ImperativeAlgorithm(run, small_space())
     with pytest.raises(ValueError, match="bad algorithm"):
         for _ in range(1000):
-            algorithm.ask(1)
+            algorithm.propose(range(1))
             threading.Event().wait(0.001)
 
 
@@ -90,7 +93,7 @@ def test_a_point_run_twice_before_is_replayed_twice():
         queue.map([{"x": 1}, {"x": 1}, {"x": 2}])
 
     algorithm = ImperativeAlgorithm(run, small_space())
-    algorithm.replay([Result(0, {"x": 1}, Status.OK, 1.0), Result(1, {"x": 1}, Status.OK, 1.0)])
+    algorithm.replay([Result(task_id=0, params={"x": 1}, status=Status.OK, objective=1.0), Result(task_id=1, params={"x": 1}, status=Status.OK, objective=1.0)])
     assert serve(algorithm) == 1
 
 

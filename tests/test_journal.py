@@ -6,12 +6,12 @@ from mexplore.types import Result, Status
 
 
 def results(n, start=0):
-    return [Result(start + i, {"x": i / 10}, Status.OK, float(i), {"acc": i}) for i in range(n)]
+    return [Result(task_id=start + i, params={"x": i / 10}, status=Status.OK, objective=float(i), metrics={"acc": i}) for i in range(n)]
 
 
 def test_round_trip(tmp_path):
     path = tmp_path / "journal.jsonl"
-    writer = JournalWriter(path)
+    writer = JournalWriter.open(path)
     writer.append(results(3))
     assert len(read_results(path)) == 3  # visible before close: flushed per append
     writer.close()
@@ -22,14 +22,14 @@ def test_round_trip(tmp_path):
 
 def test_a_truncated_last_line_is_skipped_with_a_warning_and_appending_goes_on(tmp_path, capsys):
     path = tmp_path / "journal.jsonl"
-    writer = JournalWriter(path)
+    writer = JournalWriter.open(path)
     writer.append(results(2))
     writer.close()
     with open(path, "a") as journal:
         journal.write('{"id": 2, "status": "o')  # a kill mid-write
     assert len(read_results(path)) == 2
     assert "journal.jsonl:3: skipping a damaged journal line" in capsys.readouterr().err
-    writer = JournalWriter(path)  # cuts the fragment off before appending
+    writer = JournalWriter.open(path)  # cuts the fragment off before appending
     writer.append(results(1, start=2))
     writer.close()
     assert [r.task_id for r in read_results(path)] == [0, 1, 2]
@@ -38,8 +38,8 @@ def test_a_truncated_last_line_is_skipped_with_a_warning_and_appending_goes_on(t
 
 def test_results_table_and_best_rows(tmp_path):
     path = tmp_path / "journal.jsonl"
-    writer = JournalWriter(path)
-    writer.append(results(4) + [Result(4, {"x": 9}, Status.FAILED, error="Traceback...\nValueError: bad")])
+    writer = JournalWriter.open(path)
+    writer.append(results(4) + [Result(task_id=4, params={"x": 9}, status=Status.FAILED, error="Traceback...\nValueError: bad")])
     writer.close()
     frame = results_frame(path, ["loss"])
     assert list(frame.columns[:5]) == ["id", "status", "loss", "p:x", "m:acc"]
@@ -50,10 +50,10 @@ def test_results_table_and_best_rows(tmp_path):
 
 def test_pareto_column_marks_the_non_dominated_ok_rows(tmp_path):
     path = tmp_path / "journal.jsonl"
-    writer = JournalWriter(path)
+    writer = JournalWriter.open(path)
     points = [[1.0, 5.0], [2.0, 2.0], [3.0, 3.0], [5.0, 1.0], [0.5, 0.5]]
     statuses = [Status.OK] * 4 + [Status.FAILED]
-    writer.append([Result(i, {"i": i}, s, p if s is Status.OK else None)
+    writer.append([Result(task_id=i, params={"i": i}, status=s, objective=p if s is Status.OK else None)
                    for i, (p, s) in enumerate(zip(points, statuses))])
     writer.close()
     frame = results_frame(path, ["loss", "time"], ["minimize", "minimize"])

@@ -110,7 +110,7 @@ def test_resuming_a_sweep_whose_last_points_are_done_ends_cleanly(tmp_path):
 
 def test_an_algorithm_constructor_that_raises_is_named(tmp_path, capsys):
     path = make_study(tmp_path, algorithm_plugin(tmp_path, "Picky", """
-        def __init__(self, space, *, seed=None, step=0):
+        def __init__(self, space, info=None, *, step=0):
             raise ValueError('step must be > 0')
         def ask(self, n):
             return []

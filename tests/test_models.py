@@ -17,8 +17,8 @@ from mexplore.types import Status, Task
     ({"loss": 3, "acc": np.float64(0.5), "curve": np.arange(2)}, (Status.OK, 3.0, {"acc": 0.5, "curve": [0, 1]})),
 ])
 def test_numbers_and_dicts_are_objectives_and_metrics(returned, expected):
-    status, objective, metrics, error = interpret(returned, ("loss",))
-    assert (status, objective, metrics) == expected and error is None
+    outcome = interpret(returned, ("loss",))
+    assert (outcome.status, outcome.objective, outcome.metrics) == expected and outcome.error is None
 
 
 @pytest.mark.parametrize("returned,reason", [
@@ -31,13 +31,14 @@ def test_numbers_and_dicts_are_objectives_and_metrics(returned, expected):
     ({"loss": [1, 2]}, "expected a number"),
 ])
 def test_garbage_is_a_failed_result_with_the_reason(returned, reason):
-    status, objective, _, error = interpret(returned, ("loss",))
-    assert status is Status.FAILED and objective is None and reason in error
+    outcome = interpret(returned, ("loss",))
+    assert outcome.status is Status.FAILED and outcome.objective is None and reason in outcome.error
 
 
 def test_several_objectives_come_back_as_a_list():
-    assert interpret({"a": 1, "b": 2.5}, ("a", "b"))[:2] == (Status.OK, [1.0, 2.5])
-    assert "several objectives" in interpret(1.0, ("a", "b"))[3]
+    both = interpret({"a": 1, "b": 2.5}, ("a", "b"))
+    assert (both.status, both.objective) == (Status.OK, [1.0, 2.5])
+    assert "several objectives" in interpret(1.0, ("a", "b")).error
 
 
 def test_an_exception_becomes_a_failed_result_with_traceback_rank_and_host(tmp_path):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from mexplore.algorithms.base import StudyInfo
 from mexplore.algorithms.qmc import LatinHypercube, Sobol, to_space
 from mexplore.errors import AlgorithmError
 from mexplore.space import Categorical, Float, Int, Space
@@ -33,22 +34,22 @@ def test_log_ints_cover_their_range_evenly_in_log_scale():
 
 @pytest.mark.parametrize("cls", [Sobol, LatinHypercube])
 def test_seeded_and_inside_the_space(cls):
-    a, b = cls(SPACE, seed=3), cls(SPACE, seed=3)
+    a, b = cls(SPACE, StudyInfo(seed=3)), cls(SPACE, StudyInfo(seed=3))
     points = a.ask(300)
     assert points == b.ask(100) + b.ask(200)
     assert all(SPACE.contains(p) for p in points)
-    assert points != cls(SPACE, seed=4).ask(300)
+    assert points != cls(SPACE, StudyInfo(seed=4)).ask(300)
 
 
 def test_sobol_fills_the_space_more_evenly_than_random():
     space = Space({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)}, {})
-    sobol = np.array([[p["x"], p["y"]] for p in Sobol(space, seed=1).ask(256)])
+    sobol = np.array([[p["x"], p["y"]] for p in Sobol(space, StudyInfo(seed=1)).ask(256)])
     counts = np.histogram2d(sobol[:, 0], sobol[:, 1], bins=16, range=[[0, 1], [0, 1]])[0]
     assert counts.max() == 1 == counts.min()  # 256 points, one per cell of a 16 x 16 grid
 
 
 def test_each_latin_hypercube_puts_one_point_per_bin():
-    points = LatinHypercube(SPACE, seed=2, size=10).ask(20)
+    points = LatinHypercube(SPACE, StudyInfo(seed=2), size=10).ask(20)
     for design in (points[:10], points[10:]):
         assert sorted(int(p["x"] * 10) for p in design) == list(range(10))
         assert sorted(int((math.log10(p["lr"]) + 4) / 4 * 10) for p in design) == list(range(10))
@@ -56,10 +57,10 @@ def test_each_latin_hypercube_puts_one_point_per_bin():
 
 @pytest.mark.parametrize("cls", [Sobol, LatinHypercube])
 def test_resume_skips_finished_points_and_reruns_lost_ones(cls):
-    full = cls(SPACE, seed=1).ask(10)
-    resumed = cls(SPACE, seed=1)
+    full = cls(SPACE, StudyInfo(seed=1)).ask(10)
+    resumed = cls(SPACE, StudyInfo(seed=1))
     done = [p for i, p in enumerate(full[:6]) if i != 2]
-    resumed.replay([Result(i, dict(p), Status.OK, 0.0) for i, p in enumerate(done)])
+    resumed.replay([Result(task_id=i, params=dict(p), status=Status.OK, objective=0.0) for i, p in enumerate(done)])
     assert resumed.ask(5) == [full[2], *full[6:10]]
 
 

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from helpers import REPO, journal, run_cli, write_study
+from mexplore.algorithms.base import Algorithm, StudyInfo
 from mexplore.algorithms.warm_start import WarmStart
 from mexplore.config import load_study
 from mexplore.errors import StudyFileError
 from mexplore.runtime.entry import run_inproc
-from mexplore.runtime.session import build_algorithm
+from mexplore.queue.build import build_algorithm
 from mexplore.space import Categorical, Float, Int, Space
 from mexplore.testing import AlgorithmConformance
 from mexplore.testing.conformance import MIXED_SPACE
@@ -106,19 +107,16 @@ def test_from_must_be_a_run_of_the_same_objectives(tmp_path):
 
 # --------------------------------------------------------------------------- the wrapper
 
-class Recorder:
-    """A stand-in algorithm that proposes x = 0.9 and records what it is told and taught."""
-
-    thinks_in_background = False
-    finished = False
-    space = Space({"x": Float(0, 1)}, {})
-    seed = 0
+class Recorder(Algorithm):
+    """A stand-in algorithm that proposes x = 0.9 (one dict object, as often as asked) and
+    records what it is told and taught."""
 
     def __init__(self):
+        super().__init__(Space({"x": Float(0, 1)}, {}))
         self.told, self.learned, self.replayed = [], [], []
 
     def ask(self, n):
-        return [{"x": 0.9} for _ in range(n)]
+        return [{"x": 0.9}] * n  # the same object n times: pairing must not rely on identity
 
     def tell(self, results):
         self.told += results
@@ -129,23 +127,23 @@ class Recorder:
     def replay(self, results):
         self.replayed += results
 
-    def report(self, params, step, value):
+    def report(self, task_id, step, value):
         return True
 
 
 def ok(params, task_id=0):
-    return Result(task_id, params, Status.OK, objective=params["x"])
+    return Result(task_id=task_id, params=params, status=Status.OK, objective=params["x"])
 
 
 def test_initial_points_go_first_and_their_results_are_learned_not_told():
     inner = Recorder()
     warm = WarmStart(inner, [{"x": 0.1}, {"x": 0.2}, {"x": 0.3}], earlier=[ok({"x": 0.5})])
     assert [r.params for r in inner.learned] == [{"x": 0.5}]
-    first = warm.ask(2)
-    second = warm.ask(3)
+    first = warm.propose(range(0, 2))
+    second = warm.propose(range(2, 5))
     assert first == [{"x": 0.1}, {"x": 0.2}] and second == [{"x": 0.3}, {"x": 0.9}, {"x": 0.9}]
-    assert warm.report(first[0], 1, 0.5) is False and warm.report(second[1], 1, 0.5) is True
-    warm.tell([ok(first[1]), ok(second[2]), ok(first[0])])
+    assert warm.report(0, 1, 0.5) is False and warm.report(3, 1, 0.5) is True
+    warm.tell([ok(dict(first[1]), 1), ok(dict(second[2]), 4), ok(dict(first[0]), 0)])  # copies: ids pair them
     assert [r.params["x"] for r in inner.learned] == [0.5, 0.2, 0.1]
     assert [r.params["x"] for r in inner.told] == [0.9]
 
@@ -156,12 +154,12 @@ def test_a_resumed_warm_start_skips_the_initial_points_already_finished():
     warm.replay([ok({"x": 0.1}), ok({"x": 0.9}), ok({"x": 0.7})])
     assert [r.params["x"] for r in inner.learned] == [0.1]
     assert [r.params["x"] for r in inner.replayed] == [0.9, 0.7]
-    assert warm.ask(3) == [{"x": 0.2}, {"x": 0.1}, {"x": 0.9}]
+    assert warm.propose(range(3, 6)) == [{"x": 0.2}, {"x": 0.1}, {"x": 0.9}]
 
 
 def test_optuna_learns_foreign_results_as_trials():
-    tpe = build_algorithm("optuna.tpe", Space({"x": Float(0, 1)}, {}), 0, {})
-    tpe.learn([ok({"x": 0.25}), Result(1, {"x": 0.5}, Status.FAILED)])
+    tpe = build_algorithm("optuna.tpe", Space({"x": Float(0, 1)}, {}), StudyInfo(seed=0), {})
+    tpe.learn([ok({"x": 0.25}), Result(task_id=1, params={"x": 0.5}, status=Status.FAILED)])
     states = [t.state.name for t in tpe.study.trials]
     assert states == ["COMPLETE", "FAIL"] and tpe.study.best_value == 0.25
     tpe.close()
@@ -173,9 +171,9 @@ class TestWarmStartedRandom(AlgorithmConformance):
 
     name = "random"
 
-    def make(self, seed):
+    def make(self, info):
         points = [MIXED_SPACE.sample(np.random.default_rng(k)) for k in range(3)]
-        return WarmStart(build_algorithm(self.name, MIXED_SPACE, seed, {}), points, earlier=[])
+        return WarmStart(build_algorithm(self.name, MIXED_SPACE, info, {}), points, earlier=[])
 
 
 class TestWarmStartedTPE(TestWarmStartedRandom):

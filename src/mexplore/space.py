@@ -1,4 +1,5 @@
-"""The search space: named parameters, how to sample them and how to enumerate them.
+"""The search space: named parameters, how to sample them and how to enumerate them, and
+when two parameter sets are the same point (:func:`point_key`).
 
 Validation of user input happens in ``config/``; objects here are assumed well formed, so
 algorithms can use them without re-checking. numpy only.
@@ -6,8 +7,9 @@ algorithms can use them without re-checking. numpy only.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AlgorithmError
+from .types import Result
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +143,42 @@ class Space:
     def grid_size(self) -> int:
         """How many points :meth:`grid_points` yields, computed without enumerating them."""
         return math.prod(len(values) for _, values in self.grid_axes())
+
+def point_key(params: dict[str, Any]) -> str:
+    """A canonical text form of a parameter set: equal points give equal keys."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class FinishedPoints:
+    """The points of a previous run, each consumed once when the sequence reaches it again.
+
+    Deterministic algorithms (grid, seeded random) regenerate their sequence from the start
+    on resume; points found here were finished before the interruption and are skipped,
+    while points that were in flight come out again and run. Only replayed points are kept,
+    so a fresh run holds nothing.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def add(self, results: list[Result]) -> None:
+        self.add_points(result.params for result in results)
+
+    def add_points(self, points: Iterable[dict[str, Any]]) -> None:
+        for params in points:
+            key = point_key(params)
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def consume(self, params: dict[str, Any]) -> bool:
+        """True (and forget one copy) if ``params`` was finished before."""
+        if not self._counts:
+            return False
+        key = point_key(params)
+        left = self._counts.get(key, 0)
+        if left == 0:
+            return False
+        if left == 1:
+            del self._counts[key]
+        else:
+            self._counts[key] = left - 1
+        return True

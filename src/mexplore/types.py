@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
-
 
 TABLE_COLUMNS = (
     "id", "status", "started", "ended", "duration", "rank", "host", "gpu", "attempt", "error",
@@ -48,23 +47,52 @@ class Task:
     algorithm_time: float = 0.0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a task ran: the worker's rank, its host and the GPU it was given (if any)."""
+
+    rank: int
+    host: str
+    gpu: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What a model's run came to, before it is stamped with where and when it ran."""
+
+    status: Status
+    objective: Objective = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, error: str, metrics: dict[str, Any] | None = None, status: Status = Status.FAILED) -> Outcome:
+        return cls(status=status, metrics=metrics or {}, error=error)
+
+
+_RECORD_NAMES = {"task_id": "id"}
+"""Fields whose journal key differs from the attribute name."""
+
+
+@dataclass(slots=True, kw_only=True)
 class Result:
     """What came back from one task, with where and when it ran.
 
     ``objective`` is a float (one objective), a list (several) or None (the task did not
     produce one: failed, cancelled...). ``error`` holds the reason or the remote traceback.
-    Workers leave ``params`` empty to keep replies small; the master puts back the task's
-    own dict, so an algorithm gets the very object it proposed. ``reports`` holds the
-    intermediate ``(step, value)`` pairs the model reported while it ran. ``reused_from`` is
-    the task whose result this one took instead of running (``[cache] reuse``).
-    ``algorithm_time`` is the master's seconds in the algorithm to propose it (see
-    :class:`Task`).
+    ``reports`` holds the intermediate ``(step, value)`` pairs the model reported while it
+    ran. ``reused_from`` is the task whose result this one took instead of running
+    (``[cache] reuse``). ``algorithm_time`` is the master's seconds in the algorithm to
+    propose it (see :class:`Task`).
+
+    Build one with a named constructor: :meth:`ran` on a worker, :meth:`for_task` on the
+    master, :meth:`from_record` from the journal. Every field has a default and a journal
+    key (:meth:`to_record`), so adding a field is a change to this class alone.
     """
 
     task_id: int
-    params: dict[str, Any]
     status: Status
+    params: dict[str, Any] = field(default_factory=dict)
     objective: Objective = None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -72,58 +100,64 @@ class Result:
     ended: float = 0.0
     rank: int = -1
     host: str = ""
-    attempt: int = 0
     gpu: str | None = None
+    attempt: int = 0
     reports: list[tuple[float, float]] = field(default_factory=list)
     reused_from: int | None = None
     algorithm_time: float = 0.0
+
+    @classmethod
+    def ran(cls, task: Task, place: Place, outcome: Outcome, started: float, ended: float) -> Result:
+        """A worker's result of ``task``. It leaves ``params`` out to keep the reply small:
+        the master puts the task's own back (:meth:`completed`)."""
+        return cls(task_id=task.id, status=outcome.status, objective=outcome.objective,
+                   metrics=outcome.metrics, error=outcome.error, started=started, ended=ended,
+                   rank=place.rank, host=place.host, gpu=place.gpu, attempt=task.attempt)
+
+    @classmethod
+    def for_task(cls, task: Task, status: Status, **fields: Any) -> Result:
+        """A result the master makes itself for ``task`` (cancelled, answered from an
+        earlier result...): the task's id, params, attempt and algorithm time, then ``fields``."""
+        return cls(task_id=task.id, status=status, params=task.params, attempt=task.attempt,
+                   algorithm_time=task.algorithm_time, **fields)
+
+    def completed(self, task: Task, reports: list[tuple[float, float]]) -> Result:
+        """This worker's result as the master records it: with the task's params and
+        algorithm time and the reports that came while it ran."""
+        return replace(self, params=task.params, algorithm_time=task.algorithm_time, reports=reports)
 
     @property
     def ok(self) -> bool:
         return self.status is Status.OK
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON-ready form written to the journal (one line per finished task)."""
-        record = {
-            "id": self.task_id,
-            "status": self.status.value,
-            "objective": self.objective,
-            "params": self.params,
-            "metrics": self.metrics,
-            "error": self.error,
-            "started": self.started,
-            "ended": self.ended,
-            "rank": self.rank,
-            "host": self.host,
-            "gpu": self.gpu,
-            "attempt": self.attempt,
-            "reports": self.reports,
-            "algorithm_time": round(self.algorithm_time, 7),
-        }
-        if self.reused_from is not None:
-            record["reused_from"] = self.reused_from
+        """The JSON-ready form written to the journal (one line per finished task).
+        ``reused_from`` is written only when set."""
+        record: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "reused_from" and value is None:
+                continue
+            if item.name == "status":
+                value = value.value
+            elif item.name == "algorithm_time":
+                value = round(value, 7)
+            record[_RECORD_NAMES.get(item.name, item.name)] = value
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Result:
-        """Inverse of :meth:`to_record`; used when a journal is replayed on resume."""
-        return cls(
-            task_id=int(record["id"]),
-            params=record["params"],
-            status=Status(record["status"]),
-            objective=record.get("objective"),
-            metrics=record.get("metrics") or {},
-            error=record.get("error"),
-            started=record.get("started", 0.0),
-            ended=record.get("ended", 0.0),
-            rank=record.get("rank", -1),
-            host=record.get("host", ""),
-            attempt=record.get("attempt", 0),
-            gpu=record.get("gpu"),
-            reports=[tuple(pair) for pair in record.get("reports") or []],
-            reused_from=record.get("reused_from"),
-            algorithm_time=record.get("algorithm_time", 0.0),
-        )
+        """Inverse of :meth:`to_record`; used when a journal is replayed on resume. A key
+        an older journal lacks takes the field's default."""
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            key = _RECORD_NAMES.get(item.name, item.name)
+            if key in record and record[key] is not None:
+                values[item.name] = record[key]
+        values["task_id"] = int(record["id"])
+        values["status"] = Status(record["status"])
+        values["reports"] = [tuple(pair) for pair in values.get("reports", [])]
+        return cls(**values)
 
 
 def is_finite_number(value: object) -> bool:

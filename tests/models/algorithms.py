@@ -16,8 +16,8 @@ def halving(queue, space, options):
 class Explodes(Algorithm):
     """Proposes points, then raises inside ask after ``after`` of them."""
 
-    def __init__(self, space, *, seed=None, after=6):
-        super().__init__(space, seed=seed)
+    def __init__(self, space, info=None, *, after=6):
+        super().__init__(space, info)
         self.after, self.count = after, 0
 
     def ask(self, n):

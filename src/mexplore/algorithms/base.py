@@ -2,59 +2,111 @@
 
 Lifecycle, as the master calls it:
 
-1. ``Algorithm(space, seed=..., **options)``: once, on the master, before any task runs.
-   ``options`` is the study's ``[algorithm.options]`` table, as is.
-2. ``replay(results)``: once, before the first ``ask``, when a run resumes: the results its
-   journal holds. The default passes them to ``tell``; algorithms that regenerate a fixed
-   sequence (grid, seeded random) override it to skip those points instead.
+1. ``Algorithm(space, info, **options)``: once, on the master, before any task runs.
+   ``info`` is the study's :class:`StudyInfo` (objectives and directions, budget, number
+   of workers, output directory, seed); ``options`` is the study's ``[algorithm.options]``
+   table, as is.
+2. ``replay(results)``: once, before the first proposal, when a run resumes: the results
+   its journal holds. The default passes them to ``tell``; algorithms that regenerate a
+   fixed sequence (grid, seeded random) override it to skip those points instead.
    ``learn(results)``: results of points the algorithm did not propose: the study's
    ``initial`` points as they finish, and an earlier run's results (``from``) before the
-   first ``ask``. The default ignores them; model-based algorithms add them to what they know.
+   first proposal. The default ignores them; model-based algorithms add them to what they know.
 3. ``tell(results)``: during the run, with each batch of finished results: ``ok`` ones and
-   failures alike (look at ``result.status``). ``result.params`` is the very dict object
-   ``ask`` returned.
-4. ``report(params, step, value)``: while a task runs, with each intermediate value the model
-   reports; True stops (prunes) the task.
-5. ``ask(n)``: whenever the policy has room for ``n`` new tasks. Return up to ``n`` parameter
-   dicts: fewer, or none, when the algorithm must wait for results first. The engine enforces
-   the study's budget; the algorithm need not count.
+   failures alike (look at ``result.status``). ``result.task_id`` names the proposal.
+4. ``report(task_id, step, value)``: while a task runs, with each intermediate value the
+   model reports; True stops (prunes) the task.
+5. ``propose(task_ids)``: whenever the policy has room for ``len(task_ids)`` new tasks; the
+   i-th parameter dict returned becomes task ``task_ids[i]``. The default calls ``ask(n)``,
+   which is all most algorithms implement; one that pairs results with its proposals
+   (a trial per task) overrides ``propose`` instead and keys its bookkeeping on the ids.
+   Return fewer dicts, or none, when the algorithm must wait for results first. The engine
+   enforces the study's budget; the algorithm need not count.
 6. ``finished``: read after every round; once True (and nothing is in flight), the run ends.
+
+What an algorithm can do is declared in class attributes the master reads: ``learns``,
+``prunes``, ``thinks_in_background``.
 
 Algorithms are plain Python: no MPI, no files, no ranks. They run and test anywhere.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from ..objectives import Direction
 from ..space import Space
 from ..types import Result
 
 
-class Algorithm(ABC):
-    """Base class of ask/tell algorithms; subclass it and implement :meth:`ask`."""
+@dataclass(frozen=True, slots=True)
+class StudyInfo:
+    """What an algorithm is told of the study it serves, once, in its constructor.
 
+    The defaults describe a study of one objective, minimized, with no budget, one
+    worker and no seed, so an algorithm can be built in a test with ``Mine(space)``.
+    """
+
+    objectives: tuple[str, ...] = ("value",)
+    directions: tuple[Direction, ...] = (Direction.MINIMIZE,)
+    budget: int | None = None
+    """Evaluations the study may spend (None: until the algorithm is finished)."""
+    workers: int = 1
+    """Worker ranks of this run: how many tasks can run at once."""
+    output: Path | None = None
+    """The run's output directory, for an algorithm that keeps files of its own there."""
+    seed: int | None = None
+    """The study's seed, or the one drawn and recorded for this run."""
+
+
+class Algorithm(ABC):
+    """Base of ask/tell algorithms; subclass it and implement :meth:`ask` (or :meth:`propose`)."""
+
+    learns = True
+    """Whether proposals depend on the results told so far. Sweeps and fixed designs (grid,
+    random, sobol, lhs) set False: the engine may then queue their proposals further ahead."""
+    prunes = False
+    """Whether :meth:`report` may stop running tasks; only such algorithms accept
+    ``[algorithm] pruner``."""
     thinks_in_background = False
     """True for algorithms that may propose nothing now and something later with no result
     in between (they compute in a thread of their own); for any other, proposing nothing
     while no task runs and not being finished is a bug, and the run stops with an error."""
 
-    def __init__(self, space: Space, *, seed: int | None = None) -> None:
+    def __init__(self, space: Space, info: StudyInfo | None = None) -> None:
         self.space = space
-        self.seed = seed
+        self.info = StudyInfo() if info is None else info
+        self.seed = self.info.seed
 
-    @abstractmethod
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.ask is Algorithm.ask and cls.propose is Algorithm.propose:
+            raise TypeError(f"{cls.__name__} must implement ask(n) or propose(task_ids)")
+
+    @property
+    def name(self) -> str:
+        """How messages name this algorithm."""
+        return type(self).__name__
+
     def ask(self, n: int) -> list[dict[str, Any]]:
         """Up to ``n`` new parameter sets."""
+        raise NotImplementedError(f"{self.name} proposes through propose(task_ids)")
+
+    def propose(self, task_ids: range) -> list[dict[str, Any]]:
+        """Up to ``len(task_ids)`` parameter sets; the i-th becomes task ``task_ids[i]``.
+        The engine calls this; the default asks :meth:`ask`."""
+        return self.ask(len(task_ids))
 
     def tell(self, results: list[Result]) -> None:
         """Learn from finished results; the default ignores them (fine for sweeps)."""
 
-    def report(self, params: dict[str, Any], step: float, value: float) -> bool:
-        """An intermediate value of a running task (the very ``params`` dict ``ask``
-        returned). Return True to stop that task: it ends as ``pruned``. The default never
-        prunes; the ``optuna.*`` algorithms ask their ``pruner``."""
+    def report(self, task_id: int, step: float, value: float) -> bool:
+        """An intermediate value of the running task ``task_id``. Return True to stop that
+        task: it ends as ``pruned``. The default never prunes; the ``optuna.*`` algorithms
+        ask their ``pruner`` (and set ``prunes``)."""
         return False
 
     def replay(self, results: list[Result]) -> None:

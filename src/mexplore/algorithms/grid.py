@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import AlgorithmError
-from ..space import Space
+from ..space import FinishedPoints, Space
 from ..types import Result
-from ._resume import FinishedPoints
-from .base import Algorithm
+from .base import Algorithm, StudyInfo
 
 
 class GridSearch(Algorithm):
@@ -22,8 +21,10 @@ class GridSearch(Algorithm):
     sits in memory.
     """
 
-    def __init__(self, space: Space, *, seed: int | None = None, repeats: int = 1) -> None:
-        super().__init__(space, seed=seed)
+    learns = False
+
+    def __init__(self, space: Space, info: StudyInfo | None = None, *, repeats: int = 1) -> None:
+        super().__init__(space, info)
         if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
             raise AlgorithmError(f"grid option repeats = {repeats!r}: expected an integer >= 1")
         self.repeats = repeats

@@ -1,7 +1,7 @@
 """``optuna.<sampler>``: Optuna's samplers driven by ask/tell on the master, with no storage.
 
-One in-memory study lives on the master; each ``ask`` creates trials and suggests every
-parameter of the space, each result is told back to the trial that proposed it. Optuna is
+One in-memory study lives on the master; each ``propose`` creates a trial per task and
+suggests every parameter of the space, and each result is told back to its task's trial. Optuna is
 imported only when such an algorithm is built, so ``mexplore --help`` and the workers never
 pay for it.
 """
@@ -14,9 +14,10 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AlgorithmError
+from ..objectives import Direction
 from ..space import Categorical, Float, Grid, Int, Space
 from ..types import Result, Status
-from .base import Algorithm
+from .base import Algorithm, StudyInfo
 
 if TYPE_CHECKING:
     import optuna
@@ -73,13 +74,15 @@ class OptunaAlgorithm(Algorithm):
     defaults: dict[str, Any] = {}
     """Sampler options set unless the study sets them (TPE's constant liar)."""
 
+    prunes = True
+
     def __init__(
-        self, space: Space, *, seed: int | None = None,
-        directions: tuple[str, ...] = ("minimize",), pruner: str = "none",
+        self, space: Space, info: StudyInfo | None = None, *, pruner: str = "none",
         pruner_options: dict[str, Any] | None = None, **options: Any,
     ) -> None:
-        super().__init__(space, seed=seed)
+        super().__init__(space, info)
         optuna = _optuna()
+        directions = [Direction(direction).value for direction in self.info.directions]
         if len(directions) > 1 and not self.multi_objective:
             raise AlgorithmError(
                 f"algorithm {self.name!r} optimizes one objective; this study has {len(directions)} "
@@ -88,11 +91,11 @@ class OptunaAlgorithm(Algorithm):
         self._distributions = distributions(space, self.name)
         sampler = self._sampler(optuna, {**self.defaults, **options})
         self.study: optuna.Study = optuna.create_study(
-            sampler=sampler, directions=list(directions),
+            sampler=sampler, directions=directions,
             pruner=_pruner(optuna, self.name, pruner, pruner_options or {}, len(directions)),
         )
-        self._trials: dict[int, tuple[dict[str, Any], Any]] = {}
-        self._reported: set[int] = set()
+        self._trials: dict[int, Any] = {}  # task id -> its trial, until told
+        self._reported: set[int] = set()  # task ids whose trial got its reports as they came
 
     def _sampler(self, optuna: Any, options: dict[str, Any]) -> Any:
         """The sampler, with the study's seed and the checked ``[algorithm.options]``."""
@@ -111,37 +114,35 @@ class OptunaAlgorithm(Algorithm):
         except (TypeError, ValueError) as exc:
             raise AlgorithmError(f"algorithm {self.name!r} rejected [algorithm.options] {options}: {exc}") from None
 
-    def ask(self, n: int) -> list[dict[str, Any]]:
+    def propose(self, task_ids: range) -> list[dict[str, Any]]:
         batch = []
-        for _ in range(n):
+        for task_id in task_ids:
             trial = self.study.ask(self._distributions)
-            params = {**trial.params, **self.space.constants}
-            self._trials[id(params)] = (params, trial)  # the dict is kept so its id stays unique
-            batch.append(params)
+            self._trials[task_id] = trial
+            batch.append({**trial.params, **self.space.constants})
         return batch
 
-    def report(self, params: dict[str, Any], step: float, value: float) -> bool:
+    def report(self, task_id: int, step: float, value: float) -> bool:
         """Give the intermediate value to the task's trial and ask the study's pruner."""
-        entry = self._trials.get(id(params))
-        if entry is None or len(self.study.directions) > 1 or not math.isfinite(value):
+        trial = self._trials.get(task_id)
+        if trial is None or len(self.study.directions) > 1 or not math.isfinite(value):
             return False
-        self._reported.add(id(params))
-        entry[1].report(value, int(step))
-        return entry[1].should_prune()
+        self._reported.add(task_id)
+        trial.report(value, int(step))
+        return trial.should_prune()
 
     def tell(self, results: list[Result]) -> None:
         """``ok`` results with finite values complete their trial; ``pruned`` ones are told
         PRUNED (with their intermediate values); any other (failed, timeout, lost, cancelled,
         or a value Optuna cannot use) FAIL, so the trial stops counting as running."""
         for result in results:
-            entry = self._trials.pop(id(result.params), None)
-            if entry is None:
+            trial = self._trials.pop(result.task_id, None)
+            if trial is None:
                 continue  # not ours (a result of an earlier run is given to replay instead)
-            trial = entry[1]
-            if id(result.params) not in self._reported:  # else told as they came (report)
+            if result.task_id not in self._reported:  # else told as they came (report)
                 for step, value in self._reports(result):
                     trial.report(value, step)
-            self._reported.discard(id(result.params))
+            self._reported.discard(result.task_id)
             values = self._values(result)
             if values is not None:
                 self.study.tell(trial, values)
@@ -283,13 +284,12 @@ class OptunaGrid(OptunaAlgorithm):
     name = "optuna.grid"
     sampler_class = "GridSampler"
 
-    def __init__(self, space: Space, *, seed: int | None = None,
-                 directions: tuple[str, ...] = ("minimize",), **options: Any) -> None:
+    def __init__(self, space: Space, info: StudyInfo | None = None, **options: Any) -> None:
         try:
             self._axes = dict(space.grid_axes())
         except AlgorithmError as exc:
             raise AlgorithmError(f"algorithm 'optuna.grid': {exc}") from None
-        super().__init__(space, seed=seed, directions=directions, **options)
+        super().__init__(space, info, **options)
         self._left = math.prod(len(values) for values in self._axes.values())
 
     def _sampler(self, optuna: Any, options: dict[str, Any]) -> Any:
@@ -300,8 +300,8 @@ class OptunaGrid(OptunaAlgorithm):
         search_space = {name: list(values) for name, values in self._axes.items()}
         return ResumableGridSampler(search_space, seed=self.seed)
 
-    def ask(self, n: int) -> list[dict[str, Any]]:
-        batch = super().ask(min(n, self._left))
+    def propose(self, task_ids: range) -> list[dict[str, Any]]:
+        batch = super().propose(task_ids[: self._left])
         self._left -= len(batch)
         return batch
 

@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import AlgorithmError
-from ..space import Float, Int, Space
+from ..space import FinishedPoints, Float, Int, Space
 from ..types import Result
-from ._resume import FinishedPoints
-from .base import Algorithm
+from .base import Algorithm, StudyInfo
 
 
 def to_space(space: Space, unit: np.ndarray) -> list[dict[str, Any]]:
@@ -52,9 +51,10 @@ class _Design(Algorithm):
 
     block = 1024
     """Points drawn per scipy call."""
+    learns = False
 
-    def __init__(self, space: Space, *, seed: int | None = None) -> None:
-        super().__init__(space, seed=seed)
+    def __init__(self, space: Space, info: StudyInfo | None = None) -> None:
+        super().__init__(space, info)
         self._buffer: list[dict[str, Any]] = []
         self._next = 0
         self._replayed = FinishedPoints()
@@ -84,13 +84,13 @@ class Sobol(_Design):
     Budgets that are powers of two (64, 128, 256...) get the best coverage.
     """
 
-    def __init__(self, space: Space, *, seed: int | None = None, scramble: bool = True) -> None:
-        super().__init__(space, seed=seed)
+    def __init__(self, space: Space, info: StudyInfo | None = None, *, scramble: bool = True) -> None:
+        super().__init__(space, info)
         from scipy.stats import qmc
 
         if not isinstance(scramble, bool):
             raise AlgorithmError(f"sobol option scramble = {scramble!r}: expected true or false")
-        self._engine = qmc.Sobol(max(1, len(space.parameters)), scramble=scramble, rng=np.random.default_rng(seed))
+        self._engine = qmc.Sobol(max(1, len(space.parameters)), scramble=scramble, rng=np.random.default_rng(self.seed))
 
     def _draw(self) -> np.ndarray:
         return self._engine.random(self.block)  # the same sequence as one long call
@@ -105,9 +105,9 @@ class LatinHypercube(_Design):
     further (slower to make).
     """
 
-    def __init__(self, space: Space, *, seed: int | None = None, size: int = 100,
+    def __init__(self, space: Space, info: StudyInfo | None = None, *, size: int = 100,
                  optimization: str | None = None) -> None:
-        super().__init__(space, seed=seed)
+        super().__init__(space, info)
         from scipy.stats import qmc
 
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -116,7 +116,7 @@ class LatinHypercube(_Design):
             raise AlgorithmError(f"lhs option optimization = {optimization!r}: expected 'random-cd' or 'lloyd'")
         self.size = size
         self._engine = qmc.LatinHypercube(
-            max(1, len(space.parameters)), optimization=optimization, rng=np.random.default_rng(seed),
+            max(1, len(space.parameters)), optimization=optimization, rng=np.random.default_rng(self.seed),
         )
 
     def _draw(self) -> np.ndarray:

@@ -6,10 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from ..space import Space
+from ..space import FinishedPoints, Space
 from ..types import Result
-from ._resume import FinishedPoints
-from .base import Algorithm
+from .base import Algorithm, StudyInfo
 
 
 class RandomSearch(Algorithm):
@@ -21,9 +20,11 @@ class RandomSearch(Algorithm):
     its journal holds.
     """
 
-    def __init__(self, space: Space, *, seed: int | None = None) -> None:
-        super().__init__(space, seed=seed)
-        self._rng = np.random.default_rng(seed)
+    learns = False
+
+    def __init__(self, space: Space, info: StudyInfo | None = None) -> None:
+        super().__init__(space, info)
+        self._rng = np.random.default_rng(self.seed)
         self._replayed = FinishedPoints()
 
     def ask(self, n: int) -> list[dict[str, Any]]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from ..space import FinishedPoints
 from ..types import Result
-from ._resume import FinishedPoints
 from .base import Algorithm
 
 
@@ -21,38 +21,42 @@ class WarmStart(Algorithm):
     """``algorithm`` preceded by ``initial`` points and taught ``earlier`` results."""
 
     def __init__(self, algorithm: Algorithm, initial: list[dict[str, Any]], earlier: list[Result]) -> None:
-        super().__init__(algorithm.space, seed=algorithm.seed)
+        super().__init__(algorithm.space, algorithm.info)
         self.algorithm = algorithm
-        self.thinks_in_background = algorithm.thinks_in_background
         self._initial: deque[dict[str, Any]] = deque(dict(point) for point in initial)
-        self._handed_out: set[int] = set()  # ids of the initial dicts given to the master
+        self._handed_out: set[int] = set()  # task ids of the initial points given to the master
         if earlier:
             algorithm.learn(earlier)
 
-    def ask(self, n: int) -> list[dict[str, Any]]:
+    # What the wrapped algorithm can do is what this one can.
+    name = property(lambda self: self.algorithm.name)
+    learns = property(lambda self: self.algorithm.learns)
+    prunes = property(lambda self: self.algorithm.prunes)
+    thinks_in_background = property(lambda self: self.algorithm.thinks_in_background)
+
+    def propose(self, task_ids: range) -> list[dict[str, Any]]:
         batch = []
-        while self._initial and len(batch) < n:
-            point = self._initial.popleft()
-            self._handed_out.add(id(point))
-            batch.append(point)
-        if len(batch) < n and not self.algorithm.finished:
-            batch += self.algorithm.ask(n - len(batch))
+        while self._initial and len(batch) < len(task_ids):
+            self._handed_out.add(task_ids[len(batch)])
+            batch.append(self._initial.popleft())
+        if len(batch) < len(task_ids) and not self.algorithm.finished:
+            batch += self.algorithm.propose(task_ids[len(batch):])
         return batch
 
     def tell(self, results: list[Result]) -> None:
         initial, own = [], []
         for result in results:
-            (initial if id(result.params) in self._handed_out else own).append(result)
+            (initial if result.task_id in self._handed_out else own).append(result)
         if initial:
-            self._handed_out.difference_update(id(result.params) for result in initial)
+            self._handed_out.difference_update(result.task_id for result in initial)
             self.algorithm.learn(initial)
         if own:
             self.algorithm.tell(own)
 
-    def report(self, params: dict[str, Any], step: float, value: float) -> bool:
-        if id(params) in self._handed_out:
+    def report(self, task_id: int, step: float, value: float) -> bool:
+        if task_id in self._handed_out:
             return False  # not the algorithm's trial: it has nothing to compare it with
-        return self.algorithm.report(params, step, value)
+        return self.algorithm.report(task_id, step, value)
 
     def replay(self, results: list[Result]) -> None:
         """A resumed run: initial points it finished are not run again and are learned;

@@ -10,6 +10,7 @@ from functools import partial
 
 from ..errors import MexploreError
 
+
 def run_command(args: argparse.Namespace) -> int:
     from ..comms.launcher import under_mpi_launcher
 

@@ -8,13 +8,16 @@ it is safe to call from a login node while the run goes on, as often as one like
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import tomllib
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+
+from ..objectives import Direction, best_result, first_objective
+from ..types import Result
 
 STALE_AFTER = 180.0
 """A run whose master has not rewritten status.json for this long is probably gone."""
@@ -22,26 +25,18 @@ STALE_AFTER = 180.0
 
 def status_command(args: argparse.Namespace) -> int:
     from ..runtime.live import HEARTBEAT, read_status
-    from ..runtime.record import STUDY_RECORD
     from ..store.cache import CACHE_DIR
-    from ..store.journal import JOURNAL_NAME, iter_records
+    from ..store.journal import JOURNAL_NAME
+    from ..store.study_as_run import STUDY_AS_RUN
 
     output = Path(args.output)
-    if not (output / STUDY_RECORD).exists():
-        print(f"mexplore: error: {output} holds no run ({STUDY_RECORD} expected)", file=sys.stderr)
+    if not (output / STUDY_AS_RUN).exists():
+        print(f"mexplore: error: {output} holds no run ({STUDY_AS_RUN} expected)", file=sys.stderr)
         return 2
-    study = tomllib.loads((output / STUDY_RECORD).read_text())["study"]
+    study = tomllib.loads((output / STUDY_AS_RUN).read_text())["study"]
     objective = _first(study.get("objective", "objective"))
-    sign = 1.0 if _first(study.get("direction", "minimize")) == "minimize" else -1.0
-    counts: Counter[str] = Counter()
-    best: tuple[float, int] | None = None
-    journal = output / JOURNAL_NAME
-    for record in iter_records(journal) if journal.exists() else ():
-        counts[record["status"]] += 1
-        value = _first(record.get("objective"))
-        if record["status"] == "ok" and isinstance(value, (int, float)):
-            if best is None or sign * value < sign * best[0]:
-                best = (value, record["id"])
+    direction = Direction(_first(study.get("direction", Direction.MINIMIZE)))
+    counts, best = _tally(output / JOURNAL_NAME, direction)
     live = read_status(output)
     print(f"study {study.get('name')!r} in {output}: {_state(live, HEARTBEAT)}")
     done = sum(counts.values())
@@ -50,7 +45,7 @@ def status_command(args: argparse.Namespace) -> int:
     running = f", {live['running']} running" if live and live.get("state") == "running" else ""
     print(f"  done {done}{budget}" + (f" ({split})" if split else "") + running)
     if best is not None:
-        print(f"  best {objective} = {best[0]:.6g} (task {best[1]})")
+        print(f"  best {objective} = {first_objective(best):.6g} (task {best.task_id})")
     flushed = [path for path in (output / CACHE_DIR).glob("*.h5")] if (output / CACHE_DIR).is_dir() else []
     if flushed:
         newest = max(path.stat().st_mtime for path in flushed)
@@ -59,6 +54,21 @@ def status_command(args: argparse.Namespace) -> int:
     else:
         print("  no flush yet")
     return 0
+
+
+def _tally(journal: Path, direction: Direction) -> tuple[Counter[str], Result | None]:
+    """Tasks by status and the best task, in one pass that never holds the whole journal:
+    this runs on login nodes, against journals of any size."""
+    from ..store.journal import iter_records
+
+    counts: Counter[str] = Counter()
+
+    def results() -> Iterator[Result]:
+        for record in iter_records(journal) if journal.exists() else ():
+            counts[record["status"]] += 1
+            yield Result.from_record(record)
+
+    return counts, best_result(results(), direction)
 
 
 def _state(live: dict | None, heartbeat: float) -> str:

@@ -14,6 +14,7 @@ import functools
 import os
 import sys
 import time
+from collections.abc import Callable
 
 _PR_SET_TIMERSLACK = 29
 
@@ -32,10 +33,15 @@ def _tighten_timer_slack() -> None:
 class Backoff:
     """Call :meth:`wait` when a poll found nothing and :meth:`reset` when it found something."""
 
-    __slots__ = ("spin", "first_sleep", "cap", "_spun_since", "_sleep")
+    __slots__ = ("spin", "first_sleep", "cap", "clock", "sleep", "yield_core", "_spun_since", "_sleep")
 
-    def __init__(self, spin: float = 50e-6, first_sleep: float = 10e-6, cap: float = 1e-3) -> None:
+    def __init__(
+        self, spin: float = 50e-6, first_sleep: float = 10e-6, cap: float = 1e-3, *,
+        clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep,
+        yield_core: Callable[[], None] = os.sched_yield,
+    ) -> None:
         self.spin, self.first_sleep, self.cap = spin, first_sleep, cap
+        self.clock, self.sleep, self.yield_core = clock, sleep, yield_core  # replaceable in tests
         self._spun_since = 0.0
         self._sleep = 0.0
         _tighten_timer_slack()
@@ -46,12 +52,12 @@ class Backoff:
 
     def wait(self) -> None:
         if self._sleep == 0.0:
-            now = time.perf_counter()
+            now = self.clock()
             if self._spun_since == 0.0:
                 self._spun_since = now
             if now - self._spun_since < self.spin:
-                os.sched_yield()
+                self.yield_core()
                 return
             self._sleep = self.first_sleep
-        time.sleep(self._sleep)
+        self.sleep(self._sleep)
         self._sleep = min(self._sleep * 2.0, self.cap)

@@ -53,7 +53,7 @@ class ResultBatch:
 
 
 @dataclass(slots=True)
-class Report:
+class IntermediateValue:
     """Worker -> master, while a task runs: an intermediate value (a loss after an epoch)."""
 
     task_id: int
@@ -87,17 +87,17 @@ class Stop:
     abandon: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Flushed:
     """Worker -> master: a flush is done; ``path`` is None when there was nothing to keep,
     ``error`` says why it failed (the run goes on; the cache stays on the node). ``final``:
     the answer to :class:`Stop`, after which the worker leaves."""
 
     rank: int
-    path: str | None
-    tasks: int
-    nbytes: int
-    seconds: float
+    path: str | None = None
+    tasks: int = 0
+    nbytes: int = 0
+    seconds: float = 0.0
     error: str | None = None
     final: bool = False
 
@@ -110,4 +110,4 @@ class SignalReceived:
     signum: int
 
 
-Message = Setup | WorkerFailed | TaskBatch | ResultBatch | Report | Prune | Flush | Stop | Flushed | SignalReceived
+Message = Setup | WorkerFailed | TaskBatch | ResultBatch | IntermediateValue | Prune | Flush | Stop | Flushed | SignalReceived

@@ -22,12 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MISSING, StudyFileError
-from ..types import TABLE_COLUMNS
 from ..space import Categorical, Float, Grid, Int, Parameter, Space
+from ..types import TABLE_COLUMNS
 from . import _overrides
-from .cache import CacheSection, resolve_cache
-from .model import ModelSection, absolute, resolve_model
-from .warm_start import resolve_from, resolve_initial
 from ._schema import (
     PARAMETER_TABLES,
     AlgorithmTable,
@@ -42,6 +39,9 @@ from ._schema import (
     suggest,
     validate,
 )
+from .cache import CacheSection, resolve_cache
+from .model import ModelSection, absolute, resolve_model
+from .warm_start import resolve_from, resolve_initial
 
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
 _CONSTANT_TYPES = (bool, int, float, str, list)

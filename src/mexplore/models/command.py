@@ -18,10 +18,11 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..types import Result, Status, Task
+from ..types import Outcome, Place, Result, Status, Task
 from .context import Pruned, Reporter, task_dir
 from .gpu import visible_devices
 from .outcome import interpret, parse_text
@@ -50,7 +51,7 @@ def as_argument(value: Any) -> str:
 
 def isolated_argv(target: str) -> tuple[str, ...]:
     """The command that runs a Python function in a child process (``isolate = true``)."""
-    return (sys.executable, "-m", "mexplore.models.isolated", target)
+    return (sys.executable, "-m", "mexplore.runtime.isolated", target)
 
 
 class CommandModel:
@@ -62,7 +63,7 @@ class CommandModel:
         self.spec = spec
         self.cache = cache
         self.argv = spec.command or isolated_argv(spec.python or "")
-        self.rank, self.host, self.gpu = rank, host, gpu
+        self.place = Place(rank, host, gpu)
         self.local_dir = Path(spec.local_dir)
         self.report = report
         self.base_env = {**os.environ, **spec.env, **visible_devices(gpu),
@@ -83,7 +84,7 @@ class CommandModel:
         env = {**self.base_env, "MEXPLORE_PARAMS_FILE": str(params_file),
                "MEXPLORE_RESULT_FILE": str(result_file), "MEXPLORE_TASK_DIR": str(folder),
                "MEXPLORE_TASK_ID": str(task.id), "MEXPLORE_ATTEMPT": str(task.attempt),
-               "MEXPLORE_RANK": str(self.rank), "MEXPLORE_HOST": self.host,
+               "MEXPLORE_RANK": str(self.place.rank), "MEXPLORE_HOST": self.place.host,
                "MEXPLORE_ARTIFACTS_DIR": str(folder / ARTIFACTS)}
         started = time.time()
         try:
@@ -95,17 +96,16 @@ class CommandModel:
                 on_report=lambda step, value: self.report(task.id, step, value),
             )
         except Pruned:  # the master stopped it after a report; its process group is killed
-            return Result(task.id, {}, Status.PRUNED, None, {}, None, started, time.time(),
-                          self.rank, self.host, task.attempt, self.gpu)
+            return Result.ran(task, self.place, Outcome(status=Status.PRUNED), started, time.time())
         ended = time.time()
-        status, objective, metrics, error = self._outcome(ended_with, result_file)
+        outcome = self._outcome(ended_with, result_file)
         if (problem := self._keep_outputs(task.id, folder)) is not None:
-            status, objective, error = Status.FAILED, None, problem
-        if error is not None:  # where, what it said last, then why (the summary line)
+            outcome = Outcome.failed(problem, outcome.metrics)
+        if outcome.error is not None:  # where, what it said last, then why (the summary line)
             stderr = f"--- end of stderr ---\n{ended_with.stderr_tail.rstrip()}\n---\n" if ended_with.stderr_tail else ""
-            error = f"rank {self.rank} on {self.host}, logs in {folder}\n{stderr}{error}"
-        return Result(task.id, {}, status, objective, metrics, error, started, ended,
-                      self.rank, self.host, task.attempt, self.gpu)
+            where = f"rank {self.place.rank} on {self.place.host}, logs in {folder}\n{stderr}"
+            outcome = replace(outcome, error=where + outcome.error)
+        return Result.ran(task, self.place, outcome, started, ended)
 
     def _keep_outputs(self, task_id: int, folder: Path) -> str | None:
         """Move what the task left for keeping into the cache: files in ``artifacts/``, and
@@ -119,26 +119,27 @@ class CommandModel:
             return f"could not keep its outputs in the node-local cache: {type(exc).__name__}: {exc}"
         return None
 
-    def _outcome(self, ended: Exit, result_file: Path) -> tuple[Status, Any, dict, str | None]:
+    def _outcome(self, ended: Exit, result_file: Path) -> Outcome:
         if ended.start_error is not None:
-            return Status.FAILED, None, {}, ended.start_error
+            return Outcome.failed(ended.start_error)
         if ended.timed_out:
-            return Status.TIMEOUT, None, {}, f"timed out after {self.spec.timeout:g} s; its process group was killed"
+            return Outcome.failed(f"timed out after {self.spec.timeout:g} s; its process group was killed",
+                                  status=Status.TIMEOUT)
         if ended.returncode < 0:
-            return Status.FAILED, None, {}, f"killed by signal {_signal_name(-ended.returncode)}"
+            return Outcome.failed(f"killed by signal {_signal_name(-ended.returncode)}")
         if ended.returncode > 0:
-            return Status.FAILED, None, {}, f"exit status {ended.returncode}"
+            return Outcome.failed(f"exit status {ended.returncode}")
         text = _read_result_file(result_file)
         source = "the result file"
         if text is None:
             text, source = ended.result_line, "the MEXPLORE_RESULT line"
         if text is None:
-            return Status.FAILED, None, {}, (
+            return Outcome.failed(
                 "no result: it wrote nothing to $MEXPLORE_RESULT_FILE and printed no MEXPLORE_RESULT line")
         try:
             returned = parse_text(text)
         except ValueError as exc:
-            return Status.FAILED, None, {}, f"{source} holds no result: {exc}"
+            return Outcome.failed(f"{source} holds no result: {exc}")
         return interpret(returned, self.spec.objectives)
 
 

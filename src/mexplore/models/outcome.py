@@ -12,11 +12,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..types import Objective, Status, is_finite_number
+from ..types import Outcome, Status, is_finite_number
 
 
-def interpret(returned: Any, objectives: tuple[str, ...]) -> tuple[Status, Objective, dict[str, Any], str | None]:
-    """``(status, objective, metrics, error)`` for one model return value.
+def interpret(returned: Any, objectives: tuple[str, ...]) -> Outcome:
+    """The outcome of one model return value.
 
     A bare number is the objective (single-objective studies); a mapping must hold every
     objective key, and its other keys become metrics.
@@ -26,15 +26,13 @@ def interpret(returned: Any, objectives: tuple[str, ...]) -> tuple[Status, Objec
         missing = [name for name in objectives if name not in returned]
         if missing:
             keys = ", ".join(map(str, returned)) or "none"
-            return Status.FAILED, None, _jsonable(metrics), (
-                f"the model returned no {missing[0]!r} (its keys: {keys})"
-            )
+            return Outcome.failed(f"the model returned no {missing[0]!r} (its keys: {keys})", _jsonable(metrics))
         values = [returned[name] for name in objectives]
         metrics = _jsonable(metrics)
     else:
         metrics = {}
         if len(objectives) > 1:
-            return Status.FAILED, None, metrics, (
+            return Outcome.failed(
                 f"the model returned {_describe(returned)}; with several objectives it must "
                 f"return a dict with keys {', '.join(objectives)}"
             )
@@ -43,11 +41,11 @@ def interpret(returned: Any, objectives: tuple[str, ...]) -> tuple[Status, Objec
     for name, value in zip(objectives, values):
         number = _as_float(value)
         if number is None:
-            return Status.FAILED, None, metrics, f"objective {name!r} is {_describe(value)}, expected a number"
+            return Outcome.failed(f"objective {name!r} is {_describe(value)}, expected a number", metrics)
         if not math.isfinite(number):
-            return Status.FAILED, None, metrics, f"objective {name!r} is {number}"
+            return Outcome.failed(f"objective {name!r} is {number}", metrics)
         numbers.append(number)
-    return Status.OK, (numbers[0] if len(numbers) == 1 else numbers), metrics, None
+    return Outcome(status=Status.OK, objective=numbers[0] if len(numbers) == 1 else numbers, metrics=metrics)
 
 
 _NON_FINITE = re.compile(r"(?<![\w\"])(-?)(nan|inf|infinity)(?![\w\"])", re.IGNORECASE)

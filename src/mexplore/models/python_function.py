@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 
 from ..importing import load_target
-from ..types import Result, Status, Task
+from ..types import Outcome, Place, Result, Status, Task
 from .context import Context, Pruned, Reporter, Saver
 from .outcome import interpret
 from .spec import ModelSpec
@@ -30,24 +30,21 @@ class PythonFunctionModel:
         if not callable(self.function):
             raise TypeError(f"{spec.python} is not callable")
         self.objectives = spec.objectives
-        self.rank, self.host, self.gpu = rank, host, gpu
+        self.place = Place(rank, host, gpu)
         self.local_dir = Path(spec.local_dir)
         self.saver, self.reporter = saver, reporter
 
     def __call__(self, task: Task) -> Result:
-        ctx = Context(task.id, task.attempt, self.rank, self.host, self.local_dir, self.gpu, self.saver, self.reporter)
+        place = self.place
+        ctx = Context(task.id, task.attempt, place.rank, place.host, self.local_dir, place.gpu, self.saver,
+                      self.reporter)
         started = time.time()
         try:
             returned = self.function(task.params, ctx)
         except Pruned:
-            return Result(task.id, {}, Status.PRUNED, None, {}, None, started, time.time(),
-                          self.rank, self.host, task.attempt, self.gpu)
+            outcome = Outcome(status=Status.PRUNED)
         except (Exception, SystemExit):  # the one boundary where user code may fail
-            ended = time.time()
-            error = f"rank {self.rank} on {self.host}:\n{traceback.format_exc()}"
-            return Result(task.id, {}, Status.FAILED, None, {}, error, started, ended,
-                          self.rank, self.host, task.attempt, self.gpu)
-        ended = time.time()
-        status, objective, metrics, error = interpret(returned, self.objectives)
-        return Result(task.id, {}, status, objective, metrics, error, started, ended,
-                      self.rank, self.host, task.attempt, self.gpu)
+            outcome = Outcome.failed(f"rank {place.rank} on {place.host}:\n{traceback.format_exc()}")
+        else:
+            outcome = interpret(returned, self.objectives)
+        return Result.ran(task, place, outcome, started, time.time())

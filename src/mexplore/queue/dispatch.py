@@ -55,19 +55,28 @@ class Dispatcher:
             self.finished += 1
             self.next_id = max(self.next_id, result.task_id + 1)
 
-    def propose(self, params_list: Iterable[dict[str, Any]], algorithm_time: float = 0.0) -> None:
-        """Queue the algorithm's proposals as new tasks; each cost ``algorithm_time`` to propose."""
-        for params in params_list:
-            self.pending.append(Task(self.next_id, params, algorithm_time=algorithm_time))
-            self.next_id += 1
+    def number(self, params_list: Iterable[dict[str, Any]], algorithm_time: float = 0.0) -> list[Task]:
+        """The algorithm's proposals as new tasks, with consecutive ids in the order given;
+        each cost ``algorithm_time`` to propose. They wait for :meth:`enqueue` (or
+        :meth:`answered_without_running`)."""
+        tasks = [Task(self.next_id + i, params, algorithm_time=algorithm_time) for i, params in enumerate(params_list)]
+        self.next_id += len(tasks)
+        return tasks
 
-    def answered_without_running(self, params: dict[str, Any], algorithm_time: float = 0.0) -> Task:
-        """A proposal answered from a recorded result (``[cache] reuse``): it takes an id and
-        counts as finished at once, against the budget like any task."""
-        task = Task(self.next_id, params, algorithm_time=algorithm_time)
-        self.next_id += 1
+    def enqueue(self, task: Task) -> None:
+        """A numbered task waits for a worker."""
+        self.pending.append(task)
+
+    def propose(self, params_list: Iterable[dict[str, Any]], algorithm_time: float = 0.0) -> list[Task]:
+        """Number the proposals and queue them all."""
+        tasks = self.number(params_list, algorithm_time)
+        self.pending.extend(tasks)
+        return tasks
+
+    def answered_without_running(self, task: Task) -> None:
+        """A numbered task answered from a recorded result (``[cache] reuse``): it counts as
+        finished at once, against the budget like any task."""
         self.finished += 1
-        return task
 
     def complete(
         self, worker: int, results: Iterable[Result],

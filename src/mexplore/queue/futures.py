@@ -16,21 +16,21 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..algorithms._resume import point_key
-from ..algorithms.base import Algorithm
-from ..space import Space
+from ..algorithms.base import Algorithm, StudyInfo
+from ..space import Space, point_key
 from ..types import Result, Status
 
 
 class Future:
-    """A submitted task's eventual :class:`Result`."""
+    """A submitted task's eventual :class:`Result`. ``task_id`` is None until a worker is
+    about to get it."""
 
     def __init__(self, queue: TaskQueue, params: dict[str, Any], priority: float) -> None:
         self.params = params
         self.priority = priority
+        self.task_id: int | None = None
         self._queue = queue
         self._result: Result | None = None
-        self._dispatched = False
 
     def done(self) -> bool:
         return self._result is not None
@@ -51,11 +51,13 @@ class Future:
 class TaskQueue:
     """What an imperative algorithm receives as ``queue``. Safe to call from its thread only."""
 
-    def __init__(self) -> None:
+    def __init__(self, info: StudyInfo | None = None) -> None:
+        self.info = StudyInfo() if info is None else info
+        """The study (objectives, directions, budget, workers, output, seed)."""
         self._changed = threading.Condition()
         self._heap: list[tuple[float, int, Future]] = []
         self._order = itertools.count()
-        self._by_params: dict[int, Future] = {}
+        self._dispatched: dict[int, Future] = {}  # by task id, until its result comes
         self._replayed: dict[str, list[Result]] = {}
         self._closed = False
 
@@ -109,27 +111,29 @@ class TaskQueue:
         return result
 
     # -- the engine's side --------------------------------------------------------------
-    def _take(self, n: int) -> list[dict[str, Any]]:
+    def dispatch(self, task_ids: range) -> list[dict[str, Any]]:
+        """The highest-priority submitted points, to become the tasks ``task_ids``."""
         taken = []
         with self._changed:
-            while self._heap and len(taken) < n:
+            while self._heap and len(taken) < len(task_ids):
                 _, _, future = heapq.heappop(self._heap)
-                future._dispatched = True
-                self._by_params[id(future.params)] = future
+                future.task_id = task_ids[len(taken)]
+                self._dispatched[future.task_id] = future
                 taken.append(future.params)
         return taken
 
-    def _resolve(self, results: Iterable[Result]) -> None:
+    def resolve(self, results: Iterable[Result]) -> None:
+        """Finished results: each resolves the future of its task id."""
         with self._changed:
             for result in results:
-                future = self._by_params.pop(id(result.params), None)
+                future = self._dispatched.pop(result.task_id, None)
                 if future is not None:
                     future._result = result
             self._changed.notify_all()
 
     def _cancel(self, future: Future) -> bool:
         with self._changed:
-            if future._dispatched or future.done():
+            if future.task_id is not None or future.done():
                 return False
             self._heap = [entry for entry in self._heap if entry[2] is not future]
             heapq.heapify(self._heap)
@@ -144,14 +148,14 @@ class TaskQueue:
             for _, _, future in self._heap:
                 future._result = _cancelled(future.params)
             self._heap.clear()
-            for future in self._by_params.values():
+            for future in self._dispatched.values():
                 future._result = _cancelled(future.params)
-            self._by_params.clear()
+            self._dispatched.clear()
             self._changed.notify_all()
 
 
 def _cancelled(params: dict[str, Any]) -> Result:
-    return Result(task_id=-1, params=params, status=Status.CANCELLED, error="cancelled")
+    return Result(task_id=-1, status=Status.CANCELLED, params=params, error="cancelled")
 
 
 class ImperativeAlgorithm(Algorithm):
@@ -167,14 +171,13 @@ class ImperativeAlgorithm(Algorithm):
         self,
         run: Callable[[TaskQueue, Space, dict[str, Any]], Any],
         space: Space,
-        *,
-        seed: int | None = None,
+        info: StudyInfo | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(space, seed=seed)
-        self.queue = TaskQueue()
+        super().__init__(space, info)
+        self.queue = TaskQueue(self.info)
         self.error: BaseException | None = None
-        self._options = {**options, "seed": seed}
+        self._options = {**options, "seed": self.seed}
         self._run = run
         self._thread = threading.Thread(target=self._main, name="mexplore-algorithm", daemon=True)
         self._started = False
@@ -189,16 +192,20 @@ class ImperativeAlgorithm(Algorithm):
         for result in results:
             self.queue._replayed.setdefault(point_key(result.params), []).append(result)
 
-    def ask(self, n: int) -> list[dict[str, Any]]:
+    @property
+    def name(self) -> str:
+        return getattr(self._run, "__name__", "run")
+
+    def propose(self, task_ids: range) -> list[dict[str, Any]]:
         if not self._started:
             self._started = True
             self._thread.start()
         if self.error is not None:
             raise self.error
-        return self.queue._take(n)
+        return self.queue.dispatch(task_ids)
 
     def tell(self, results: list[Result]) -> None:
-        self.queue._resolve(results)
+        self.queue.resolve(results)
 
     @property
     def finished(self) -> bool:

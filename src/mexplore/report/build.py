@@ -7,10 +7,11 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from ..store.atomic import atomic_write
+from ..store.run import Run
 from . import plots
 from .page import Plot, render
 from .parameters import parameter_axes, repeats, swept_parameters
-from ..store.run import Run
 from .summary import Summary, summarize
 from .tables import timed
 
@@ -31,10 +32,7 @@ def write_report(run: Run, destination: Path) -> tuple[Path, list[Plot]]:
             target.unlink(missing_ok=True)
         else:
             target.write_bytes(plot.png)
-    page = destination / PAGE
-    temporary = page.with_suffix(".html.tmp")
-    temporary.write_text(render(run, summary, sections, _version()), encoding="utf-8")
-    temporary.replace(page)
+    page = atomic_write(destination / PAGE, render(run, summary, sections, _version()))
     return page, sections
 
 

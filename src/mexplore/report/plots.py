@@ -13,9 +13,9 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ..store.run import Run
 from ..store.table import pareto_mask
 from .parameters import ParameterAxis
-from ..store.run import Run
 from .tables import best_so_far, objective_values, sweep_table, timed
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..objectives import Direction
 from ..store.run import Run
 from .tables import has_times, objective_values, utilization
 
@@ -16,7 +17,7 @@ class Best:
     """The best ``ok`` task by one objective."""
 
     objective: str
-    direction: str
+    direction: Direction
     value: float
     task: int
     params: dict[str, Any]
@@ -50,11 +51,11 @@ def summarize(run: Run) -> Summary:
     return Summary(len(frame), by_status, best, wall, count, utilization(frame, count))
 
 
-def _best(run: Run, objective: str, direction: str) -> Best | None:
+def _best(run: Run, objective: str, direction: Direction) -> Best | None:
     values = objective_values(run.frame, objective).dropna()
     if values.empty:
         return None
-    index = values.idxmin() if direction == "minimize" else values.idxmax()
+    index = (direction.sign * values).idxmin()  # the first of equal values, as best_result
     row = run.frame.loc[index]
     params = {c[2:]: row[c] for c in run.frame.columns
               if c.startswith("p:") and c[2:] not in run.constants and _present(row[c])}

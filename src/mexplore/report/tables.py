@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..objectives import Direction
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -29,7 +31,7 @@ def has_times(frame: pd.DataFrame) -> pd.Series:
     return (frame["started"] > 0) & (frame["ended"] > 0)
 
 
-def best_so_far(frame: pd.DataFrame, objective: str, direction: str) -> pd.DataFrame:
+def best_so_far(frame: pd.DataFrame, objective: str, direction: Direction | str) -> pd.DataFrame:
     """One row per finished task in the order tasks ended: ``evaluation`` (1, 2, ...),
     ``elapsed`` (seconds from the first start), ``value`` (NaN unless ``ok``) and ``best``,
     the best ``ok`` value up to that task (NaN before the first one)."""
@@ -38,7 +40,7 @@ def best_so_far(frame: pd.DataFrame, objective: str, direction: str) -> pd.DataF
 
     done = frame[has_times(frame)].sort_values("ended", kind="stable")
     value = objective_values(done, objective)
-    best = (value.cummin() if direction == "minimize" else value.cummax()).ffill()
+    best = (value.cummin() if Direction(direction).ascending else value.cummax()).ffill()
     return pd.DataFrame({
         "evaluation": np.arange(1, len(done) + 1),
         "elapsed": (done["ended"] - done["started"].min()).to_numpy(dtype=float),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..space import Space
@@ -17,8 +18,7 @@ def earlier_results(folder: Path, space: Space) -> tuple[list[Result], int]:
     for result in read_results(folder / JOURNAL_NAME):
         point = {name: result.params.get(name) for name in space.parameters} | dict(space.constants)
         if space.contains(point):
-            result.params = point
-            kept.append(result)
+            kept.append(replace(result, params=point))
         else:
             outside += 1
     return kept, outside

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..node import node_name
+from ..store.atomic import atomic_write
 
 STATUS_NAME = "status.json"
 WRITE_EVERY = 5.0
@@ -23,6 +24,8 @@ HEARTBEAT = 60.0
 
 
 class LiveStatus:
+    """The master's side of ``status.json``; :meth:`start` makes one and writes the file."""
+
     def __init__(self, output: Path, workers: int) -> None:
         self.path = output / STATUS_NAME
         self.state: dict[str, Any] = {
@@ -31,7 +34,13 @@ class LiveStatus:
             "flushed_bytes": 0,
         }
         self._written = 0.0
-        self.write()
+
+    @classmethod
+    def start(cls, output: Path, workers: int) -> LiveStatus:
+        """A run starts: ``mexplore status`` can see it from now on."""
+        live = cls(output, workers)
+        live.write()
+        return live
 
     def running(self, in_flight: int) -> None:
         """Called when the master is idle: a change is written within WRITE_EVERY seconds,
@@ -53,9 +62,7 @@ class LiveStatus:
 
     def write(self) -> None:
         self.state["updated"] = time.time()
-        partial = self.path.with_name(f".{self.path.name}.part")
-        partial.write_text(json.dumps(self.state))
-        partial.replace(self.path)
+        atomic_write(self.path, json.dumps(self.state))
         self._written = time.monotonic()
 
 

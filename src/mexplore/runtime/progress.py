@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TextIO
 
+from ..objectives import Direction, first_objective
 from ..types import Result, Status
 from .bottleneck import RECENT, verdict
 
@@ -29,7 +30,7 @@ class Progress:
         self,
         total: int | None,
         objectives: tuple[str, ...],
-        direction: str,
+        direction: Direction | str,
         mode: str = "log",
         resumed: Sequence[Result] = (),
         stream: TextIO | None = None,
@@ -40,7 +41,7 @@ class Progress:
         self._costs: deque[tuple[float, float]] = deque(maxlen=RECENT)
         self._bound: bool | None = None  # what the last bottleneck line said
         self.objective = objectives[0] if len(objectives) == 1 else None
-        self._sign = 1.0 if direction == "minimize" else -1.0
+        self.direction = Direction(direction)
         self.done = 0
         self.failed = 0
         self.pruned = 0
@@ -75,9 +76,10 @@ class Progress:
                 self.pruned += 1
             elif not result.ok:
                 self.failed += 1
-            elif isinstance(result.objective, float):
-                if self.best is None or self._sign * result.objective < self._sign * self.best:
-                    self.best = result.objective
+            elif (value := first_objective(result)) is not None and (
+                self.best is None or self.direction.better(value, self.best)
+            ):
+                self.best = value
         self.done += len(results)
         return len(results)
 

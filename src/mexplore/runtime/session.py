@@ -7,41 +7,38 @@ transport it gets is decided by :mod:`.entry`.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import signal
 import sys
-from functools import partial
 
-from ..algorithms.base import Algorithm
-from ..algorithms.registry import resolve
+from ..algorithms.base import Algorithm, StudyInfo
 from ..algorithms.warm_start import WarmStart
 from ..comms.backoff import Backoff
 from ..comms.messages import Setup, Stop
 from ..comms.transport import MasterEnd
 from ..config import Study
-from ..errors import AlgorithmError
 from ..models import ModelSpec
+from ..objectives import Direction
+from ..queue.build import build_algorithm
 from ..queue.dispatch import Dispatcher
-from ..queue.futures import ImperativeAlgorithm
+from ..queue.keep import KeepPolicy
+from ..queue.master_state import MasterState
+from ..queue.memo import Memo
 from ..queue.policies import make_policy
-from ..space import Space
 from ..store.cache import CACHE_DIR
 from ..store.journal import JOURNAL_NAME, JournalWriter, read_results
 from ..store.results_file import write_results_h5
+from ..store.study_as_run import (
+    changed_tables,
+    read_study_as_run,
+    resolve_seed,
+    write_study_as_run,
+)
 from ..store.table import results_frame, write_results_csv
 from .earlier import earlier_results
-from .keep import KeepPolicy
 from .live import LiveStatus
-from .master import Master, start_workers, stop_workers
-from .memo import Memo
+from .master import MASTER_BACKOFF_CAP, Master, RunLog, start_workers, stop_workers
 from .progress import Progress
-from .record import changed_tables, read_record, resolve_seed, write_record
 from .signals import StopSignals
-
-MASTER_BACKOFF_CAP = 100e-6
-"""The master sleeps at most this long when idle: every result may wait this long (plus the
-kernel's wake-up delay) to be seen, so it bounds the hand-off latency. The price: a waiting
-master uses about a fifth of one core (docs/benchmarks.md)."""
 
 
 def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
@@ -67,7 +64,7 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
             completed = master.stop_signal is None
             outcome = "finished" if completed else f"stopped by {signal.Signals(master.stop_signal).name}"
         finally:
-            master.progress.close(completed)
+            master.log.progress.close(completed)
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -79,48 +76,51 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
 
 def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
              signals: StopSignals) -> tuple[Master, Setup]:
-    """Everything the master loop needs: the record, the algorithm (told what the journal
-    holds), the dispatcher, the journal, and the Setup message for the workers."""
+    """Everything the master loop needs: the study as run, the algorithm (told what the journal
+    holds), the bookkeeping, the journal, and the Setup message for the workers."""
     output = study.study.output
     previous = read_results(output / JOURNAL_NAME)
-    earlier_record = read_record(output)
-    seed = resolve_seed(study.algorithm.seed, earlier_record)
-    algorithm = warm_started(build_algorithm(study.algorithm.name, study.space, seed,
-                                             study.algorithm.algorithm_options(), study.study.direction), study)
+    earlier_run = read_study_as_run(output)
+    seed = resolve_seed(study.algorithm.seed, earlier_run)
+    workers = len(end.workers)
+    algorithm = warm_started(build_algorithm(study.algorithm.name, study.space, study_info(study, workers, seed),
+                                             study.algorithm.algorithm_options()), study)
     resolved = study.to_dict()
     resolved["algorithm"]["seed"] = seed
-    if previous and (changed := changed_tables(earlier_record, resolved)):
+    if previous and (changed := changed_tables(earlier_run, resolved)):
         print(f"mexplore: warning: resuming {output} with a different [{'], ['.join(changed)}] "
               "than the run that wrote its journal", file=sys.stderr)
-    write_record(output, resolved, {
-        "ranks": len(end.workers) + 1, "launch": launch, "resumed_tasks": len(previous),
+    write_study_as_run(output, resolved, {
+        "ranks": workers + 1, "launch": launch, "resumed_tasks": len(previous),
     })
     if previous:
         algorithm.replay(previous)
-    policy = make_policy(
-        study.algorithm.policy, len(end.workers), study.algorithm.backlog, study.algorithm.batch_size,
+    policy = make_policy(study.algorithm.policy, workers, study.algorithm.backlog, study.algorithm.batch_size)
+    state = MasterState(
+        Dispatcher(end.workers, policy, study.study.budget, study.model.retries),
+        KeepPolicy(study.cache.keep_top, study.study.direction[0]),
+        workers=workers, memo=Memo() if study.cache.reuse else None,
+        flush_every=study.cache.flush_every, abort_on_error=study.model.on_error == "abort",
     )
-    dispatcher = Dispatcher(end.workers, policy, study.study.budget, study.model.retries)
-    dispatcher.resume(previous)
-    _announce(study, len(end.workers), len(previous))
+    state.resumed(previous)
+    _announce(study, workers, len(previous))
     progress = Progress(
         study.study.budget, study.study.objective, study.study.direction[0],
-        progress_mode, resumed=previous, workers=len(end.workers),
+        progress_mode, resumed=previous, workers=workers,
     )
-    keep = KeepPolicy(study.cache.keep_top, study.study.direction[0])
-    keep.add(previous)
-    memo = None
-    if study.cache.reuse:
-        memo = Memo()
-        memo.add(previous)
-    master = Master(
-        end, algorithm, dispatcher, JournalWriter(output / JOURNAL_NAME), progress,
-        Backoff(cap=MASTER_BACKOFF_CAP), LiveStatus(output, len(end.workers)), keep, memo, signals,
-        study.cache.flush_every, abort_on_error=study.model.on_error == "abort",
-    )
+    log = RunLog(JournalWriter.open(output / JOURNAL_NAME), progress, LiveStatus.start(output, workers))
+    master = Master(end, algorithm, state, log, signals)
     setup = Setup(_model_spec(study), reply_low_water=policy.reply_low_water,
                   output_dir=str(output), local_name=local_name(study))
     return master, setup
+
+
+def study_info(study: Study, workers: int, seed: int | None) -> StudyInfo:
+    """What the study's algorithm is told of it."""
+    return StudyInfo(
+        objectives=study.study.objective, directions=tuple(Direction(d) for d in study.study.direction),
+        budget=study.study.budget, workers=workers, output=study.study.output, seed=seed,
+    )
 
 
 def warm_started(algorithm: Algorithm, study: Study) -> Algorithm:
@@ -144,11 +144,11 @@ def _finish(end: MasterEnd, study: Study, master: Master | None, outcome: str) -
     if master is None:
         stop_workers(end, Stop(), Backoff(cap=MASTER_BACKOFF_CAP))
         return
-    stop = Stop(keep=master.keep.chosen(), abandon=outcome != "finished")
+    stop = Stop(keep=master.state.keep.chosen(), abandon=outcome != "finished")
     try:
-        flushes = stop_workers(end, stop, master.backoff, partial(master.record, tell=False))
+        flushes = stop_workers(end, stop, master.backoff, master.take_late_results)
     finally:
-        master.journal.close()
+        master.log.journal.close()
     for flushed in flushes:
         if flushed.error:
             print(f"mexplore: warning: rank {flushed.rank}: {flushed.error}", file=sys.stderr)
@@ -158,9 +158,9 @@ def _finish(end: MasterEnd, study: Study, master: Master | None, outcome: str) -
               f"({sum(f.nbytes for f in kept) / 1e6:.1f} MB) to {output / CACHE_DIR}", file=sys.stderr)
     frame = results_frame(output / JOURNAL_NAME, study.study.objective, study.study.direction)
     table = write_results_csv(frame, output)
-    write_results_h5(output, frame, master.keep.chosen())
-    master.live.flushed(len(kept), sum(f.nbytes for f in kept))
-    master.live.ended(outcome)
+    write_results_h5(output, frame, master.state.keep.chosen())
+    master.log.live.flushed(len(kept), sum(f.nbytes for f in kept))
+    master.log.live.ended(outcome)
     print(f"mexplore: results in {table}", file=sys.stderr)
 
 
@@ -175,44 +175,8 @@ def check_study(study: Study) -> None:
     """Checks that need more than the study file: the algorithm loads and accepts its
     options and the space. Run before any rank starts, so such errors come at once."""
     seed = 0 if study.algorithm.seed is None else study.algorithm.seed
-    build_algorithm(study.algorithm.name, study.space, seed, study.algorithm.algorithm_options(),
-                    study.study.direction).close()
-
-
-def build_algorithm(
-    name: str, space: Space, seed: int | None, options: dict, directions: tuple[str, ...] = ("minimize",),
-) -> Algorithm:
-    """Instantiate the named algorithm; a plain function becomes an imperative algorithm.
-
-    ``directions`` (one "minimize"/"maximize" per objective) is passed only to algorithms
-    whose constructor takes a ``directions`` keyword: sweeps do not care, and a plug-in
-    written before it existed keeps working."""
-    target = resolve(name)
-    if isinstance(target, type) and issubclass(target, Algorithm):
-        factory = target
-    elif callable(target) and not isinstance(target, type):
-        factory = partial(ImperativeAlgorithm, target)
-    else:
-        raise AlgorithmError(
-            f"algorithm {name!r} is neither an Algorithm subclass nor a function run(queue, space, options)"
-        )
-    accepted = inspect.signature(factory).parameters
-    if "directions" in accepted:
-        options = {**options, "directions": tuple(directions)}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    if "pruner" in options and "pruner" not in accepted and not takes_any:
-        raise AlgorithmError(f"algorithm {name!r} does not prune: [algorithm] pruner needs one that "
-                             "does, such as optuna.tpe")
-    try:
-        inspect.signature(factory).bind(space, seed=seed, **options)
-    except TypeError as exc:
-        raise AlgorithmError(f"algorithm {name!r} rejected [algorithm.options] {options}: {exc}") from None
-    try:
-        return factory(space, seed=seed, **options)
-    except AlgorithmError:
-        raise
-    except Exception as exc:  # the plug-in's own code: name it instead of a bare traceback
-        raise AlgorithmError(f"algorithm {name!r} failed to start: {type(exc).__name__}: {exc}") from exc
+    build_algorithm(study.algorithm.name, study.space, study_info(study, 1, seed),
+                    study.algorithm.algorithm_options()).close()
 
 
 def _model_spec(study: Study) -> ModelSpec:

@@ -1,7 +1,7 @@
 """The worker loop: take tasks from the master, run them, send results back.
 
-Tasks a worker holds run one after the other; when results go back is :class:`_ReplyRule`'s
-call, made before each task starts. What the models save goes into the worker's node-local
+Tasks a worker holds run one after the other; what it holds and when results go back is
+:class:`~.worker_state.WorkerState`'s call, made before each task starts. What the models save goes into the worker's node-local
 cache, flushed to the output directory when the master asks and once more at the end.
 """
 
@@ -18,7 +18,16 @@ from typing import Any
 
 from ..comms.backoff import Backoff
 from ..comms.messages import (
-    Flush, Flushed, Prune, Report, ResultBatch, SignalReceived, Setup, Stop, TaskBatch, WorkerFailed,
+    Flush,
+    Flushed,
+    IntermediateValue,
+    Prune,
+    ResultBatch,
+    Setup,
+    SignalReceived,
+    Stop,
+    TaskBatch,
+    WorkerFailed,
 )
 from ..comms.transport import WorkerEnd
 from ..errors import Pruned
@@ -26,8 +35,8 @@ from ..node import local_root, node_name
 from ..store.cache import CACHE_DIR, TaskCache, free_flush_name
 from ..types import Result, Task
 from .signals import Interrupted, StopSignals
+from .worker_state import WorkerState
 
-MAX_REPLY_DELAY = 0.002
 WORKER_SPIN = 1e-3
 """After a task, a worker polls (yielding the core) this long before it starts to sleep:
 the master's answer to a result usually comes well within it, and a worker asleep when
@@ -51,14 +60,14 @@ def serve(
     host = node_name()
     setup = _wait_for_setup(link, backoff)
     if setup is None:
-        link.send(Flushed(link.rank, None, 0, 0, 0.0, final=True))
+        link.send(Flushed(rank=link.rank, final=True))
         link.close()
         return
     local_dir = local_root() / setup.local_name
     output = Path(setup.output_dir)
     cache = TaskCache(local_dir / CACHE_DIR / f"{host}-r{link.rank}.h5",
                       partial(free_flush_name, output, host, link.rank))
-    inbox = _Inbox(link)
+    inbox = Inbox(link)
     try:
         model = make_model(replace(setup.model, local_dir=str(local_dir)), link.rank, host,
                            inbox.report, _DeferSignals(cache, signals))
@@ -98,63 +107,50 @@ def _flush(rank: int, cache: TaskCache, output: Path, keep: Collection[int] | No
     """Flush, and say how it went; a failure (full filesystem...) is reported, not raised:
     the cache stays on the node, and the run goes on."""
     try:
-        report = cache.flush(output, keep)
+        summary = cache.flush(output, keep)
     except Exception as exc:
-        return Flushed(rank, None, 0, 0, 0.0, f"flush of {cache.path} failed: {type(exc).__name__}: {exc}")
-    return Flushed(rank, None if report.path is None else str(report.path), report.tasks,
-                   report.nbytes, report.seconds)
+        return Flushed(rank=rank, error=f"flush of {cache.path} failed: {type(exc).__name__}: {exc}")
+    return Flushed(rank=rank, path=None if summary.path is None else str(summary.path), tasks=summary.tasks,
+                   nbytes=summary.nbytes, seconds=summary.seconds)
 
 
 def _work(
-    link: WorkerEnd, inbox: _Inbox, model: Callable[[Task], Result], cache: TaskCache, output: Path,
+    link: WorkerEnd, inbox: Inbox, model: Callable[[Task], Result], cache: TaskCache, output: Path,
     low_water: int, backoff: Backoff, signals: StopSignals,
 ) -> Stop:
     """Run tasks until a Stop; returns it. After a stop signal, run nothing more: tell the
     master (which may not have got the signal itself) and wait for its Stop."""
-    held: deque[Task] = deque()
-    unsent: list[Result] = []
-    reply = _ReplyRule(low_water)
-    stop: Stop | None = None
-    announced = False
+    state = WorkerState(low_water)
     while True:
-        message = inbox.poll()
-        while message is not None:
+        while (message := inbox.poll()) is not None:
             if isinstance(message, TaskBatch):
-                held.extend(message.tasks)
-                reply.refilled()
+                state.received(message.tasks)
             elif isinstance(message, Flush):
                 link.send(_flush(link.rank, cache, output, message.keep))
             elif isinstance(message, Stop):
-                stop = message
-            message = inbox.poll()
-        if signals.signum is not None and not announced:
-            held.clear()
+                state.stopping(message)
+        if signals.signum is not None and state.signal():
             link.send(SignalReceived(link.rank, signals.signum))
-            announced = True
-        if stop is not None and stop.abandon:
-            held.clear()
-        if unsent and (reply.due(len(held)) or stop is not None or announced):
-            link.send(ResultBatch(unsent))
-            unsent = []
-            reply.sent(len(held))
-        if held:
-            task = held.popleft()
+        if batch := state.results_to_send():
+            link.send(ResultBatch(batch))
+        task = state.next_task()
+        if task is not None:
             started = time.perf_counter()
             try:
                 with signals.interruptible():
-                    unsent.append(model(task))
+                    result = model(task)
             except Interrupted:
                 cache.discard(task.id)  # it runs again on resume
                 continue
-            reply.ran(started)
+            state.finished(result, started)
             backoff.reset()
-        elif stop is not None:
-            return stop
+        elif state.done:
+            return state.stop
         else:
             backoff.wait()
 
 
-class _Inbox:
+class Inbox:
     """The worker's incoming messages, also read while a task runs: each intermediate report
     looks for a :class:`Prune` of its task (raising :class:`Pruned` if one came) and keeps
     anything else for the main loop, in order."""
@@ -169,7 +165,7 @@ class _Inbox:
         return self._kept.popleft() if self._kept else self.link.poll()
 
     def report(self, task_id: int, step: float, value: float) -> None:
-        self.link.send(Report(task_id, step, value))
+        self.link.send(IntermediateValue(task_id, step, value))
         while (message := self.link.poll()) is not None:
             if isinstance(message, Prune):
                 self._pruned.add(message.task_id)
@@ -196,42 +192,3 @@ class _DeferSignals:
     def absorb(self, task_id: int, other: Path) -> None:
         with self.signals.deferred():
             self.cache.absorb(task_id, other)
-
-
-class _ReplyRule:
-    """When a worker sends its finished results, checked before it starts its next task.
-
-    - when it holds no more tasks: the master must know it is free;
-    - when it first falls to ``low_water`` held tasks since its last refill: the master can
-      send the next batch while the rest run, so the worker never waits for it;
-    - when the results would otherwise wait too long: the oldest one's age plus the next
-      task's expected length (the last one's) reaches ``MAX_REPLY_DELAY``. Results of long
-      tasks thus go back one by one at once; those of very short tasks share a message.
-    """
-
-    __slots__ = ("low_water", "_armed", "_oldest", "_last_length")
-
-    def __init__(self, low_water: int) -> None:
-        self.low_water = low_water
-        self._armed = True
-        self._oldest = 0.0
-        self._last_length = 0.0
-
-    def refilled(self) -> None:
-        self._armed = True
-
-    def ran(self, started: float) -> None:
-        now = time.perf_counter()
-        self._last_length = now - started
-        if not self._oldest:
-            self._oldest = now
-
-    def due(self, held: int) -> bool:
-        if held == 0 or (self._armed and held <= self.low_water):
-            return True
-        return time.perf_counter() - self._oldest + self._last_length >= MAX_REPLY_DELAY
-
-    def sent(self, held: int) -> None:
-        self._oldest = 0.0
-        if held <= self.low_water:
-            self._armed = False

@@ -31,12 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_path
+
 CACHE_DIR = "cache"
 COPY_BUFFER = 16 << 20
 
 
 @dataclass(slots=True)
-class FlushReport:
+class FlushSummary:
     """What one flush wrote: the file (None when there was nothing to keep), how many tasks,
     how many bytes and how long it took."""
 
@@ -108,14 +110,14 @@ class TaskCache:
         return [] if tasks is None else sorted(int(name) for name in tasks)
 
     # -- flushing -----------------------------------------------------------------------
-    def flush(self, output_dir: Path, keep: Collection[int] | None = None) -> FlushReport:
+    def flush(self, output_dir: Path, keep: Collection[int] | None = None) -> FlushSummary:
         """Write the cache to ``output_dir/cache/`` atomically; ``keep`` limits it to those
         task ids (None keeps all). Nothing to keep writes nothing."""
         started = time.perf_counter()
         ids = self.task_ids()
         kept = ids if keep is None else [task for task in ids if task in keep]
         if not kept:
-            return FlushReport(None, 0, 0, time.perf_counter() - started)
+            return FlushSummary(None, 0, 0, time.perf_counter() - started)
         self._file.flush()
         source = self.path
         if len(kept) < len(ids):  # write only the kept tasks, on node-local storage first
@@ -125,7 +127,7 @@ class TaskCache:
         nbytes = copy_atomically(source, target)
         if source != self.path:
             source.unlink()
-        return FlushReport(target, len(kept), nbytes, time.perf_counter() - started)
+        return FlushSummary(target, len(kept), nbytes, time.perf_counter() - started)
 
     def _copy_tasks(self, ids: list[int], destination: Path) -> None:
         import h5py
@@ -165,16 +167,11 @@ class TaskCache:
 
 def copy_atomically(source: Path, target: Path) -> int:
     """Copy ``source`` to ``target`` in large sequential writes, under a temporary name that
-    is renamed once the data is on disk; returns the bytes written."""
+    is renamed once the data is on disk (:func:`~.atomic.atomic_path`); returns the bytes written."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part-{os.getpid()}")
-    with open(source, "rb") as reader, open(partial, "wb") as writer:
+    with atomic_path(target) as partial, open(source, "rb") as reader, open(partial, "wb") as writer:
         shutil.copyfileobj(reader, writer, COPY_BUFFER)
-        writer.flush()
-        os.fsync(writer.fileno())
         nbytes = writer.tell()
-    os.replace(partial, target)
-    _fsync_dir(target.parent)
     return nbytes
 
 
@@ -187,14 +184,6 @@ def free_flush_name(output_dir: Path, node: str, rank: int) -> str:
         number += 1
         name = f"{node}-r{rank}-{number}.h5"
     return name
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_name(name: str) -> None:

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..types import Result
 
@@ -26,14 +26,20 @@ _TAIL = 1 << 20
 
 
 class JournalWriter:
-    """Appends results; not thread-safe (the master's loop is its only user)."""
+    """Appends results; not thread-safe (the master's loop is its only user). Made by
+    :meth:`open`; the constructor takes the open file, so building one does no I/O."""
 
-    def __init__(self, path: Path, fsync_every: float = 1.0) -> None:
+    def __init__(self, path: Path, file: TextIO, fsync_every: float = 1.0) -> None:
         self.path = path
-        _drop_unterminated_line(path)
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._file = file
         self._fsync_every = fsync_every
         self._last_fsync = time.monotonic()
+
+    @classmethod
+    def open(cls, path: Path, fsync_every: float = 1.0) -> JournalWriter:
+        """Open the journal for appending, after cutting off a line a kill left unfinished."""
+        _drop_unterminated_line(path)
+        return cls(path, open(path, "a", encoding="utf-8"), fsync_every)  # noqa: SIM115 (closed in close())
 
     def append(self, results: Iterable[Result]) -> None:
         """Write the results and flush them to the OS before returning."""

@@ -17,6 +17,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic import atomic_path
 from .cache import CACHE_DIR
 from .journal import JOURNAL_NAME, iter_records
 
@@ -32,18 +33,16 @@ def write_results_h5(output: Path, frame: pd.DataFrame, keep: Collection[int] | 
     import h5py
 
     target = output / RESULTS_H5
-    partial = target.with_name(f".{RESULTS_H5}.part")
     holders = _task_holders(output)
     for task, earlier in _reused(output / JOURNAL_NAME).items():
         if earlier in holders and task not in holders:
             holders[task] = holders[earlier]
-    with h5py.File(partial, "w", locking=False) as file:
+    with atomic_path(target) as partial, h5py.File(partial, "w", locking=False) as file:
         _write_table(file.create_group("table"), frame)
         tasks = file.create_group("tasks")
         for task, (name, inside) in sorted(holders.items()):
             if keep is None or task in keep:
                 tasks[str(task)] = h5py.ExternalLink(f"{CACHE_DIR}/{name}", inside)
-    partial.replace(target)
     return target
 
 

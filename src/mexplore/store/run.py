@@ -1,9 +1,10 @@
-"""A finished (or running) study read back from its output directory: the record and the
-journal, as one object ``mexplore results`` and ``mexplore report`` share.
+"""A finished (or running) study read back from its output directory: the study as it ran
+(``study.toml``) and the journal, as one object ``mexplore results`` and ``mexplore report``
+share.
 
-Only the files are read, never the study file the run started from: the record holds the
-study as it ran (defaults resolved), so a report made months later, or from a copy of the
-output directory, shows what actually happened.
+Only the files are read, never the study file the run started from: ``study.toml`` holds
+the study as it ran (defaults resolved), so a report made months later, or from a copy of
+the output directory, shows what actually happened.
 """
 
 from __future__ import annotations
@@ -14,36 +15,37 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MexploreError
+from ..objectives import Direction
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 class NoRunError(MexploreError):
-    """The directory holds no run (or an unreadable record): nothing to report on."""
+    """The directory holds no run (or an unreadable ``study.toml``): nothing to show."""
 
 
 @dataclass(frozen=True)
 class Run:
-    """What a report needs: the record (``study.toml`` as a dict) and the results table."""
+    """What a report needs: the study as it ran (``study.toml`` as a dict) and the results table."""
 
     output: Path
-    record: dict[str, Any]
+    as_run: dict[str, Any]
     objectives: list[str]
-    directions: list[str]
+    directions: list[Direction]
     frame: pd.DataFrame
 
     @property
     def name(self) -> str:
-        return str(self.record.get("study", {}).get("name", self.output.name))
+        return str(self.as_run.get("study", {}).get("name", self.output.name))
 
     @property
     def space(self) -> dict[str, Any]:
-        return self.record.get("space", {})
+        return self.as_run.get("space", {})
 
     @property
     def algorithm(self) -> dict[str, Any]:
-        return self.record.get("algorithm", {})
+        return self.as_run.get("algorithm", {})
 
     @property
     def constants(self) -> set[str]:
@@ -54,7 +56,7 @@ class Run:
     def workers(self) -> int:
         """Worker ranks of the run: the recorded rank count less the master, or the ranks
         seen in the journal if more (a resumed run may have had more ranks before)."""
-        ranks = self.record.get("provenance", {}).get("ranks")
+        ranks = self.as_run.get("provenance", {}).get("ranks")
         recorded = ranks - 1 if isinstance(ranks, int) else 0
         seen = 0 if self.frame.empty else self.frame.loc[self.frame["rank"] >= 0, "rank"].nunique()
         return max(recorded, seen)
@@ -68,26 +70,29 @@ class Run:
 
 
 def load_run(output: Path) -> Run:
-    """Read ``output``'s record and journal; :class:`NoRunError` when either is missing or
-    the record is not TOML, with a message naming the file."""
-    from ..runtime.record import STUDY_RECORD
+    """Read ``output``'s ``study.toml`` and journal; :class:`NoRunError` when either is
+    missing or ``study.toml`` is not TOML, with a message naming the file."""
     from .journal import JOURNAL_NAME
+    from .study_as_run import STUDY_AS_RUN
     from .table import results_frame
 
-    record_path, journal = output / STUDY_RECORD, output / JOURNAL_NAME
-    if not record_path.exists() or not journal.exists():
-        raise NoRunError(f"{output} holds no run ({STUDY_RECORD} and {JOURNAL_NAME} expected)")
+    as_run_path, journal = output / STUDY_AS_RUN, output / JOURNAL_NAME
+    if not as_run_path.exists() or not journal.exists():
+        raise NoRunError(f"{output} holds no run ({STUDY_AS_RUN} and {JOURNAL_NAME} expected)")
     try:
-        record = tomllib.loads(record_path.read_text())
+        as_run = tomllib.loads(as_run_path.read_text())
     except tomllib.TOMLDecodeError as error:
-        raise NoRunError(f"{record_path}: not a readable study record: {error}") from None
-    study = record.get("study", {})
+        raise NoRunError(f"{as_run_path}: not readable as TOML: {error}") from None
+    study = as_run.get("study", {})
     objectives = _as_list(study.get("objective", "objective"))
-    directions = _as_list(study.get("direction", "minimize"))
+    try:
+        directions = [Direction(d) for d in _as_list(study.get("direction", Direction.MINIMIZE))]
+    except ValueError as error:
+        raise NoRunError(f"{as_run_path}: {error}") from None
     if len(directions) != len(objectives):
         directions = directions[:1] * len(objectives)
     frame = results_frame(journal, objectives, directions)
-    return Run(output, record, objectives, directions, frame)
+    return Run(output, as_run, objectives, directions, frame)
 
 
 def _as_list(value: object) -> list[str]:

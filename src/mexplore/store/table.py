@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..objectives import Direction
 from ..types import error_summary
+from .atomic import atomic_path
 from .journal import iter_records
 
 if TYPE_CHECKING:
@@ -21,7 +23,7 @@ RESULTS_NAME = "results.csv"
 
 
 def results_frame(
-    journal: Path, objectives: Sequence[str], directions: Sequence[str] = (),
+    journal: Path, objectives: Sequence[str], directions: Sequence[Direction | str] = (),
 ) -> pd.DataFrame:
     """One row per task: id, status, objective column(s), ``p:<param>``, ``m:<metric>``,
     start and end (UNIX seconds), duration, rank, host, gpu, attempt, error (its summary
@@ -60,13 +62,15 @@ def results_frame(
     return frame
 
 
-def pareto_mask(frame: pd.DataFrame, objectives: Sequence[str], directions: Sequence[str]) -> pd.Series:
+def pareto_mask(
+    frame: pd.DataFrame, objectives: Sequence[str], directions: Sequence[Direction | str],
+) -> pd.Series:
     """True for ``ok`` rows no other ``ok`` row dominates (as good in every objective,
     better in one); O(n^2) in numpy, fine for the tens of thousands of rows a study has."""
     import numpy as np
     import pandas as pd
 
-    signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
+    signs = np.array([Direction(d).sign for d in directions])
     ok = (frame["status"] == "ok").to_numpy()
     values = frame.loc[ok, list(objectives)].to_numpy(dtype=float) * signs
     front = np.ones(len(values), dtype=bool)
@@ -79,17 +83,17 @@ def pareto_mask(frame: pd.DataFrame, objectives: Sequence[str], directions: Sequ
 
 
 def write_results_csv(frame: pd.DataFrame, output: Path) -> Path:
-    """(Re)write ``results.csv`` from the :func:`results_frame`, atomically (temp file, then rename)."""
+    """(Re)write ``results.csv`` from the :func:`results_frame`, atomically, so a reader
+    (or a kill mid-write) never sees half a table."""
     target = output / RESULTS_NAME
-    temporary = target.with_suffix(".csv.tmp")
-    frame.to_csv(temporary, index=False)
-    temporary.replace(target)
+    with atomic_path(target) as partial:
+        frame.to_csv(partial, index=False)
     return target
 
 
-def best_rows(frame: pd.DataFrame, objective: str, direction: str, top: int) -> pd.DataFrame:
+def best_rows(frame: pd.DataFrame, objective: str, direction: Direction | str, top: int) -> pd.DataFrame:
     """The ``top`` finished (``ok``) rows, best first, by one objective."""
     if frame.empty:
         return frame
     done = frame[frame["status"] == "ok"]
-    return done.sort_values(objective, ascending=direction == "minimize", kind="stable").head(top)
+    return done.sort_values(objective, ascending=Direction(direction).ascending, kind="stable").head(top)

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..algorithms._resume import point_key
-from ..algorithms.base import Algorithm
-from ..space import Categorical, Float, Grid, Int, Space
+from ..algorithms.base import Algorithm, StudyInfo
+from ..objectives import Direction
+from ..space import Categorical, Float, Grid, Int, Space, point_key
 from ..types import Result, Status
 
 MIXED_SPACE = Space(
@@ -70,7 +70,7 @@ class Outcomes:
 
 def drive(
     algorithm: Algorithm, space: Space, budget: int, *, in_flight: int = 4, objectives: int = 1,
-    order_seed: int = 0, outcomes: Outcomes | None = None, stop_after: int | None = None,
+    order_seed: int = 0, outcomes: Outcomes | None = None, stop_after: int | None = None, first_id: int = 0,
 ) -> list[Result]:
     """Run ``algorithm`` as the master would, with ``in_flight`` simulated workers: ask for
     free slots, finish tasks in an order drawn from ``order_seed`` (so results come back in
@@ -80,12 +80,13 @@ def drive(
     Every contract check fails with an AssertionError that says what was wrong: more points
     than asked, a point outside the space, or nothing proposed while nothing runs and the
     algorithm is not finished. ``stop_after`` ends the run after that many results, with
-    the tasks in flight lost, as a killed job would. The algorithm is not closed.
+    the tasks in flight lost, as a killed job would. Task ids start at ``first_id`` (after
+    those of a journal the algorithm replayed). The algorithm is not closed.
     """
     rng = np.random.default_rng(order_seed)
     outcomes = outcomes or Outcomes()
-    name = type(algorithm).__name__
-    running: list[dict[str, Any]] = []
+    name = algorithm.name
+    running: list[tuple[int, dict[str, Any]]] = []  # (task id, point)
     told: list[Result] = []
     asked = 0
     waited_since: float | None = None
@@ -93,12 +94,12 @@ def drive(
     while len(told) < limit:
         room = min(in_flight - len(running), budget - asked)
         if room > 0 and not algorithm.finished:
-            proposals = algorithm.ask(room)
+            proposals = algorithm.propose(range(first_id + asked, first_id + asked + room))
             assert isinstance(proposals, list), f"{name}.ask({room}) returned {type(proposals).__name__}, not a list"
             assert len(proposals) <= room, f"{name}.ask({room}) returned {len(proposals)} points"
             for point in proposals:
                 _check_point(name, space, point)
-            running.extend(proposals)
+            running.extend((first_id + asked + i, point) for i, point in enumerate(proposals))
             asked += len(proposals)
         if not running:
             if algorithm.finished:
@@ -112,11 +113,11 @@ def drive(
         waited_since = None
         done = [running.pop(int(rng.integers(len(running)))) for _ in range(int(rng.integers(1, len(running) + 1)))]
         results = []
-        for params in done:
+        for task_id, params in done:
             status = outcomes.status(len(told) + len(results))
             value = objective(space, params, objectives) if status is Status.OK else None
             results.append(Result(
-                task_id=len(told) + len(results), params=params, status=status, objective=value,
+                task_id=task_id, params=params, status=status, objective=value,
                 error=None if status is Status.OK else f"simulated {status.value}",
                 reports=[(0, 1.0), (1, 0.5)] if status is Status.PRUNED else [],
             ))
@@ -165,17 +166,22 @@ class AlgorithmConformance:
     alone (a sampler's random state advanced by the interrupted run); those are only checked
     to go on sensibly: valid points, up to the budget, no crash."""
 
-    def make(self, seed: int) -> Algorithm:
-        """A fresh algorithm, seeded; by default built from ``algorithm`` as a study would."""
-        from ..runtime.session import build_algorithm
+    def info(self, seed: int) -> StudyInfo:
+        """The study the suite simulates: its directions, budget, workers and ``seed``."""
+        return StudyInfo(directions=tuple(Direction(d) for d in self.directions), budget=self.budget,
+                         workers=self.in_flight, seed=seed)
+
+    def make(self, info: StudyInfo) -> Algorithm:
+        """A fresh algorithm for ``info``; by default built from ``algorithm`` as a study would."""
+        from ..queue.build import build_algorithm
 
         if not self.algorithm:
             raise unittest.SkipTest(f"{type(self).__name__}: set algorithm = '...' or override make()")
-        return build_algorithm(self.algorithm, self.space, seed, dict(self.options), self.directions)
+        return build_algorithm(self.algorithm, self.space, info, dict(self.options))
 
     def run(self, seed: int = 1, **kwargs: Any) -> list[Result]:
         """Drive a fresh algorithm over the budget (see :func:`drive` for ``kwargs``)."""
-        algorithm = self.make(seed)
+        algorithm = self.make(self.info(seed))
         try:
             return drive(algorithm, self.space, self.budget, in_flight=kwargs.pop("in_flight", self.in_flight),
                          objectives=len(self.directions), **kwargs)
@@ -203,21 +209,23 @@ class AlgorithmConformance:
 
     def test_resumes_from_a_journal(self) -> None:
         whole = self.run(seed=7, in_flight=3)
-        algorithm = self.make(7)
+        algorithm = self.make(self.info(7))
         try:  # killed halfway: the tasks in flight are lost, as a real job's would be
             before = drive(algorithm, self.space, self.budget, in_flight=3, objectives=len(self.directions),
                            stop_after=len(whole) // 2)
         finally:
             algorithm.close()
-        resumed = self.make(7)
+        resumed = self.make(self.info(7))
         try:
             resumed.replay(journaled(before))
             after = drive(resumed, self.space, self.budget - len(before), in_flight=3,
-                          objectives=len(self.directions))
+                          objectives=len(self.directions), first_id=max((r.task_id for r in before), default=-1) + 1)
         finally:
             resumed.close()
         if self.resumes_exactly:
             assert sorted(point_key(r.params) for r in before + after) == sorted(
-                point_key(r.params) for r in whole), "the resumed run evaluated other points than an uninterrupted one"
+                point_key(r.params) for r in whole), (
+                "the resumed run evaluated other points than an uninterrupted one; if this algorithm cannot "
+                "retrace a run from its results alone, set resumes_exactly = False in the test class")
         else:
             assert len(before) + len(after) == len(whole), "the resumed run stopped early"

@@ -1,6 +1,6 @@
 """Child-process side of ``isolate = true``: run one Python-function task, write its result.
 
-``python -m mexplore.models.isolated file.py:fn`` is started by the worker like any command
+``python -m mexplore.runtime.isolated file.py:fn`` is started by the worker like any command
 model, with the ``MEXPLORE_*`` variables set; ``ctx.save`` writes to a small cache file in
 the task folder, which the worker then takes into its own. It prints the traceback and exits 1 when the
 function raises; whatever it returns is written as JSON to ``$MEXPLORE_RESULT_FILE``.
@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from ..importing import load_target
+from ..models.command import ISOLATED_SAVES
+from ..models.context import Context
+from ..models.gpu import assigned_gpu
 from ..store.cache import TaskCache
-from .command import ISOLATED_SAVES
-from .context import Context
-from .gpu import assigned_gpu
 
 
 def main(target: str) -> int:

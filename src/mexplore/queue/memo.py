@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
-from ..algorithms._resume import point_key
+from ..space import point_key
 from ..types import Result, Task
 
 
@@ -35,6 +34,6 @@ class Memo:
 def reused(task: Task, earlier: Result) -> Result:
     """The result of ``task`` taken from ``earlier``: same outcome, no run, a pointer back."""
     now = time.time()
-    return replace(earlier, task_id=task.id, params=task.params, started=now, ended=now, rank=-1,
-                   host="", attempt=0, gpu=None, reports=[], algorithm_time=task.algorithm_time,
-                   reused_from=earlier.reused_from if earlier.reused_from is not None else earlier.task_id)
+    return Result.for_task(task, earlier.status, objective=earlier.objective, metrics=earlier.metrics,
+                           started=now, ended=now,
+                           reused_from=earlier.reused_from if earlier.reused_from is not None else earlier.task_id)

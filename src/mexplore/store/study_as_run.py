@@ -13,12 +13,14 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-STUDY_RECORD = "study.toml"
+from .atomic import atomic_write
+
+STUDY_AS_RUN = "study.toml"
 
 
-def read_record(output: Path) -> dict[str, Any]:
+def read_study_as_run(output: Path) -> dict[str, Any]:
     """The record an earlier run left in ``output``, or an empty dict."""
-    record = output / STUDY_RECORD
+    record = output / STUDY_AS_RUN
     return tomllib.loads(record.read_text()) if record.exists() else {}
 
 
@@ -48,16 +50,12 @@ def changed_tables(previous: dict[str, Any], resolved: dict[str, Any]) -> list[s
     return changed + (["study"] if before != after else [])
 
 
-def write_record(output: Path, resolved: dict[str, Any], provenance: dict[str, Any]) -> Path:
-    """Write the record atomically (temp file, then rename), so a kill never leaves half."""
+def write_study_as_run(output: Path, resolved: dict[str, Any], provenance: dict[str, Any]) -> Path:
+    """Write the record atomically, so a kill never leaves half."""
     import tomli_w
 
     document = {**resolved, "provenance": {**_environment(), **provenance}}
-    target = output / STUDY_RECORD
-    temporary = target.with_suffix(".toml.tmp")
-    temporary.write_text(tomli_w.dumps(document))
-    temporary.replace(target)
-    return target
+    return atomic_write(output / STUDY_AS_RUN, tomli_w.dumps(document))
 
 
 def _environment() -> dict[str, Any]:

@@ -1,0 +1,266 @@
+"""The master's bookkeeping as a sans-I/O state machine: events in, instructions out.
+
+:class:`MasterState` takes what happens to a run (results and intermediate reports from
+workers, flush answers, stop signals, the algorithm's proposals and the time it spent,
+the clock) and answers with typed instructions (send these tasks, prune that one, flush,
+record these results, tell the user this). It never touches MPI, files or the algorithm,
+so the tricky rules (budget, retries, abort, prune once, reuse, billing, the flush
+schedule) are tested with scripted events in milliseconds. :mod:`mexplore.runtime.master`
+is the thin loop that carries the instructions out.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..types import Result, Status, Task, error_summary
+from .dispatch import Dispatcher
+from .keep import KeepPolicy
+from .memo import Memo, reused
+
+FAILURES = (Status.FAILED, Status.TIMEOUT, Status.LOST)
+"""Statuses that end the run early under ``on_error = "abort"``."""
+
+
+# -- instructions ---------------------------------------------------------------------------
+@dataclass(slots=True)
+class SendTasks:
+    """Hand ``tasks`` to ``worker``, to run in order."""
+
+    worker: int
+    tasks: list[Task]
+
+
+@dataclass(slots=True)
+class SendPrune:
+    """Tell ``worker`` to stop the running task ``task_id``."""
+
+    worker: int
+    task_id: int
+
+
+@dataclass(slots=True)
+class SendFlush:
+    """Ask every worker to flush its cache now, keeping the outputs of ``keep`` (None: all)."""
+
+    keep: frozenset[int] | None
+
+
+@dataclass(slots=True)
+class Record:
+    """These tasks are finished: journal them first, then (if ``tell``) tell the algorithm,
+    then show them. ``tell`` is False for results that come back while the workers stop."""
+
+    results: list[Result]
+    tell: bool = True
+
+
+@dataclass(slots=True)
+class Judge:
+    """Ask the algorithm whether the running ``task`` should stop after this intermediate
+    value; if it says so, :meth:`MasterState.prune` gives the instruction to send."""
+
+    task: Task
+    step: float
+    value: float
+
+
+@dataclass(slots=True)
+class Notice:
+    """A line for the user (a retry, a worker's failed flush)."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class FlushesDone:
+    """Every worker has answered the last periodic flush: ``files`` written, ``nbytes`` in all."""
+
+    files: int
+    nbytes: int
+
+
+Instruction = SendTasks | SendPrune | SendFlush | Record | Judge | Notice | FlushesDone
+
+
+class Ending(enum.Enum):
+    """Why the loop should stop now (see :meth:`MasterState.ending`)."""
+
+    DONE = "done"
+    """Nothing in flight, and the budget is spent or the algorithm finished."""
+    SIGNALLED = "signalled"
+    """A stop signal came (to the master or a worker): the run stops, resumable."""
+    ABORTED = "aborted"
+    """A task failed under ``on_error = "abort"`` and what was in flight is recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlushAnswer:
+    """One worker's answer to a periodic flush (what :class:`~mexplore.comms.messages.Flushed`
+    says), as the state needs it."""
+
+    rank: int
+    path: str | None
+    nbytes: int
+    error: str | None = None
+
+
+class MasterState:
+    """Everything the master remembers between events, besides the dispatcher's tasks.
+
+    ``workers`` is how many answers a flush waits for; ``flush_every`` (seconds, or None)
+    schedules periodic flushes from the first :meth:`tick`.
+    """
+
+    def __init__(
+        self, dispatcher: Dispatcher, keep: KeepPolicy, *, workers: int, memo: Memo | None = None,
+        flush_every: float | None = None, abort_on_error: bool = False,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.keep = keep
+        self.memo = memo
+        self.workers = workers
+        self.flush_every = flush_every
+        self.abort_on_error = abort_on_error
+        self.abort_reason: str | None = None
+        self.stop_signal: int | None = None
+        self._reports: dict[int, list[tuple[float, float]]] = {}  # per running task, until it ends
+        self._pruning: set[int] = set()  # told to stop: judged once
+        self._unbilled = 0.0  # algorithm seconds since the last proposals: billed to the next ones
+        self._next_flush: float | None = None
+        self._flushes: dict[int, FlushAnswer] = {}
+
+    # -- events -------------------------------------------------------------------------
+    def resumed(self, results: list[Result]) -> None:
+        """The journal of the run being resumed: counted, ranked and remembered."""
+        self.dispatcher.resume(results)
+        self.keep.add(results)
+        if self.memo is not None:
+            self.memo.add(results)
+
+    def results(self, worker: int, results: Iterable[Result], tell: bool = True) -> list[Instruction]:
+        """Results from ``worker``. Retried ones go back to the queue (with a notice); the
+        rest are recorded with their task's params, algorithm time and reports."""
+        answered, retried = self.dispatcher.complete(worker, results)
+        out: list[Instruction] = []
+        for result in retried:
+            self._reports.pop(result.task_id, None)
+            out.append(Notice(f"task {result.task_id} attempt {result.attempt} {result.status.value}; trying again"))
+        final = []
+        for task, result in answered:
+            self._pruning.discard(task.id)
+            final.append(result.completed(task, self._reports.pop(task.id, [])))
+            if self.abort_on_error and self.abort_reason is None and result.status in FAILURES:
+                self.abort_reason = f"task {result.task_id} {result.status.value}: {error_summary(result.error)}"
+        if final:
+            out.append(self._finished(final, tell))
+        return out
+
+    def report(self, task_id: int, step: float, value: float) -> list[Instruction]:
+        """An intermediate value of a running task: kept for its result, and judged unless
+        the task is already being stopped (or is no longer running)."""
+        entry = self.dispatcher.running.get(task_id)
+        if entry is None:
+            return []
+        self._reports.setdefault(task_id, []).append((step, value))
+        if task_id in self._pruning:
+            return []
+        return [Judge(entry[1], step, value)]
+
+    def prune(self, task_id: int) -> list[Instruction]:
+        """The algorithm judged the task hopeless: tell its worker, once."""
+        entry = self.dispatcher.running.get(task_id)
+        if entry is None or task_id in self._pruning:
+            return []
+        self._pruning.add(task_id)
+        return [SendPrune(entry[0], task_id)]
+
+    def algorithm_took(self, seconds: float) -> None:
+        """Time spent in the algorithm (ask, tell, report): billed to its next proposals."""
+        self._unbilled += seconds
+
+    def proposal_ids(self, n: int) -> range:
+        """The task ids the next ``n`` proposals will get, in order."""
+        return range(self.dispatcher.next_id, self.dispatcher.next_id + n)
+
+    def proposed(self, proposals: list[dict[str, Any]]) -> list[Instruction]:
+        """The algorithm's proposals become tasks, numbered as :meth:`proposal_ids` said.
+        With ``[cache] reuse``, a point evaluated before is answered from its recorded result
+        at once; the others wait for a worker."""
+        if not proposals:
+            return []
+        cost, self._unbilled = self._unbilled / len(proposals), 0.0
+        tasks = self.dispatcher.number(proposals, cost)
+        answered = []
+        for task in tasks:
+            earlier = None if self.memo is None else self.memo.lookup(task.params)
+            if earlier is None:
+                self.dispatcher.enqueue(task)
+            else:
+                self.dispatcher.answered_without_running(task)
+                answered.append(reused(task, earlier))
+        return [self._finished(answered, tell=True)] if answered else []
+
+    def assign(self) -> list[SendTasks]:
+        """Waiting tasks to ready workers, as the policy allows."""
+        return [SendTasks(worker, tasks) for worker, tasks in self.dispatcher.assign()]
+
+    def signal(self, signum: int | None) -> None:
+        """A stop signal (``None``: none came); the first one is the one that counts."""
+        if self.stop_signal is None:
+            self.stop_signal = signum
+
+    def tick(self, now: float) -> list[Instruction]:
+        """The clock: a periodic flush when one is due (the first is ``flush_every`` after
+        the first tick)."""
+        if self.flush_every is None:
+            return []
+        if self._next_flush is None:
+            self._next_flush = now + self.flush_every
+        if now < self._next_flush:
+            return []
+        self._next_flush = now + self.flush_every
+        return [SendFlush(self.keep.chosen())]
+
+    def flushed(self, answer: FlushAnswer) -> list[Instruction]:
+        """A worker's periodic flush is done: a failure is a notice; once every worker has
+        answered, the totals."""
+        out: list[Instruction] = []
+        if answer.error:
+            out.append(Notice(f"warning: rank {answer.rank}: {answer.error}"))
+        self._flushes[answer.rank] = answer
+        if len(self._flushes) == self.workers:
+            answers, self._flushes = self._flushes.values(), {}
+            out.append(FlushesDone(sum(a.path is not None for a in answers), sum(a.nbytes for a in answers)))
+        return out
+
+    # -- decisions ----------------------------------------------------------------------
+    def wanted(self) -> int:
+        """How many proposals to ask the algorithm for now (none once the run aborts)."""
+        return 0 if self.abort_reason is not None else self.dispatcher.wanted()
+
+    def ending(self, algorithm_finished: Callable[[], bool]) -> Ending | None:
+        """Whether the loop should stop now. ``algorithm_finished`` is asked only when
+        nothing is in flight and the budget is not spent (it may be costly, or raise)."""
+        dispatcher = self.dispatcher
+        if self.stop_signal is not None:
+            return Ending.SIGNALLED
+        if self.abort_reason is not None:
+            dispatcher.withdraw_pending()
+            return Ending.ABORTED if dispatcher.idle else None
+        if dispatcher.idle and (dispatcher.budget_spent or algorithm_finished()):
+            return Ending.DONE
+        return None
+
+    @property
+    def in_flight(self) -> int:
+        return self.dispatcher.in_flight
+
+    def _finished(self, results: list[Result], tell: bool) -> Record:
+        self.keep.add(results)
+        if self.memo is not None:
+            self.memo.add(results)
+        return Record(results, tell)

@@ -1,0 +1,64 @@
+"""Replace a file atomically: a reader, or a kill mid-write, sees the old file or the new
+one, never half of one.
+
+Every file of the output directory that is rewritten while others may read it (the study
+record, ``status.json``, ``results.csv``, ``results.h5``, the report page, a flushed
+cache) goes through here: write a temporary file next to the target (a rename is atomic
+only within one filesystem), ``fsync`` it, ``os.replace`` it onto the target, then
+``fsync`` the directory so the rename itself survives a crash of the node.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path next to ``target`` for the caller to write (pandas ``to_csv``, h5py,
+    a copy); when the block ends the file is made durable and renamed onto ``target``.
+
+    The name is hidden and unique to this writer (pid and a random tag), so two writers of
+    the same target never share it and a ``*.h5`` or ``*.csv`` glob never sees it. If the
+    block, the ``fsync`` or the rename fails, the temporary file is removed and the error
+    raised: the old ``target``, if any, is left as it was.
+    """
+    partial = target.with_name(f".{target.name}.part-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        yield partial
+        _fsync(partial)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def atomic_write(target: Path, data: str | bytes) -> Path:
+    """Replace ``target`` with ``data`` (text is written as UTF-8) atomically; returns ``target``."""
+    with atomic_path(target) as partial:
+        partial.write_bytes(data.encode() if isinstance(data, str) else data)
+    return target
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path``'s data (or a directory's entries) to disk. Any descriptor of a file
+    will do, so one written by a library (h5py, pandas) is synced after it closed it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Best effort: some filesystems (and some network ones) refuse to fsync a directory;
+    the rename is done by then, only its durability across a node crash is at stake."""
+    try:
+        _fsync(folder)
+    except OSError:
+        pass

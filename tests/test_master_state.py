@@ -1,0 +1,156 @@
+"""The master's bookkeeping driven by scripted events: no MPI, no files, no algorithm."""
+
+from mexplore.queue.dispatch import Dispatcher
+from mexplore.queue.keep import KeepPolicy
+from mexplore.queue.master_state import (
+    Ending, FlushAnswer, FlushesDone, Judge, MasterState, Notice, Record, SendFlush, SendPrune,
+)
+from mexplore.queue.memo import Memo
+from mexplore.queue.policies import Async
+from mexplore.types import Result, Status
+
+
+def state(workers=(1, 2), budget=4, **options):
+    keep = options.pop("keep", KeepPolicy(None, "minimize"))
+    return MasterState(Dispatcher(workers, Async(), budget, options.pop("retries", 0)), keep,
+                       workers=len(workers), **options)
+
+
+def ran(task_id, status=Status.OK, objective=1.0, **fields):
+    """A worker's result: no params (the master puts them back)."""
+    return Result(task_id=task_id, status=status, objective=objective if status is Status.OK else None, **fields)
+
+
+def feed(s, *points):
+    """The algorithm proposed ``points``: return the tasks sent to workers."""
+    assert list(s.proposal_ids(len(points))) == list(range(s.dispatcher.next_id, s.dispatcher.next_id + len(points)))
+    instructions = s.proposed(list(points))
+    return instructions, s.assign()
+
+
+def test_proposals_are_numbered_in_order_sent_and_recorded_with_their_params_and_reports():
+    s = state()
+    _, sends = feed(s, {"x": 1}, {"x": 2})
+    assert sorted((send.worker, [t.id for t in send.tasks]) for send in sends) == [(1, [0]), (2, [1])]
+    worker_of = {send.tasks[0].id: send.worker for send in sends}
+    assert s.report(1, 0, 0.5) == [Judge(s.dispatcher.running[1][1], 0, 0.5)]
+    [record] = s.results(worker_of[1], [ran(1)])
+    assert isinstance(record, Record) and record.tell
+    assert record.results[0].params == {"x": 2} and record.results[0].reports == [(0, 0.5)]
+    assert s.dispatcher.finished == 1
+
+
+def test_a_result_from_a_worker_that_does_not_hold_the_task_is_dropped():
+    s = state()
+    _, sends = feed(s, {"x": 1})
+    other = 2 if sends[0].worker == 1 else 1
+    assert s.results(other, [ran(0)]) == []
+    assert len(s.results(sends[0].worker, [ran(0)])) == 1
+    assert s.results(sends[0].worker, [ran(0)]) == []  # a duplicate counts once
+
+
+def test_algorithm_time_is_billed_to_the_next_proposals_in_equal_shares():
+    s = state()
+    s.algorithm_took(0.3)
+    s.algorithm_took(0.1)
+    _, sends = feed(s, {"x": 1}, {"x": 2})
+    assert [round(t.algorithm_time, 9) for send in sends for t in send.tasks] == [0.2, 0.2]
+    feed(s, {"x": 3})  # both workers busy: it waits, and nothing was spent since
+    assert s.dispatcher.pending[0].algorithm_time == 0.0
+
+
+def test_a_failure_with_attempts_left_is_retried_with_a_notice_and_its_reports_dropped():
+    s = state(workers=(1,), retries=1)
+    feed(s, {"x": 1})
+    s.report(0, 0, 9.0)
+    [notice] = s.results(1, [ran(0, Status.TIMEOUT)])
+    assert isinstance(notice, Notice) and "task 0 attempt 0 timeout; trying again" in notice.text
+    [again] = s.assign()
+    assert again.tasks[0].attempt == 1
+    [record] = s.results(1, [ran(0, Status.FAILED, attempt=1, error="boom")])
+    assert record.results[0].status is Status.FAILED and record.results[0].reports == []
+
+
+def test_a_task_is_pruned_once_however_many_reports_follow():
+    s = state()
+    _, sends = feed(s, {"x": 1})
+    assert len(s.report(0, 0, 5.0)) == 1
+    assert s.prune(0) == [SendPrune(sends[0].worker, 0)]
+    assert s.report(0, 1, 6.0) == [] and s.prune(0) == []  # judged and told once
+    assert s.report(7, 0, 1.0) == []  # not running: nothing to judge
+
+
+def test_abort_on_error_stops_asking_withdraws_waiting_tasks_and_ends_when_idle():
+    s = state(workers=(1,), budget=None, abort_on_error=True)
+    s.proposed([{"x": 1}, {"x": 2}, {"x": 3}])
+    s.assign()
+    s.results(1, [ran(0, Status.FAILED, error="Traceback...\nValueError: bad")])
+    assert s.abort_reason == "task 0 failed: ValueError: bad"
+    assert s.wanted() == 0
+    assert s.ending(lambda: False) is Ending.ABORTED  # the two waiting tasks never ran
+    assert s.dispatcher.pending == type(s.dispatcher.pending)()
+
+
+def test_the_run_ends_when_idle_and_the_budget_is_spent_or_the_algorithm_finished():
+    asked = []
+
+    def finished():
+        asked.append(True)
+        return False
+
+    s = state(workers=(1,), budget=1)
+    feed(s, {"x": 1})
+    assert s.ending(finished) is None and asked == []  # tasks in flight: not asked
+    s.results(1, [ran(0)])
+    assert s.ending(finished) is Ending.DONE and asked == []  # budget spent: not asked
+    open_ended = state(workers=(1,), budget=None)
+    assert open_ended.ending(lambda: True) is Ending.DONE
+
+
+def test_the_first_stop_signal_wins_and_ends_the_run_at_once():
+    s = state()
+    feed(s, {"x": 1})
+    s.signal(None)
+    assert s.ending(lambda: False) is None
+    s.signal(15)
+    s.signal(10)
+    assert s.stop_signal == 15 and s.ending(lambda: False) is Ending.SIGNALLED
+
+
+def test_periodic_flushes_follow_the_clock_and_are_totalled_once_every_worker_answered():
+    s = state(flush_every=10.0, keep=KeepPolicy(1, "minimize"))
+    assert s.tick(100.0) == [] and s.tick(109.9) == []
+    assert s.tick(110.0) == [SendFlush(frozenset())]
+    assert s.tick(115.0) == []
+    assert s.flushed(FlushAnswer(1, "/out/cache/a.h5", 100)) == []
+    warning, done = s.flushed(FlushAnswer(2, None, 0, error="disk full"))
+    assert "rank 2: disk full" in warning.text and done == FlushesDone(files=1, nbytes=100)
+    assert state().tick(0.0) == []  # no flush_every: never
+
+
+def test_keep_top_ranks_what_is_recorded_and_what_was_resumed():
+    s = state(workers=(1,), budget=None, keep=KeepPolicy(1, "minimize"))
+    s.resumed([Result(task_id=0, status=Status.OK, params={"x": 0}, objective=5.0)])
+    feed(s, {"x": 1})
+    s.results(1, [ran(1, objective=2.0)])
+    s.flush_every = 1.0
+    s.tick(0.0)
+    assert s.tick(1.0) == [SendFlush(frozenset({1}))]
+
+
+def test_reuse_answers_a_point_seen_before_without_a_worker():
+    s = state(workers=(1,), budget=5, memo=Memo())
+    s.resumed([Result(task_id=0, status=Status.OK, params={"x": 1, "y": 2}, objective=3.0)])
+    [record], sends = feed(s, {"y": 2, "x": 1}, {"x": 9, "y": 9})
+    [answer] = record.results
+    assert (answer.task_id, answer.reused_from, answer.objective) == (1, 0, 3.0)
+    assert [t.id for send in sends for t in send.tasks] == [2]  # only the new point runs
+    assert s.dispatcher.finished == 2  # the resumed one and the reused one count
+
+
+def test_results_arriving_while_workers_stop_are_recorded_but_not_told():
+    s = state(workers=(1,))
+    feed(s, {"x": 1})
+    [record] = s.results(1, [ran(0)], tell=False)
+    assert not record.tell and record.results[0].params == {"x": 1}
+
