@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -73,10 +75,17 @@ def test_an_empty_cache_writes_no_file_and_never_loads_hdf5_needlessly(tmp_path)
 
 
 def test_a_cache_left_by_a_killed_run_is_adopted_with_its_flush_name(tmp_path):
-    first = TaskCache(tmp_path / "local" / "c.h5", lambda: "node-r1.h5")
-    first.save(7, "w", np.ones(2))
-    first.flush(tmp_path / "out")
-    first._file.flush()  # killed here: the file stays, still open  # noqa: SLF001
+    killed = (  # a worker that saved and flushed, then died without closing its cache
+        "import os, sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from mexplore.store.cache import TaskCache\n"
+        "root = Path(sys.argv[1])\n"
+        "first = TaskCache(root / 'local' / 'c.h5', lambda: 'node-r1.h5')\n"
+        "first.save(7, 'w', np.ones(2))\n"
+        "first.flush(root / 'out')\n"
+        "os._exit(9)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", killed, str(tmp_path)], timeout=120).returncode == 9
     second = TaskCache(tmp_path / "local" / "c.h5", lambda: free_flush_name(tmp_path / "out", "node", 1))
     second.save(8, "w", np.ones(2))
     report = second.flush(tmp_path / "out")

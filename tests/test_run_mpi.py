@@ -221,11 +221,11 @@ def test_local_ranks_share_the_cores_for_numpy_threads_unless_the_user_chose(mon
     for name in run.THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(run.os, "cpu_count", lambda: 8)
-    run._share_cores(3)
+    run.share_cores(3)
     assert run.os.environ["OMP_NUM_THREADS"] == "2"
-    run._share_cores(16)
+    run.share_cores(16)
     assert run.os.environ["OMP_NUM_THREADS"] == "2"  # already set: left alone
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setenv("MKL_NUM_THREADS", "4")
-    run._share_cores(16)
+    run.share_cores(16)
     assert "OMP_NUM_THREADS" not in run.os.environ

@@ -58,7 +58,7 @@ def _progress_mode(requested: str) -> str:
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _share_cores(ranks: int) -> None:
+def share_cores(ranks: int) -> None:
     """Give each local rank its share of the cores for numpy's (BLAS) threads, unless the
     user chose. Left alone, every rank starts one thread per core, and with a rank per core
     a numpy model runs 2-4 times slower than single-threaded (benchmarks/mlp_noise.py)."""
@@ -83,7 +83,7 @@ def _exec_mpiexec(ranks: int, args: argparse.Namespace, overrides: list[str], pr
             "--progress", progress]
     for override in overrides:
         argv += ["--set", override]
-    _share_cores(ranks)
+    share_cores(ranks)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(mpiexec, argv)
