@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mexplore.space import Categorical, Float, Grid, Int, Space
@@ -66,3 +67,15 @@ def start_run(path: Path, folder: Path, until_finished: int, env: dict | None = 
         assert time.monotonic() < deadline and process.poll() is None, "the run made no progress"
         time.sleep(0.01)
     return process
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 120,
+               process: subprocess.Popen | None = None) -> None:
+    """Poll ``condition`` until it holds, instead of sleeping a fixed time and hoping; fails
+    with ``what`` once ``timeout`` (a generous ceiling, for a hang) passes, or as soon as
+    ``process`` (if given) has ended, since then nothing will change any more."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process is None or process.poll() is None, f"the process ended before {what}"
+        assert time.monotonic() < deadline, f"still not {what} after {timeout:g} s"
+        time.sleep(0.01)

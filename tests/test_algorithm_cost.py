@@ -1,6 +1,8 @@
 """Algorithm cost is visible: each task records the master's time in the algorithm, and the
 progress and ``mexplore results`` say when the algorithm, not the workers, limits throughput."""
 
+import time
+
 import pytest
 
 from helpers import journal, run_cli
@@ -9,11 +11,12 @@ from mexplore.runtime.bottleneck import algorithm_load, verdict
 from mexplore.runtime.entry import run_inproc
 from test_master_inproc import algorithm_plugin, make_study
 
-SLOW_ASK = """
+ASK_SLEEP = 0.02
+SLOW_ASK = f"""
     def ask(self, n):
         import time
-        time.sleep(0.02)
-        return [{'x': 0.5}]  # one at a time: each task bears a whole ask
+        time.sleep({ASK_SLEEP})
+        return [{{'x': 0.5}}]  # one at a time: each task bears a whole ask
 """
 
 
@@ -31,10 +34,16 @@ def test_load_is_the_share_of_the_master_the_algorithm_needs():
 
 def test_each_task_records_its_share_of_a_slow_ask(tmp_path, capsys):
     path = make_study(tmp_path, algorithm_plugin(tmp_path, "Slow", SLOW_ASK), budget=40)
+    started = time.perf_counter()
     assert run_inproc(lambda: load_study(path), "log", workers=2) == 0
+    elapsed = time.perf_counter() - started
     records = journal(tmp_path / "out")
     assert len(records) == 40
-    assert all(0.02 <= r["algorithm_time"] < 1.0 for r in records)
+    # Bounds that hold on any machine, however busy: the sleep is a floor on each ask, and
+    # the master calls the algorithm one call at a time within the run, so what is billed
+    # to the tasks adds up to no more than the run's length.
+    assert all(r["algorithm_time"] >= ASK_SLEEP for r in records)
+    assert sum(r["algorithm_time"] for r in records) <= elapsed
     err = capsys.readouterr().err
     assert "the algorithm limits throughput" in err  # tasks take microseconds, asks 20 ms
 
@@ -46,8 +55,13 @@ def test_each_task_records_its_share_of_a_slow_ask(tmp_path, capsys):
 
 def test_a_cheap_algorithm_with_real_tasks_is_not_blamed(tmp_path, capsys):
     path = make_study(tmp_path, budget=12)
+    started = time.perf_counter()
     assert run_inproc(lambda: load_study(path, ["space.sleep=0.05"]), "log", workers=2) == 0
+    elapsed = time.perf_counter() - started
     assert "limits throughput" not in capsys.readouterr().err
     shown = run_cli("results", str(tmp_path / "out"), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
     assert "limits throughput" not in shown.stdout
-    assert all(0 < r["algorithm_time"] < 0.01 for r in journal(tmp_path / "out"))
+    records = journal(tmp_path / "out")
+    assert all(r["algorithm_time"] > 0 for r in records), "every task bears a share of an ask"
+    assert sum(r["algorithm_time"] for r in records) <= elapsed  # as above: on any machine

@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
 import pytest
 
-from helpers import REPO, journal, run_cli, start_run, write_study
+from helpers import REPO, journal, run_cli, start_run, wait_until, write_study
 from mexplore.store.results_file import load_output, read_table
 
 pytestmark = pytest.mark.mpi
@@ -62,6 +61,15 @@ def flushed_tasks(output: Path) -> dict[int, str]:
     return held
 
 
+def last_flush(output: Path) -> float | None:
+    """When every worker last finished a periodic flush, as the master's status.json says
+    (written atomically, so never seen half-written); None before the first."""
+    try:
+        return json.loads((output / "status.json").read_text())["last_flush"]
+    except FileNotFoundError:
+        return None
+
+
 def linked_tasks(output: Path) -> list[int]:
     with h5py.File(output / "results.h5", "r") as results:
         return sorted(int(task) for task in results["tasks"])
@@ -107,15 +115,12 @@ def test_sigterm_mid_run_flushes_every_cache_exits_cleanly_and_resumes(tmp_path)
 
 def test_kill_minus_9_then_resume_keeps_every_flushed_output(tmp_path):
     path = study(tmp_path, budget=60, model="saving.py:slow", cache="flush_every = 0.3")
-    process = start(path, tmp_path, until_finished=12, SAVING_SLEEP="0.05")
-    deadline = time.monotonic() + 30
-    while not list((tmp_path / "out" / "cache").glob("*.h5")):
-        assert time.monotonic() < deadline, "no periodic flush happened"
-        time.sleep(0.05)
-    time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.communicate(timeout=30)
     output = tmp_path / "out"
+    # 60 tasks of 0.2 s on 2 workers: the run is far from its end when the kill comes.
+    process = start(path, tmp_path, until_finished=12, SAVING_SLEEP="0.2")
+    wait_until(lambda: last_flush(output) is not None, "every worker has made a periodic flush", process=process)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
     before = flushed_tasks(output)
     assert before, "the periodic flushes left files"
     assert len(journal(output)) < 60, "the run was not killed midway"
@@ -214,11 +219,34 @@ def test_command_artifacts_and_isolated_saves_are_cached(tmp_path):
     assert load_output(tmp_path / "iso", 2, "note") == b"task 2"
 
 
+GATED = """
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def model(params, ctx):
+    ctx.save("weights", np.arange(10.0) * params["x"])
+    while ctx.task_id >= 3 and not Path(os.environ["GATE"]).exists():
+        time.sleep(0.01)
+    return params["x"]
+"""
+
+
 def test_status_reads_a_run_while_it_goes_on_and_after(tmp_path):
-    path = study(tmp_path, budget=30, model="saving.py:slow")
-    process = start(path, tmp_path, until_finished=3, SAVING_SLEEP="0.2")
-    shown = run_cli("status", str(tmp_path / "out"), cwd=tmp_path)
-    process.communicate(timeout=60)
+    # Tasks after the first three wait for a gate file, so the run is still going on when
+    # `status` looks, however long a loaded machine takes to start it.
+    (tmp_path / "gated.py").write_text(GATED)
+    gate = tmp_path / "gate"
+    path = study(tmp_path, budget=30, model=f"{tmp_path / 'gated.py'}:model")  # absolute: not under MODELS
+    process = start(path, tmp_path, until_finished=3, GATE=str(gate))
+    try:
+        shown = run_cli("status", str(tmp_path / "out"), cwd=tmp_path)
+    finally:  # also if `status` fails: the gated run must not wait forever
+        gate.touch()
+    process.communicate(timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert "running (master pid" in shown.stdout and "/30" in shown.stdout and "best loss" in shown.stdout
     after = run_cli("status", str(tmp_path / "out"), cwd=tmp_path)

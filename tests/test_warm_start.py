@@ -86,12 +86,12 @@ def test_a_bad_line_in_a_points_file_is_named_with_its_line(tmp_path):
 
 
 def test_csv_cells_are_read_as_their_parameter_types():
-    from mexplore.config.warm_start import _cell
+    from mexplore.config.warm_start import csv_cell
 
     space = Space({"a": Categorical((1, "1", True)), "b": Int(0, 3), "c": Float(0, 1)}, {"k": 0.5})
-    assert [_cell(space, "a", text) for text in ("1", "true")] == [1, True]
-    assert (_cell(space, "b", "2"), _cell(space, "c", "0.5"), _cell(space, "k", "0.5")) == (2, 0.5, 0.5)
-    assert _cell(space, "b", "two") == "two"  # left as text, for the point check to name
+    assert [csv_cell(space, "a", text) for text in ("1", "true")] == [1, True]
+    assert (csv_cell(space, "b", "2"), csv_cell(space, "c", "0.5"), csv_cell(space, "k", "0.5")) == (2, 0.5, 0.5)
+    assert csv_cell(space, "b", "two") == "two"  # left as text, for the point check to name
 
 
 def test_from_must_be_a_run_of_the_same_objectives(tmp_path):

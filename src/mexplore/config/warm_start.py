@@ -133,11 +133,11 @@ def _csv_rows(file: Path, text: str, space: Space) -> list[tuple[int, dict[str, 
         if None in row or None in row.values():
             raise Problem(INITIAL, str(file), "a CSV file whose rows have as many cells as its header",
                           f"{file} line {line} does not")
-        rows.append((line, {name: _cell(space, name, cell) for name, cell in row.items()}))
+        rows.append((line, {name: csv_cell(space, name, cell) for name, cell in row.items()}))
     return rows
 
 
-def _cell(space: Space, name: str, text: str) -> Any:
+def csv_cell(space: Space, name: str, text: str) -> Any:
     """A CSV cell as the value it stands for; left as text when it fits nothing, so the
     point check names it."""
     param = space.parameters.get(name)
