@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
-from .types import Result, is_finite_number
+from .types import Result, Status, is_finite_number
 
 
 class Direction(enum.StrEnum):
@@ -44,9 +44,14 @@ def first_objective(result: Result) -> float | None:
     """The value a result is ranked by: its first objective, when the result is ``ok`` and
     that value is a finite number; None otherwise (failed, pruned, NaN, infinite...), so a
     broken evaluation never counts as the best."""
-    objective = result.objective
-    value = objective[0] if isinstance(objective, list) and objective else objective
-    return float(value) if result.ok and is_finite_number(value) else None
+    if result.status is not Status.OK:
+        return None
+    value = result.objective
+    if type(value) is list:
+        value = value[0] if value else None
+    if type(value) is float:  # the usual case, checked fast: the master calls this per task
+        return value if value - value == 0.0 else None  # NaN and infinities give NaN here
+    return float(value) if is_finite_number(value) else None
 
 
 def best_result(results: Iterable[Result], direction: Direction | str) -> Result | None:

@@ -59,18 +59,19 @@ class Dispatcher:
         """The algorithm's proposals as new tasks, with consecutive ids in the order given;
         each cost ``algorithm_time`` to propose. They wait for :meth:`enqueue` (or
         :meth:`answered_without_running`)."""
-        tasks = [Task(self.next_id + i, params, algorithm_time=algorithm_time) for i, params in enumerate(params_list)]
+        first = self.next_id
+        tasks = [Task(first + i, params, 0, 0.0, algorithm_time) for i, params in enumerate(params_list)]
         self.next_id += len(tasks)
         return tasks
 
-    def enqueue(self, task: Task) -> None:
-        """A numbered task waits for a worker."""
-        self.pending.append(task)
+    def enqueue(self, tasks: Iterable[Task]) -> None:
+        """Numbered tasks wait for a worker, in order."""
+        self.pending.extend(tasks)
 
     def propose(self, params_list: Iterable[dict[str, Any]], algorithm_time: float = 0.0) -> list[Task]:
         """Number the proposals and queue them all."""
         tasks = self.number(params_list, algorithm_time)
-        self.pending.extend(tasks)
+        self.enqueue(tasks)
         return tasks
 
     def answered_without_running(self, task: Task) -> None:

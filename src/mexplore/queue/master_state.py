@@ -152,7 +152,8 @@ class MasterState:
         final = []
         for task, result in answered:
             self._pruning.discard(task.id)
-            final.append(result.completed(task, self._reports.pop(task.id, [])))
+            result.attach(task, self._reports.pop(task.id, []))
+            final.append(result)
             if self.abort_on_error and self.abort_reason is None and result.status in FAILURES:
                 self.abort_reason = f"task {result.task_id} {result.status.value}: {error_summary(result.error)}"
         if final:
@@ -194,11 +195,14 @@ class MasterState:
             return []
         cost, self._unbilled = self._unbilled / len(proposals), 0.0
         tasks = self.dispatcher.number(proposals, cost)
+        if self.memo is None:
+            self.dispatcher.enqueue(tasks)
+            return []
         answered = []
         for task in tasks:
-            earlier = None if self.memo is None else self.memo.lookup(task.params)
+            earlier = self.memo.lookup(task.params)
             if earlier is None:
-                self.dispatcher.enqueue(task)
+                self.dispatcher.enqueue([task])
             else:
                 self.dispatcher.answered_without_running(task)
                 answered.append(reused(task, earlier))

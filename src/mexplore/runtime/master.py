@@ -120,23 +120,25 @@ class Master:
         """Run until done, or until a stop signal (then :attr:`stop_signal` says which).
         Raises :class:`WorkerError` if a worker cannot go on, and :class:`RunAborted` once
         the tasks in flight are recorded, when a task failed under ``on_error = "abort"``."""
-        state = self.state
+        state, live, progress, backoff = self.state, self.log.live, self.log.progress, self.backoff
+        algorithm_finished = lambda: self.algorithm.finished  # noqa: E731 (asked only when needed)
         while True:
             received = self._receive()
             state.signal(self.signals.signum)
-            ending = state.ending(lambda: self.algorithm.finished)
+            ending = state.ending(algorithm_finished)
             if ending is Ending.ABORTED:
                 raise RunAborted(f'on_error = "abort": {state.abort_reason}')
             if ending is not None:
                 break
             sent = self._feed()
-            self.execute(state.tick(time.monotonic()))
-            self.log.live.running(state.in_flight)
+            if flush := state.tick(time.monotonic()):
+                self.execute(flush)
+            live.running(state.in_flight)
             if received or sent:
-                self.backoff.reset()
+                backoff.reset()
             else:
-                self.log.progress.idle(state.in_flight)
-                self.backoff.wait()
+                progress.idle(state.in_flight)
+                backoff.wait()
         self.algorithm.close()
 
     def take_late_results(self, worker: int, results: list[Result]) -> None:

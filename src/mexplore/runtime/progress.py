@@ -69,6 +69,7 @@ class Progress:
         self.idle(running)
 
     def _count(self, results: Sequence[Result]) -> int:
+        sign = self.direction.sign
         for result in results:
             if result.rank >= 0:  # it ran (a reused result did not)
                 self._costs.append((result.algorithm_time, result.ended - result.started))
@@ -77,7 +78,7 @@ class Progress:
             elif not result.ok:
                 self.failed += 1
             elif (value := first_objective(result)) is not None and (
-                self.best is None or self.direction.better(value, self.best)
+                self.best is None or sign * value < sign * self.best  # Direction.better, inlined: per task
             ):
                 self.best = value
         self.done += len(results)
