@@ -89,7 +89,7 @@ def test_saved_outputs_reach_results_h5_whichever_worker_ran_them(tmp_path):
         assert load_output(output, task, "weights").tolist() == [[x] * 3] * 4
         assert load_output(output, task, "note") == f"task {task}".encode()
         assert load_output(output, task, "log") == f"x={x}\n".encode()
-    assert not list((tmp_path / "local").rglob("*.h5")), "node-local caches are removed once flushed"
+    assert not list((tmp_path / "local").rglob("cache/*/*")), "node-local caches are removed once flushed"
 
 
 def test_sigterm_mid_run_flushes_every_cache_exits_cleanly_and_resumes(tmp_path):
@@ -104,7 +104,7 @@ def test_sigterm_mid_run_flushes_every_cache_exits_cleanly_and_resumes(tmp_path)
     assert 4 <= len(finished) < 40
     assert sorted(flushed_tasks(output)) == sorted(finished), "exactly the finished tasks are flushed"
     assert json.loads((output / "status.json").read_text())["state"] == "stopped by SIGTERM"
-    assert not list((tmp_path / "local").rglob("*.h5"))
+    assert not list((tmp_path / "local").rglob("cache/*/*"))
 
     done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, env=env(tmp_path, SAVING_SLEEP="0"))
     assert done.returncode == 0, done.stderr

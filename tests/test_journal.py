@@ -1,7 +1,15 @@
 """The journal: appended, flushed, and readable after a kill cut its last line short."""
 
-from mexplore.store.journal import JournalWriter, read_results
-from mexplore.store.table import best_rows, results_frame
+import json
+import math
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from mexplore.store.journal import JOURNAL_NAME, JournalWriter, read_results
+from mexplore.store.results_file import read_table, write_results_h5
+from mexplore.store.table import best_rows, results_frame, write_results_csv
 from mexplore.types import Result, Status
 
 
@@ -61,3 +69,55 @@ def test_pareto_column_marks_the_non_dominated_ok_rows(tmp_path):
     flipped = results_frame(path, ["loss", "time"], ["maximize", "minimize"])
     assert flipped["pareto"].tolist() == [False, False, False, True, False]  # (5, 1) beats all
     assert "pareto" not in results_frame(path, ["loss", "time"]).columns
+
+
+def _strict(constant):
+    raise ValueError(f"{constant} is not RFC 8259 JSON")
+
+
+def test_every_line_is_strict_json_and_non_finite_numbers_come_back_as_floats(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    writer = JournalWriter.open(path)
+    writer.append([
+        Result(task_id=0, params={"fill": "NaN", "scale": math.inf}, status=Status.OK, objective=1.0,
+               metrics={"nan": math.nan, "curve": [1.0, math.inf, -math.inf], "np": np.float32("nan"), "text": "NaN"},
+               reports=[(0, math.nan), (1, 0.5)]),
+        Result(task_id=1, params={"fill": "mean", "scale": 1.0}, status=Status.FAILED, error="bad"),
+    ])
+    writer.close()
+    lines = path.read_text().splitlines()
+    records = [json.loads(line, parse_constant=_strict) for line in lines]
+    assert records[0]["metrics"]["nan"] == "NaN" and records[0]["metrics"]["curve"] == [1.0, "Infinity", "-Infinity"]
+
+    [back, _] = read_results(path)
+    assert math.isnan(back.metrics["nan"]) and back.metrics["curve"] == [1.0, math.inf, -math.inf]
+    assert math.isnan(back.metrics["np"]) and math.isnan(back.reports[0][1])
+    assert back.params == {"fill": "NaN", "scale": "Infinity"}, "params come back as written, never guessed at"
+    frame = results_frame(path, ["loss"])
+    assert math.isnan(frame.loc[0, "m:nan"]) and frame["loss"].tolist()[0] == 1.0
+    write_results_csv(frame, tmp_path)
+    assert pd.read_csv(tmp_path / "results.csv")["m:nan"].isna().all()
+
+
+def test_an_old_journal_with_bare_nan_is_still_read(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    path.write_text('{"id": 0, "status": "ok", "params": {}, "objective": 1.0, "metrics": {"m": NaN, "n": -Infinity}}\n')
+    [back] = read_results(path)
+    assert math.isnan(back.metrics["m"]) and back.metrics["n"] == -math.inf
+
+
+def test_results_h5_holds_columns_whose_names_clash_as_hdf5_paths(tmp_path):
+    names = ["a", "a/b", "a/b/c", "", ".", "..", "%2F", "nul\0", "Δ"]
+    path = tmp_path / JOURNAL_NAME
+    writer = JournalWriter.open(path)
+    writer.append([Result(task_id=0, params={"text": "x\0y"}, status=Status.OK, objective=1.0,
+                          metrics={name: index for index, name in enumerate(names)})])
+    writer.close()
+    write_results_h5(tmp_path, results_frame(path, ["loss"]))
+    table = read_table(tmp_path)
+    shown = [name.replace("\0", "\u2400") for name in names]
+    assert [table.loc[0, f"m:{name}"] for name in shown] == list(range(len(names)))
+    assert table.loc[0, "p:text"] == "x\u2400y"
+    with h5py.File(tmp_path / "results.h5", "r") as file:  # without mexplore: the datasets attribute
+        columns = dict(zip(file["table"].attrs["columns"], file["table"].attrs["datasets"]))
+        assert file["table"][columns["m:a/b"]][0] == 1 and columns["m:a/b"] == "m:a%2Fb"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from helpers import REPO, journal, write_study
 from mexplore.config import load_study
+from mexplore.queue.master_state import ID_BLOCK
 from mexplore.runtime.entry import run_inproc
 
 
@@ -46,7 +47,10 @@ def test_a_second_run_on_the_same_output_resumes_and_grows_the_budget(tmp_path):
     assert run_inproc(lambda: load_study(path), "off", workers=2) == 0
     assert run_inproc(lambda: load_study(path, ["study.budget=25"]), "off", workers=2) == 0
     records = journal(tmp_path / "out")
-    assert sorted(r["id"] for r in records) == list(range(25))
+    ids = sorted(r["id"] for r in records)
+    assert len(records) == 25 and len(set(ids)) == 25
+    # the second session numbers after the whole block the first one reserved: ids skip, never repeat
+    assert ids[:10] == list(range(10)) and ids[10] >= ID_BLOCK and ids[10:] == list(range(ids[10], ids[10] + 15))
     assert len({r["params"]["x"] for r in records}) == 25
 
 

@@ -3,7 +3,7 @@
 from mexplore.queue.dispatch import Dispatcher
 from mexplore.queue.keep import KeepPolicy
 from mexplore.queue.master_state import (
-    Ending, FlushAnswer, FlushesDone, Judge, MasterState, Notice, Record, SendFlush, SendPrune,
+    Ending, FlushAnswer, FlushesDone, Judge, MasterState, Notice, Record, ReserveIds, SendFlush, SendPrune,
 )
 from mexplore.queue.memo import Memo
 from mexplore.queue.policies import Async
@@ -141,8 +141,8 @@ def test_keep_top_ranks_what_is_recorded_and_what_was_resumed():
 def test_reuse_answers_a_point_seen_before_without_a_worker():
     s = state(workers=(1,), budget=5, memo=Memo())
     s.resumed([Result(task_id=0, status=Status.OK, params={"x": 1, "y": 2}, objective=3.0)])
-    [record], sends = feed(s, {"y": 2, "x": 1}, {"x": 9, "y": 9})
-    [answer] = record.results
+    instructions, sends = feed(s, {"y": 2, "x": 1}, {"x": 9, "y": 9})
+    [answer] = [r for i in instructions if isinstance(i, Record) for r in i.results]
     assert (answer.task_id, answer.reused_from, answer.objective) == (1, 0, 3.0)
     assert [t.id for send in sends for t in send.tasks] == [2]  # only the new point runs
     assert s.dispatcher.finished == 2  # the resumed one and the reused one count
@@ -154,3 +154,13 @@ def test_results_arriving_while_workers_stop_are_recorded_but_not_told():
     [record] = s.results(1, [ran(0)], tell=False)
     assert not record.tell and record.results[0].params == {"x": 1}
 
+
+
+def test_task_ids_are_reserved_in_blocks_before_they_are_handed_out_and_never_reused():
+    s = state(workers=(1,), budget=None, id_block=10)
+    s.resumed([Result(task_id=4, status=Status.OK, params={"x": 0}, objective=1.0)], ids_reserved_below=7)
+    assert list(s.proposal_ids(2)) == [7, 8]  # after every id the killed session may have used
+    instructions, _ = feed(s, {"x": 1}, {"x": 2})
+    assert instructions == [ReserveIds(19)]  # recorded before anything is sent
+    assert feed(s, *({"x": i} for i in range(10)))[0] == []  # ids 9..18: inside the block
+    assert feed(s, {"x": 3})[0] == [ReserveIds(30)]

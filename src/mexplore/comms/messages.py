@@ -20,13 +20,16 @@ class Setup:
     ``model`` is an opaque, picklable description the worker's model factory understands;
     ``reply_low_water``: reply as soon as no more than this many tasks wait locally;
     ``output_dir`` is where flushes go; ``local_name`` the study's folder under each
-    node's local directory (which each worker finds itself: it differs per node).
+    node's local directory (which each worker finds itself: it differs per node);
+    ``first_task_id``: this session's tasks have ids from it on (lower ones are an earlier
+    session's, whose leftovers on the node may go).
     """
 
     model: Any
     reply_low_water: int = 0
     output_dir: str = ""
     local_name: str = "mexplore"
+    first_task_id: int = 0
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from ..types import Result, Task
 from .command import CommandModel
 from .context import Context, Pruned, Reporter
 from .gpu import assigned_gpu, visible_devices
+from .process import GroupGuard
 from .python_function import PythonFunctionModel
 from .spec import ModelSpec
 
@@ -26,14 +27,16 @@ class ArtifactStore(Protocol):
 
 def build_model(
     spec: ModelSpec, rank: int, host: str, report: Reporter, cache: ArtifactStore | None = None,
+    guard: GroupGuard | None = None,
 ) -> Callable[[Task], Result]:
     """The worker's model factory: turns the spec from the Setup message into a callable.
 
     The worker's GPU is chosen here, before a Python model is imported, so a framework
-    that reads ``CUDA_VISIBLE_DEVICES`` at import sees only that GPU.
+    that reads ``CUDA_VISIBLE_DEVICES`` at import sees only that GPU. ``guard`` (the
+    worker's :class:`~.reaper.Reaper`) is told each command's process group.
     """
     gpu = assigned_gpu()
     if spec.command is not None or spec.isolate:
-        return CommandModel(spec, rank, host, gpu, report, cache)
+        return CommandModel(spec, rank, host, gpu, report, cache, guard)
     os.environ.update(visible_devices(gpu))
     return PythonFunctionModel(spec, rank, host, gpu, None if cache is None else cache.save, report)

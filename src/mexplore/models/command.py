@@ -26,17 +26,20 @@ from ..types import Outcome, Place, Result, Status, Task
 from .context import Pruned, Reporter, task_dir
 from .gpu import visible_devices
 from .outcome import interpret, parse_text
-from .process import Exit, run_program
+from .process import RESULT_LINE_LIMIT, Exit, GroupGuard, run_program
 from .spec import ModelSpec
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 OUTPUT_LIMIT = 16 << 20
 """Bytes of stdout and of stderr kept per task; the rest is dropped (and counted)."""
-RESULT_FILE_LIMIT = 1 << 20
+RESULT_FILE_LIMIT = 16 << 20
+"""Bytes the result file may have; a larger one is a failed task that says so. (What it
+holds must still fit :data:`.outcome.METRICS_LIMIT` once read.)"""
 ARTIFACTS = "artifacts"
 """Files an external model leaves in ``$MEXPLORE_TASK_DIR/artifacts/`` go into the cache."""
-ISOLATED_SAVES = "saved.h5"
-"""Where ``ctx.save`` writes in an isolated child; the worker takes it into its cache."""
+ISOLATED_SAVES = "saved.log"
+"""Where ``ctx.save`` writes in an isolated child (a :mod:`~mexplore.store.save_log`); the
+worker takes it into its cache."""
 
 
 def fill(item: str, values: Mapping[str, str]) -> str:
@@ -59,9 +62,11 @@ class CommandModel:
 
     def __init__(
         self, spec: ModelSpec, rank: int, host: str, gpu: str | None, report: Reporter, cache: Any = None,
+        guard: GroupGuard | None = None,
     ) -> None:
         self.spec = spec
         self.cache = cache
+        self.guard = guard
         self.argv = spec.command or isolated_argv(spec.python or "")
         self.place = Place(rank, host, gpu)
         self.local_dir = Path(spec.local_dir)
@@ -87,13 +92,16 @@ class CommandModel:
                "MEXPLORE_RANK": str(self.place.rank), "MEXPLORE_HOST": self.place.host,
                "MEXPLORE_ARTIFACTS_DIR": str(folder / ARTIFACTS)}
         started = time.time()
+        argv = [fill(item, places) for item in self.argv]
+        if unpassable := _with_nul(task.params, argv):
+            return Result.ran(task, self.place, Outcome.failed(unpassable), started, time.time())
         try:
             ended_with = run_program(
-                [fill(item, places) for item in self.argv],
+                argv,
                 cwd=Path(self.spec.cwd) if self.spec.cwd else folder, env=env,
                 stdout_path=folder / "stdout.txt", stderr_path=folder / "stderr.txt",
                 timeout=self.spec.timeout, limit=OUTPUT_LIMIT,
-                on_report=lambda step, value: self.report(task.id, step, value),
+                on_report=lambda step, value: self.report(task.id, step, value), guard=self.guard,
             )
         except Pruned:  # the master stopped it after a report; its process group is killed
             return Result.ran(task, self.place, Outcome(status=Status.PRUNED), started, time.time())
@@ -129,10 +137,16 @@ class CommandModel:
             return Outcome.failed(f"killed by signal {_signal_name(-ended.returncode)}")
         if ended.returncode > 0:
             return Outcome.failed(f"exit status {ended.returncode}")
-        text = _read_result_file(result_file)
+        try:
+            text = _read_result_file(result_file)
+        except ValueError as exc:
+            return Outcome.failed(str(exc))
         source = "the result file"
         if text is None:
             text, source = ended.result_line, "the MEXPLORE_RESULT line"
+        if text is None and ended.result_too_long:
+            return Outcome.failed(
+                f"the MEXPLORE_RESULT line is longer than the limit of {RESULT_LINE_LIMIT >> 20} MiB")
         if text is None:
             return Outcome.failed(
                 "no result: it wrote nothing to $MEXPLORE_RESULT_FILE and printed no MEXPLORE_RESULT line")
@@ -150,10 +164,25 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
+def _with_nul(params: Mapping[str, Any], argv: list[str]) -> str | None:
+    """Why ``argv`` cannot be passed to a program, if it holds a NUL byte (no C string
+    can), naming the parameter it came from."""
+    if not any("\0" in item for item in argv):
+        return None
+    names = [name for name, value in params.items() if isinstance(value, str) and "\0" in value]
+    source = f"parameter {names[0]!r}" if names else "an argument"
+    return f"{source} holds a NUL byte, which a program cannot receive in its arguments"
+
+
 def _read_result_file(path: Path) -> str | None:
+    """The result file's text, None when it is absent or blank; ValueError when it is
+    larger than :data:`RESULT_FILE_LIMIT`."""
     try:
         with open(path, "rb") as file:
-            text = file.read(RESULT_FILE_LIMIT).decode(errors="replace")
+            data = file.read(RESULT_FILE_LIMIT + 1)
     except FileNotFoundError:
         return None
+    if len(data) > RESULT_FILE_LIMIT:
+        raise ValueError(f"the result file is larger than the limit of {RESULT_FILE_LIMIT >> 20} MiB")
+    text = data.decode(errors="replace")
     return text if text.strip() else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,6 +23,19 @@ Reporter = Callable[[int, float, float], None]
 def task_dir(local_dir: Path, task_id: int, attempt: int) -> Path:
     """A task's private folder on node-local storage; a retry gets a fresh one."""
     return local_dir / "tasks" / (str(task_id) if attempt == 0 else f"{task_id}.{attempt}")
+
+
+def remove_task_dirs_below(local_dir: Path, first_task_id: int) -> None:
+    """Remove the task folders of ids below ``first_task_id``: an earlier session's, left on
+    this node by a killed run (its tasks in flight run again under new ids). Every worker
+    of the node may do it at once; none of this session's folders is touched."""
+    folders = local_dir / "tasks"
+    if not folders.is_dir():
+        return
+    for folder in folders.iterdir():
+        task_id = folder.name.partition(".")[0]
+        if task_id.isdigit() and int(task_id) < first_task_id:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(eq=False)

@@ -2,8 +2,10 @@
 
 What a misbehaving program can do and what stops it:
 
-- print gigabytes: each stream is copied to a file up to ``limit`` bytes, the rest is
-  counted and dropped, and lines are read in bounded pieces, so neither memory nor the
+- print gigabytes: each stream is read in large blocks (not line by line: 200 MB of
+  short lines would take a minute in Python) and copied to a file up to ``limit`` bytes;
+  the rest is counted and dropped, and only the last ``TAIL_BYTES`` and the marker lines
+  (each up to ``RESULT_LINE_LIMIT``) are held in memory, so neither memory nor the
   node-local disk fills up;
 - hang: past ``timeout`` its whole process group gets SIGTERM, then SIGKILL after
   ``grace`` seconds, so children and grandchildren die with it;
@@ -20,18 +22,28 @@ import signal
 import subprocess
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 RESULT_PREFIX = b"MEXPLORE_RESULT "
 REPORT_PREFIX = b"MEXPLORE_REPORT "
+MARKER = b"MEXPLORE_RE"
+"""What both marker prefixes start with: the only lines looked at."""
 TAIL_BYTES = 4096
-LINE_BYTES = 1 << 16
+RESULT_LINE_LIMIT = 1 << 20
+"""Bytes a ``MEXPLORE_RESULT`` line may have; a longer one is a failed task that says so."""
+BLOCK_BYTES = 1 << 20
 POLL_EVERY = 0.05
 READER_JOIN = 5.0
+
+
+class GroupGuard(Protocol):
+    """Who must know a program's process group, to kill it if the worker dies first."""
+
+    def started(self, pgid: int) -> None: ...
+    def ended(self, pgid: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -43,6 +55,8 @@ class Exit:
     result_line: str | None
     stderr_tail: str
     start_error: str | None = None
+    result_too_long: bool = False
+    """The last ``MEXPLORE_RESULT`` line was longer than :data:`RESULT_LINE_LIMIT`."""
 
 
 def run_program(
@@ -56,9 +70,11 @@ def run_program(
     limit: int,
     on_report: Callable[[float, float], None],
     grace: float = 5.0,
+    guard: GroupGuard | None = None,
 ) -> Exit:
     """Run ``argv`` to its end (or its timeout); call ``on_report(step, value)`` from this
-    thread for every ``MEXPLORE_REPORT`` line while it runs."""
+    thread for every ``MEXPLORE_REPORT`` line while it runs. ``guard`` is told the
+    program's process group when it starts and when it is gone (:mod:`.reaper`)."""
     reports: queue.SimpleQueue[tuple[float, float]] = queue.SimpleQueue()
     with open(stdout_path, "wb") as out_file, open(stderr_path, "wb") as err_file:
         try:
@@ -66,19 +82,25 @@ def run_program(
                 list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             )
-        except OSError as exc:  # no such program, not executable, no such cwd...
+        except (OSError, ValueError) as exc:  # no such program, no such cwd, a NUL byte in argv or env...
             return Exit(-1, False, None, "", start_error=f"could not start {argv[0]!r}: {exc}")
+        if guard is not None:
+            guard.started(process.pid)
         stdout = _Reader(process.stdout, out_file, limit, reports)
         stderr = _Reader(process.stderr, err_file, limit, None)
         try:
             timed_out = _wait(process, timeout, grace, reports, on_report)
         finally:  # also when the worker is interrupted by a stop signal while it waits
             _kill_group(process.pid, signal.SIGKILL)  # whatever it left behind
+            if guard is not None:
+                guard.ended(process.pid)
             stdout.join(READER_JOIN)  # bounded: a grandchild that left the group may keep a pipe
             stderr.join(READER_JOIN)
     while not reports.empty():
         on_report(*reports.get())
-    return Exit(process.returncode, timed_out, stdout.result_line, stderr.tail())
+    lines = stdout.markers
+    return Exit(process.returncode, timed_out, lines.result_line if lines else None, stderr.tail(),
+                result_too_long=bool(lines and lines.result_too_long))
 
 
 def _wait(
@@ -116,50 +138,108 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
 
 class _Reader(threading.Thread):
     """Copies one stream to a file up to ``limit`` bytes, keeps its tail, and picks out the
-    marker lines (stdout only)."""
+    marker lines (stdout only, when given ``reports``)."""
 
     def __init__(
         self, stream: BinaryIO, file: BinaryIO, limit: int,
         reports: queue.SimpleQueue[tuple[float, float]] | None,
     ) -> None:
         super().__init__(daemon=True)
-        self.stream, self.file, self.limit, self.reports = stream, file, limit, reports
+        self.stream, self.file, self.limit = stream, file, limit
+        self.markers = None if reports is None else _MarkerLines(reports)
         self.written = 0
         self.dropped = 0
-        self.result_line: str | None = None
-        self._tail: deque[bytes] = deque()
-        self._tail_size = 0
+        self._tail = b""
         self.start()
 
     def run(self) -> None:
-        while line := self.stream.readline(LINE_BYTES):
-            self._keep(line)
-            if self.reports is not None:
-                self._markers(line)
+        while block := self.stream.read1(BLOCK_BYTES):  # what the pipe holds, in one call
+            self._keep(block)
+            if self.markers is not None:
+                self.markers.scan(block)
+        if self.markers is not None:
+            self.markers.end()
         if self.dropped:
             self.file.write(f"\n[mexplore: {self.dropped} more bytes dropped]\n".encode())
         self.stream.close()
 
-    def _keep(self, line: bytes) -> None:
+    def _keep(self, block: bytes) -> None:
         room = self.limit - self.written
         if room > 0:
-            self.file.write(line[:room])
-            self.written += min(len(line), room)
-        self.dropped += max(len(line) - max(room, 0), 0)
-        self._tail.append(line)
-        self._tail_size += len(line)
-        while self._tail_size > TAIL_BYTES and len(self._tail) > 1:
-            self._tail_size -= len(self._tail.popleft())
+            self.file.write(block[:room])
+            self.written += min(len(block), room)
+        self.dropped += max(len(block) - max(room, 0), 0)
+        self._tail = (self._tail + block[-TAIL_BYTES:])[-TAIL_BYTES:]
 
-    def _markers(self, line: bytes) -> None:
+    def tail(self) -> str:
+        return self._tail.decode(errors="replace")
+
+
+class _MarkerLines:
+    """Finds the lines that start with ``MEXPLORE_RESULT `` or ``MEXPLORE_REPORT `` in a
+    stream read in blocks, searching each block in C (``bytes.find``) rather than looking
+    at every line. A line cut by a block's end is carried to the next block only when it
+    is (or may still become) a marker line, and only up to :data:`RESULT_LINE_LIMIT`."""
+
+    def __init__(self, reports: queue.SimpleQueue[tuple[float, float]]) -> None:
+        self.reports = reports
+        self.result_line: str | None = None
+        self.result_too_long = False
+        self._carry = b""  # the start of the current line, when it may be a marker line
+        self._skipping = False  # in the rest of a line that is not one (or is too long)
+
+    def scan(self, block: bytes) -> None:
+        data = self._carry + block if self._carry else block
+        self._carry, position = b"", 0
+        if self._skipping:
+            newline = data.find(b"\n")
+            if newline < 0:
+                return
+            self._skipping, position = False, newline + 1
+        while (start := self._next_marker(data, position)) >= 0:
+            end = data.find(b"\n", start)
+            if end < 0:  # cut by the block's end
+                self._hold(data[start:])
+                return
+            self._line(data[start:end])
+            position = end + 1
+        last = data[max(data.rfind(b"\n", position) + 1, position):]  # the unfinished line, if any
+        if MARKER.startswith(last):  # "" or "MEXPL": the next block may make it a marker line
+            self._carry = last
+        else:
+            self._skipping = True
+
+    def end(self) -> None:
+        """The stream ended: a marker line without its newline still counts."""
+        if self._carry:
+            self._line(self._carry)
+        self._carry = b""
+
+    @staticmethod
+    def _next_marker(data: bytes, position: int) -> int:
+        if data.startswith(MARKER, position):
+            return position
+        found = data.find(b"\n" + MARKER, position)
+        return found + 1 if found >= 0 else -1
+
+    def _hold(self, start: bytes) -> None:
+        if len(start) <= len(RESULT_PREFIX) + RESULT_LINE_LIMIT:
+            self._carry = start
+            return
+        if start.startswith(RESULT_PREFIX):
+            self.result_line, self.result_too_long = None, True
+        self._skipping = True
+
+    def _line(self, line: bytes) -> None:
         if line.startswith(RESULT_PREFIX):
-            self.result_line = line[len(RESULT_PREFIX):].decode(errors="replace").strip()
+            if len(line) > len(RESULT_PREFIX) + RESULT_LINE_LIMIT:
+                self.result_line, self.result_too_long = None, True
+            else:
+                self.result_line = line[len(RESULT_PREFIX):].decode(errors="replace").strip()
+                self.result_too_long = False
         elif line.startswith(REPORT_PREFIX):
             fields = line[len(REPORT_PREFIX):].split()
             try:
                 self.reports.put((float(fields[0]), float(fields[1])))
             except (IndexError, ValueError):
                 pass
-
-    def tail(self) -> str:
-        return b"".join(self._tail)[-TAIL_BYTES:].decode(errors="replace")

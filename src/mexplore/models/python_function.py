@@ -13,13 +13,15 @@ from pathlib import Path
 from ..importing import load_target
 from ..types import Outcome, Place, Result, Status, Task
 from .context import Context, Pruned, Reporter, Saver
-from .outcome import interpret
+from .outcome import USER_ERRORS, interpret, recordable_text
 from .spec import ModelSpec
 
 
 class PythonFunctionModel:
     """Runs tasks through a user function; an exception becomes a ``failed`` result,
-    :class:`Pruned` a ``pruned`` one."""
+    :class:`Pruned` a ``pruned`` one. That includes ``KeyboardInterrupt`` and
+    ``GeneratorExit`` raised by the function itself; a real stop signal reaches it as the
+    worker's own ``Interrupted``, which passes through (see :data:`.outcome.USER_ERRORS`)."""
 
     def __init__(
         self, spec: ModelSpec, rank: int, host: str, gpu: str | None, saver: Saver | None,
@@ -43,8 +45,9 @@ class PythonFunctionModel:
             returned = self.function(task.params, ctx)
         except Pruned:
             outcome = Outcome(status=Status.PRUNED)
-        except (Exception, SystemExit):  # the one boundary where user code may fail
-            outcome = Outcome.failed(f"rank {place.rank} on {place.host}:\n{traceback.format_exc()}")
+        except USER_ERRORS:  # the one boundary where user code may fail
+            where = f"rank {place.rank} on {place.host}"
+            outcome = Outcome.failed(recordable_text(f"{where}:\n{traceback.format_exc()}"))
         else:
             outcome = interpret(returned, self.objectives)
         return Result.ran(task, place, outcome, started, time.time())

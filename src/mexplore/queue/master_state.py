@@ -23,6 +23,8 @@ from .memo import Memo, reused
 
 FAILURES = (Status.FAILED, Status.TIMEOUT, Status.LOST)
 """Statuses that end the run early under ``on_error = "abort"``."""
+ID_BLOCK = 1024
+"""Task ids reserved at a time (:class:`ReserveIds`): a resume skips at most this many."""
 
 
 # -- instructions ---------------------------------------------------------------------------
@@ -69,6 +71,14 @@ class Judge:
 
 
 @dataclass(slots=True)
+class ReserveIds:
+    """Record durably, before any of them is handed out, that task ids below ``below`` may
+    be in use, so a resume never gives one to another point."""
+
+    below: int
+
+
+@dataclass(slots=True)
 class Notice:
     """A line for the user (a retry, a worker's failed flush)."""
 
@@ -83,7 +93,7 @@ class FlushesDone:
     nbytes: int
 
 
-Instruction = SendTasks | SendPrune | SendFlush | Record | Judge | Notice | FlushesDone
+Instruction = SendTasks | SendPrune | SendFlush | Record | Judge | ReserveIds | Notice | FlushesDone
 
 
 class Ending(enum.Enum):
@@ -117,7 +127,7 @@ class MasterState:
 
     def __init__(
         self, dispatcher: Dispatcher, keep: KeepPolicy, *, workers: int, memo: Memo | None = None,
-        flush_every: float | None = None, abort_on_error: bool = False,
+        flush_every: float | None = None, abort_on_error: bool = False, id_block: int = ID_BLOCK,
     ) -> None:
         self.dispatcher = dispatcher
         self.keep = keep
@@ -132,11 +142,15 @@ class MasterState:
         self._unbilled = 0.0  # algorithm seconds since the last proposals: billed to the next ones
         self._next_flush: float | None = None
         self._flushes: dict[int, FlushAnswer] = {}
+        self.id_block = id_block
+        self.reserved_below = 0  # ids below it are recorded as possibly handed out
 
     # -- events -------------------------------------------------------------------------
-    def resumed(self, results: list[Result]) -> None:
-        """The journal of the run being resumed: counted, ranked and remembered."""
+    def resumed(self, results: list[Result], ids_reserved_below: int = 0) -> None:
+        """The journal of the run being resumed: counted, ranked and remembered. New ids
+        start after the journal's and after every id an earlier session reserved."""
         self.dispatcher.resume(results)
+        self.dispatcher.next_id = self.reserved_below = max(self.dispatcher.next_id, ids_reserved_below)
         self.keep.add(results)
         if self.memo is not None:
             self.memo.add(results)
@@ -195,9 +209,13 @@ class MasterState:
             return []
         cost, self._unbilled = self._unbilled / len(proposals), 0.0
         tasks = self.dispatcher.number(proposals, cost)
+        out: list[Instruction] = []
+        if self.dispatcher.next_id > self.reserved_below:
+            self.reserved_below = self.dispatcher.next_id + self.id_block
+            out.append(ReserveIds(self.reserved_below))
         if self.memo is None:
             self.dispatcher.enqueue(tasks)
-            return []
+            return out
         answered = []
         for task in tasks:
             earlier = self.memo.lookup(task.params)
@@ -206,7 +224,7 @@ class MasterState:
             else:
                 self.dispatcher.answered_without_running(task)
                 answered.append(reused(task, earlier))
-        return [self._finished(answered, tell=True)] if answered else []
+        return out + [self._finished(answered, tell=True)] if answered else out
 
     def assign(self) -> list[SendTasks]:
         """Waiting tasks to ready workers, as the policy allows."""

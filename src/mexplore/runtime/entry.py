@@ -13,6 +13,9 @@ from ..models import build_model
 from .signals import StopSignals
 from .worker import serve
 
+OUTPUT_IN_USE = 3
+"""Exit status of a run refused because another run holds its output directory."""
+
 
 def run_mpi(load_study: Callable[[], object], progress_mode: str, ignored_ranks: int | None = None) -> int:
     """Every rank of an MPI job calls this; returns the rank's exit code.
@@ -68,10 +71,12 @@ def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: in
 
 
 def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode: str, launch: str) -> int:
-    """The master's side; returns the exit code: 0 done, 1 failed, 2 bad study, and
-    128 + N when signal N stopped the run (after the flush; run again to resume)."""
+    """The master's side; returns the exit code: 0 done, 1 failed, 2 bad study, 3 output in
+    use by another run (nothing written; a script can wait and retry), and 128 + N when
+    signal N stopped the run (after the flush; run again to resume)."""
     from ..comms.backoff import Backoff
     from ..comms.messages import Stop
+    from ..store.lock import OutputInUse
     from .master import stop_workers
     from .session import run_master
 
@@ -85,6 +90,9 @@ def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode:
     signals.install()
     try:
         stopped_by = run_master(end, study, progress_mode, launch, signals)
+    except OutputInUse as error:
+        print(f"mexplore: error: {error}", file=sys.stderr)
+        return OUTPUT_IN_USE
     except MexploreError as error:
         print(f"mexplore: error: {error}", file=sys.stderr)
         return 1

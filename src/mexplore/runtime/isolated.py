@@ -1,7 +1,7 @@
 """Child-process side of ``isolate = true``: run one Python-function task, write its result.
 
 ``python -m mexplore.runtime.isolated file.py:fn`` is started by the worker like any command
-model, with the ``MEXPLORE_*`` variables set; ``ctx.save`` writes to a small cache file in
+model, with the ``MEXPLORE_*`` variables set; ``ctx.save`` appends to a small save log in
 the task folder, which the worker then takes into its own. It prints the traceback and exits 1 when the
 function raises; whatever it returns is written as JSON to ``$MEXPLORE_RESULT_FILE``.
 """
@@ -17,13 +17,13 @@ from ..importing import load_target
 from ..models.command import ISOLATED_SAVES
 from ..models.context import Context
 from ..models.gpu import assigned_gpu
-from ..store.cache import TaskCache
+from ..store.save_log import SaveLog
 
 
 def main(target: str) -> int:
     env = os.environ
     params = json.loads(Path(env["MEXPLORE_PARAMS_FILE"]).read_text())
-    saves = TaskCache(Path(env["MEXPLORE_TASK_DIR"]) / ISOLATED_SAVES, flush_name=str)
+    saves = SaveLog(Path(env["MEXPLORE_TASK_DIR"]) / ISOLATED_SAVES)
     ctx = Context(
         task_id=int(env["MEXPLORE_TASK_ID"]), attempt=int(env["MEXPLORE_ATTEMPT"]),
         rank=int(env.get("MEXPLORE_RANK", "-1")), host=env.get("MEXPLORE_HOST", ""),

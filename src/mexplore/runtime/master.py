@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..algorithms.base import Algorithm
 from ..comms.backoff import Backoff
@@ -39,11 +40,13 @@ from ..queue.master_state import (
     MasterState,
     Notice,
     Record,
+    ReserveIds,
     SendFlush,
     SendPrune,
     SendTasks,
 )
 from ..store.journal import JournalWriter
+from ..store.task_ids import write_reserved
 from ..types import Result
 from .live import LiveStatus
 from .progress import Progress
@@ -89,9 +92,10 @@ class RunAborted(MexploreError):
 
 @dataclass(slots=True)
 class RunLog:
-    """Where the master writes what happens: the journal (what finished, the source of
-    truth), the screen, and ``status.json`` (what runs now)."""
+    """Where the master writes what happens: the output directory, with its journal (what
+    finished, the source of truth) and ``status.json`` (what runs now), and the screen."""
 
+    output: Path
     journal: JournalWriter
     progress: Progress
     live: LiveStatus
@@ -160,6 +164,8 @@ class Master:
             elif isinstance(instruction, SendFlush):
                 for worker in self.end.workers:
                     self.end.send(worker, Flush(instruction.keep))
+            elif isinstance(instruction, ReserveIds):
+                write_reserved(self.log.output, instruction.below)
             elif isinstance(instruction, Notice):
                 self.log.progress.note(instruction.text)
             elif isinstance(instruction, FlushesDone):

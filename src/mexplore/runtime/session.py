@@ -26,6 +26,7 @@ from ..queue.memo import Memo
 from ..queue.policies import make_policy
 from ..store.cache import CACHE_DIR
 from ..store.journal import JOURNAL_NAME, JournalWriter, read_results
+from ..store.lock import OutputLock
 from ..store.results_file import write_results_h5
 from ..store.study_as_run import (
     changed_tables,
@@ -34,6 +35,7 @@ from ..store.study_as_run import (
     write_study_as_run,
 )
 from ..store.table import results_frame, write_results_csv
+from ..store.task_ids import read_reserved
 from .earlier import earlier_results
 from .live import LiveStatus
 from .master import MASTER_BACKOFF_CAP, Master, RunLog, start_workers, stop_workers
@@ -53,9 +55,13 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     signals = signals or StopSignals()
     interrupted = False
     master: Master | None = None
+    lock: OutputLock | None = None
     outcome = "failed"
     try:
         output.mkdir(parents=True, exist_ok=True)
+        # Before anything is written there: a second run on this output would append to the
+        # same journal. Refused (OutputInUse), it writes nothing and only stops its workers.
+        lock = OutputLock.acquire(output)
         master, setup = _prepare(end, study, progress_mode, launch, signals)
         start_workers(end, setup)
         completed = False
@@ -69,8 +75,12 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
         interrupted = True
         raise
     finally:
-        if not interrupted:  # on a second Ctrl-C leave at once: the launcher may not wait
-            _finish(end, study, master, outcome)
+        try:
+            if not interrupted:  # on a second Ctrl-C leave at once: the launcher may not wait
+                _finish(end, study, master, outcome)
+        finally:
+            if lock is not None:  # last: the results tables are written by then
+                lock.release()
     return None if master is None else master.stop_signal
 
 
@@ -102,16 +112,16 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
         workers=workers, memo=Memo() if study.cache.reuse else None,
         flush_every=study.cache.flush_every, abort_on_error=study.model.on_error == "abort",
     )
-    state.resumed(previous)
+    state.resumed(previous, read_reserved(output))
     _announce(study, workers, len(previous))
     progress = Progress(
         study.study.budget, study.study.objective, study.study.direction[0],
         progress_mode, resumed=previous, workers=workers,
     )
-    log = RunLog(JournalWriter.open(output / JOURNAL_NAME), progress, LiveStatus.start(output, workers))
+    log = RunLog(output, JournalWriter.open(output / JOURNAL_NAME), progress, LiveStatus.start(output, workers))
     master = Master(end, algorithm, state, log, signals)
     setup = Setup(_model_spec(study), reply_low_water=policy.reply_low_water,
-                  output_dir=str(output), local_name=local_name(study))
+                  output_dir=str(output), local_name=local_name(study), first_task_id=state.dispatcher.next_id)
     return master, setup
 
 

@@ -31,6 +31,8 @@ from ..comms.messages import (
 )
 from ..comms.transport import WorkerEnd
 from ..errors import Pruned
+from ..models.context import remove_task_dirs_below
+from ..models.reaper import Reaper
 from ..node import local_root, node_name
 from ..store.cache import CACHE_DIR, TaskCache, free_flush_name
 from ..types import Result, Task
@@ -43,7 +45,7 @@ the master's answer to a result usually comes well within it, and a worker aslee
 it comes would add its sleep to every hand-off."""
 
 ModelFactory = Callable[..., Callable[[Task], Result]]
-"""``make_model(spec, rank, host, report, cache)``: :func:`mexplore.models.build_model`."""
+"""``make_model(spec, rank, host, report, cache, guard)``: :func:`mexplore.models.build_model`."""
 
 
 def serve(
@@ -65,12 +67,14 @@ def serve(
         return
     local_dir = local_root() / setup.local_name
     output = Path(setup.output_dir)
-    cache = TaskCache(local_dir / CACHE_DIR / f"{host}-r{link.rank}.h5",
+    cache = TaskCache(local_dir / CACHE_DIR / f"{host}-r{link.rank}",
                       partial(free_flush_name, output, host, link.rank))
     inbox = Inbox(link)
+    remove_task_dirs_below(local_dir, setup.first_task_id)  # an earlier session's, on this node
+    reaper = Reaper()
     try:
         model = make_model(replace(setup.model, local_dir=str(local_dir)), link.rank, host,
-                           inbox.report, _DeferSignals(cache, signals))
+                           inbox.report, _DeferSignals(cache, signals), reaper)
     except Exception:
         link.send(WorkerFailed(link.rank, host, f"could not load the model:\n{traceback.format_exc()}"))
         stop = _wait_for_stop(link, backoff)
@@ -80,6 +84,7 @@ def serve(
         except Exception:  # a bug of ours, not the model's: stop the run cleanly, with the reason
             link.send(WorkerFailed(link.rank, host, f"the worker failed:\n{traceback.format_exc()}"))
             stop = _wait_for_stop(link, backoff)
+    reaper.close()
     flushed = _flush(link.rank, cache, output, stop.keep)
     flushed.final = True
     link.send(flushed)
@@ -142,6 +147,7 @@ def _work(
             except Interrupted:
                 cache.discard(task.id)  # it runs again on resume
                 continue
+            cache.commit(task.id)  # its outputs are whole on the node before its result can leave
             state.finished(result, started)
             backoff.reset()
         elif state.done:

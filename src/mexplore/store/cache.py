@@ -1,23 +1,35 @@
-"""A worker's node-local cache: one HDF5 file holding every task's saved outputs.
+"""A worker's node-local cache: what its tasks save, in an append-only log on the node,
+packed into one HDF5 file per worker for the output directory.
 
-Why one file: a study can write thousands of models; one file per task on Lustre or GPFS is
-a metadata storm, and a job killed at walltime loses what was still on the node. Here each
-worker appends to one HDF5 file on node-local storage, and a *flush* copies that file to the
-output directory in one large sequential write, under a temporary name and then renamed, so
-a reader (or a kill mid-copy) never sees half a file.
+What is on the node must survive a ``kill -9`` at any instant, and nothing complete is ever
+modified in place:
 
-Layout inside the file: ``/tasks/<task id>/<name>``, one dataset per saved value:
+- saves are appended to a log segment of this process (:mod:`~.save_log`), and a task's
+  records count once its COMMIT follows them, written by :meth:`TaskCache.commit` when its
+  model has returned, before the worker sends its result: a result journaled ``ok``
+  implies its outputs are whole on the node; a kill leaves at most a torn record at the
+  end of a segment, which readers stop at;
+- a flush packs the committed records into a copy of ``packed.h5``, renames the copy over
+  it, and only then deletes (or, for the segment still written to, empties) the segments;
+- names starting with a dot are temporary, deleted on the next start. A killed run's
+  segments and ``packed.h5`` are adopted by the next worker of the same node, rank and
+  local directory, and go out with its next flush; records of its unfinished tasks never
+  count (a resume runs those tasks again, under new ids).
 
-- a numpy array (or anything ``numpy.asarray`` takes) is stored as it is;
-- ``bytes`` become a ``uint8`` dataset with attribute ``kind = "bytes"``;
-- a file path becomes a ``uint8`` dataset with ``kind = "file"`` and its ``filename``;
-  a directory becomes a group of its files, recursively.
+Nothing here is fsynced: these files must outlive the worker process, which the page cache
+does; a crash of the node takes its local disk with it anyway.
 
-The file's ``flush_target`` attribute is the name its flushes are written under, chosen
-when the cache is created: a flush only ever replaces a file this same cache wrote, never
-one left by an earlier job on a node of the same name.
+Why pack at all: a study can write thousands of models, and one file per task on Lustre or
+GPFS is a metadata storm. A flush copies ``packed.h5`` to ``<output>/cache/`` in one large
+sequential write, under a temporary name then renamed (:func:`copy_atomically`), so a
+reader or a kill mid-copy never sees half a file. The layout inside is :mod:`~.layout`'s,
+``/tasks/<id>/<name>``; the attribute ``flush_target`` says which flushed file it becomes.
 
-h5py is imported on first use, so a worker whose model saves nothing never loads it.
+The flushed file's name is chosen at the first flush that writes something and kept in the
+cache folder, so a flush only ever replaces a file this same cache wrote, never one left by
+an earlier job on a node of the same name. h5py is imported on first use (an array's save,
+a flush with something to pack), so a worker whose model saves nothing never loads it, and
+never touches the output filesystem.
 """
 
 from __future__ import annotations
@@ -31,10 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_path
+from .atomic import atomic_path, atomic_write
+from .layout import store_record, task_ids
+from .save_log import DamagedLog, Record, SaveLog, committed
 
 CACHE_DIR = "cache"
 COPY_BUFFER = 16 << 20
+PACKED = "packed.h5"
+FLUSH_TARGET = "flush-target"
+"""A text file in the cache folder: the name of the flushed file in ``<output>/cache/``."""
 
 
 @dataclass(slots=True)
@@ -49,120 +66,179 @@ class FlushSummary:
 
 
 class TaskCache:
-    """One worker's cache file at ``path``, opened on first use.
+    """One worker's cache: the folder ``path`` on node-local storage, made on the first save.
 
-    A file left by a killed run of the same study on this node and rank is adopted (its
-    tasks are flushed with the new ones); one that HDF5 cannot read is moved aside with a
-    warning and a new one is started. ``flush_name()`` is called only when a new file is
-    made, so a worker whose model saves nothing never touches the output filesystem.
+    A folder left by a killed run of the same study on this node and rank is adopted: its
+    committed tasks are flushed with the new ones, under the name it chose.
     """
 
     def __init__(self, path: Path, flush_name: Callable[[], str]) -> None:
         self.path = path
         self.flush_name = flush_name
-        self._file: Any = None
+        self._log: SaveLog | None = None
+        self._started = False
 
     # -- writing ------------------------------------------------------------------------
     def save(self, task_id: int, name: str, value: Any) -> None:
         """Store ``value`` (array, bytes, or path of a file or directory) as ``name`` of the task."""
-        group = self._open().require_group(f"tasks/{task_id}")
-        _check_name(name)
-        if name in group:
-            del group[name]  # the last save of a name wins, as with a file
-        if isinstance(value, (str, os.PathLike)):
-            _store_path(group, name, Path(value))
-        elif isinstance(value, (bytes, bytearray, memoryview)):
-            _store_bytes(group, name, bytes(value), "bytes")
-        else:
-            import numpy as np
-
-            group.create_dataset(name, data=np.asarray(value))
+        self._writer().save(task_id, name, value)
 
     def save_folder(self, task_id: int, folder: Path) -> None:
-        """Store every file under ``folder`` (an external model's ``artifacts/``) as the task's."""
-        if folder.is_dir() and any(folder.iterdir()):
-            for entry in sorted(folder.iterdir()):
-                self.save(task_id, entry.name, entry)
+        """Store every entry of ``folder`` (an external model's ``artifacts/``) as the task's;
+        symbolic links are stored as links."""
+        self._writer().save_folder(task_id, folder)
 
     def absorb(self, task_id: int, other: Path) -> None:
-        """Take in the task's values from a cache file a child process wrote (``isolate``)."""
-        if not other.exists():
-            return
-        import h5py
+        """Take in the task's values from a log a child process wrote (``isolate``)."""
+        self._writer().absorb(task_id, other)
 
-        with h5py.File(other, "r", locking=False) as source:
-            saved = source.get(f"tasks/{task_id}")
-            if saved is not None:
-                tasks = self._open().require_group("tasks")
-                if str(task_id) in tasks:
-                    del tasks[str(task_id)]
-                source.copy(saved, tasks, name=str(task_id))
+    def commit(self, task_id: int) -> None:
+        """The task is over (its model returned, whatever its outcome): its saves count. The
+        worker calls this before the task's result can be sent."""
+        if self._log is not None:
+            self._log.commit(task_id)
 
     def discard(self, task_id: int) -> None:
         """Forget a task's values (it was interrupted and will run again)."""
-        if self._file is not None and f"tasks/{task_id}" in self._file:
-            del self._file[f"tasks/{task_id}"]
+        if self._log is not None:
+            self._log.discard(task_id)
 
     def task_ids(self) -> list[int]:
-        if self._file is None and not self.path.exists():
-            return []
-        tasks = self._open().get("tasks")
-        return [] if tasks is None else sorted(int(name) for name in tasks)
+        """The committed tasks: those a flush writes (kept or not)."""
+        packed = self.path / PACKED
+        ids = set(_ids_in(packed)) if packed.exists() else set()
+        for segment in self._segments():
+            ids.update(record.task for record in committed(segment))
+        return sorted(ids)
 
     # -- flushing -----------------------------------------------------------------------
     def flush(self, output_dir: Path, keep: Collection[int] | None = None) -> FlushSummary:
-        """Write the cache to ``output_dir/cache/`` atomically; ``keep`` limits it to those
-        task ids (None keeps all). Nothing to keep writes nothing."""
+        """Write the committed tasks to ``output_dir/cache/`` atomically; ``keep`` limits it
+        to those task ids (None keeps all). Nothing to keep writes nothing."""
         started = time.perf_counter()
-        ids = self.task_ids()
+        ids = self._pack() if keep is None or keep else []
         kept = ids if keep is None else [task for task in ids if task in keep]
         if not kept:
             return FlushSummary(None, 0, 0, time.perf_counter() - started)
-        self._file.flush()
-        source = self.path
+        source = self.path / PACKED
         if len(kept) < len(ids):  # write only the kept tasks, on node-local storage first
-            source = self.path.with_suffix(".keep.h5")
-            self._copy_tasks(kept, source)
-        target = output_dir / CACHE_DIR / self._file.attrs["flush_target"]
-        nbytes = copy_atomically(source, target)
-        if source != self.path:
-            source.unlink()
+            source = self._copy_tasks(kept)
+        target = output_dir / CACHE_DIR / self._flush_target()
+        try:
+            nbytes = copy_atomically(source, target)
+        finally:
+            if source.name != PACKED:
+                source.unlink()
         return FlushSummary(target, len(kept), nbytes, time.perf_counter() - started)
 
-    def _copy_tasks(self, ids: list[int], destination: Path) -> None:
+    def _pack(self) -> list[int]:
+        """Move the committed records of every segment into ``packed.h5``; returns the ids
+        it then holds."""
+        packed = self.path / PACKED
+        segments = self._segments()
+        if not any(segment.stat().st_size for segment in segments):
+            return _ids_in(packed) if packed.exists() else []
         import h5py
 
-        with h5py.File(destination, "w", locking=False) as copy:
-            copy.attrs["flush_target"] = self._file.attrs["flush_target"]
+        partial = self.path / f".{PACKED}"
+        file = None
+        if packed.exists():
+            shutil.copyfile(packed, partial)
+            try:
+                file = h5py.File(partial, "a", locking=False)
+            except OSError as exc:  # not by a kill (it is only ever renamed into place): a disk fault
+                move_aside(packed, f"{exc}; later flushes go to a new file, beside the one that holds "
+                                   "its tasks", self._aside_dir())
+                (self.path / FLUSH_TARGET).unlink(missing_ok=True)  # so that file is not replaced
+        if file is None:
+            file = h5py.File(partial, "w", locking=False)
+        damaged: dict[Path, DamagedLog] = {}
+        with file:
+            file.attrs["flush_target"] = self._flush_target()
+            tasks = file.require_group("tasks")
+            for segment in segments:
+                try:
+                    for record in committed(segment):
+                        _store(tasks, record)
+                except DamagedLog as exc:  # never written so by us: a disk fault
+                    damaged[segment] = exc
+            ids = task_ids(file)
+        os.replace(partial, packed)
+        for segment in segments:  # only now: until the rename, they held the only copy
+            if segment in damaged:
+                move_aside(segment, f"{damaged[segment]}; the records after it are not flushed",
+                           self._aside_dir())
+                if self._log is not None and segment == self._log.path:
+                    self._log.close()  # the next save starts a new segment
+                    self._log = None
+            elif self._log is None or segment != self._log.path:
+                segment.unlink()
+            elif not self._log.writing:  # still ours to append to: emptied, not deleted
+                os.truncate(segment, 0)
+        return ids
+
+    def _copy_tasks(self, ids: list[int]) -> Path:
+        import h5py
+
+        destination = self.path / ".kept.h5"
+        with h5py.File(self.path / PACKED, "r", locking=False) as packed, \
+                h5py.File(destination, "w", locking=False) as copy:
+            copy.attrs["flush_target"] = packed.attrs["flush_target"]
             tasks = copy.create_group("tasks")
             for task in ids:
-                self._file.copy(self._file[f"tasks/{task}"], tasks, name=str(task))
+                packed.copy(packed[f"tasks/{task}"], tasks, name=str(task))
+        return destination
 
     def close(self, remove: bool = False) -> None:
-        """Close the file; ``remove`` deletes it (after the final flush: the data is safe)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Close the log; ``remove`` deletes the folder (after the final flush: the data is
+        safe, or was not to be kept)."""
+        if self._log is not None:
+            self._log.close()
         if remove:
-            self.path.unlink(missing_ok=True)
+            shutil.rmtree(self.path, ignore_errors=True)
 
-    # -- opening ------------------------------------------------------------------------
-    def _open(self) -> Any:
-        if self._file is None:
-            import h5py
+    # -- the folder ---------------------------------------------------------------------
+    def _writer(self) -> SaveLog:
+        if self._log is None:
+            self._start()
+            self._log = SaveLog(self.path / f"{time.time_ns():020d}-{os.getpid()}.log")
+        return self._log
 
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._file = h5py.File(self.path, "a", locking=False)
-            except OSError as exc:  # cut short by a kill mid-write: keep it, start afresh
-                aside = self.path.with_suffix(f".unreadable-{int(time.time())}.h5")
-                self.path.rename(aside)
-                print(f"mexplore: warning: node-local cache {self.path} cannot be read ({exc}); "
-                      f"moved to {aside.name}, starting a new one", file=sys.stderr)
-                self._file = h5py.File(self.path, "a", locking=False)
-            if "flush_target" not in self._file.attrs:
-                self._file.attrs["flush_target"] = self.flush_name()
-        return self._file
+    def _segments(self) -> list[Path]:
+        """The log segments, oldest first (their names start with the time they were made)."""
+        self._start()
+        return sorted(self.path.glob("*.log")) if self.path.is_dir() else []
+
+    def _start(self) -> None:
+        """Before the first use: delete what a killed run left half-written (temporary names)."""
+        if not self._started:
+            self._started = True
+            if self.path.is_dir():
+                for path in self.path.glob(".*"):
+                    path.unlink()
+
+    def _flush_target(self) -> str:
+        file = self.path / FLUSH_TARGET
+        if not file.exists():
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write(file, self.flush_name())
+        return file.read_text()
+
+    def _aside_dir(self) -> Path:
+        """Where damaged files go: beside the folder, which is removed after the final flush."""
+        return self.path.with_name(f"{self.path.name}.unreadable")
+
+
+def move_aside(path: Path, problem: str, folder: Path | None = None) -> Path:
+    """Rename an unreadable file out of the way (into ``folder``, else beside it) under a
+    name no ``*.h5`` pattern matches, with a warning naming both: it is kept, never deleted,
+    for a person to look at, and it no longer stops what reads its neighbours."""
+    folder = folder or path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    aside = folder / f"{path.name}.unreadable-{time.time_ns()}"
+    path.rename(aside)
+    print(f"mexplore: warning: {path} cannot be read ({problem}); moved to {aside}", file=sys.stderr)
+    return aside
 
 
 def copy_atomically(source: Path, target: Path) -> int:
@@ -186,26 +262,18 @@ def free_flush_name(output_dir: Path, node: str, rank: int) -> str:
     return name
 
 
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not name or name.startswith("/") or name in (".", ".."):
-        raise ValueError(f"ctx.save: name {name!r} must be a non-empty relative name such as 'weights'")
+def _store(tasks: Any, record: Record) -> None:
+    """One record into the pack; one HDF5 refuses (a name inside a value saved by an earlier
+    attempt of the task) is left out with a warning, not allowed to stop the flush."""
+    try:
+        store_record(tasks, record)
+    except (ValueError, KeyError, TypeError) as exc:
+        print(f"mexplore: warning: task {record.task}'s output {record.name!r} cannot be stored: {exc}",
+              file=sys.stderr)
 
 
-def _store_bytes(group: Any, name: str, data: bytes, kind: str) -> Any:
-    import numpy as np
+def _ids_in(packed: Path) -> list[int]:
+    import h5py
 
-    dataset = group.create_dataset(name, data=np.frombuffer(data, dtype=np.uint8))
-    dataset.attrs["kind"] = kind
-    return dataset
-
-
-def _store_path(group: Any, name: str, path: Path) -> None:
-    if path.is_dir():
-        folder = group.create_group(name)
-        folder.attrs["kind"] = "folder"
-        for entry in sorted(path.iterdir()):
-            _store_path(folder, entry.name, entry)
-    elif path.is_file():
-        _store_bytes(group, name, path.read_bytes(), "file").attrs["filename"] = path.name
-    else:
-        raise FileNotFoundError(f"ctx.save({name!r}, ...): no such file or directory: {path}")
+    with h5py.File(packed, "r", locking=False) as file:
+        return task_ids(file)

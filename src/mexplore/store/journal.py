@@ -7,11 +7,18 @@ finished task. ``fsync`` (surviving a crash of the node itself) runs at most onc
 parallel filesystem would cost milliseconds each. A line cut short by a kill mid-write is
 skipped with a warning when the journal is read back, and cut off before the next run
 appends to it.
+
+Every line is strict JSON (RFC 8259), readable by any language's JSON library. JSON has no
+NaN or infinity, so a non-finite float (a metric, an intermediate report, a constant) is
+written as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``; :func:`iter_records`
+turns those back into floats in ``metrics``, ``reports`` and ``objective``. (Journals of
+earlier versions hold bare ``NaN``, which Python's reader accepts as well.)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -76,10 +83,6 @@ def _drop_unterminated_line(path: Path) -> None:
         raw.truncate(start + cut + 1)
 
 
-def _line(record: dict[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"), default=_builtin) + "\n"
-
-
 def _builtin(value: Any) -> Any:
     """numpy scalars and arrays in params proposed by an algorithm become plain JSON."""
     if hasattr(value, "tolist"):
@@ -87,17 +90,67 @@ def _builtin(value: Any) -> Any:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=_builtin)
+_SPELLING = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_DECODED_KEYS = ("metrics", "reports", "objective")
+"""Where :func:`iter_records` reads the spellings back as floats. Not in ``params``: a
+categorical value may well be the text "NaN", and must come back as it was proposed."""
+
+
+def _line(record: dict[str, Any]) -> str:
+    try:
+        text = _ENCODER.encode(record)
+    except ValueError:  # a NaN or an infinity somewhere (rare): spell it, and only then walk the record
+        text = _ENCODER.encode(_spelled(record))
+    return text + "\n"
+
+
+def _spelled(value: Any) -> Any:
+    """``value`` with every non-finite float written as its JSON spelling."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, dict):
+        return {key: _spelled(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_spelled(item) for item in value]
+    if hasattr(value, "tolist"):
+        return _spelled(value.tolist())
+    return value
+
+
+def _unspelled(value: Any) -> Any:
+    """Inverse of :func:`_spelled`."""
+    if isinstance(value, str):
+        return _SPELLING.get(value, value)
+    if isinstance(value, dict):
+        return {key: _unspelled(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unspelled(item) for item in value]
+    return value
+
+
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    """The journal's records in order; damaged lines are skipped with a warning naming them."""
+    """The journal's records in order, non-finite numbers as floats again (see the module's
+    docstring); damaged lines are skipped with a warning naming them."""
     with open(path, encoding="utf-8") as journal:
         for number, line in enumerate(journal, start=1):
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
+                record = json.loads(line)
+            except (ValueError, RecursionError):  # not JSON, or JSON Python cannot hold
+                record = None
+            if not isinstance(record, dict):
                 print(f"mexplore: warning: {path}:{number}: skipping a damaged journal line "
                       "(cut short by a kill?)", file=sys.stderr)
+                continue
+            if '"NaN"' in line or 'Infinity"' in line:  # a cheap test first: most lines have none
+                for key in _DECODED_KEYS:
+                    if key in record:
+                        record[key] = _unspelled(record[key])
+            yield record
 
 
 def read_results(path: Path) -> list[Result]:

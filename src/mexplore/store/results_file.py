@@ -1,24 +1,31 @@
 """``<output>/results.h5``: the results table plus a link to every task's saved outputs.
 
 The table is the one of ``results.csv`` (built from the journal), stored as one dataset per
-column under ``/table`` (attribute ``columns`` gives their order), so h5py reads it without
-pandas and :func:`read_table` gives a DataFrame. ``/tasks/<id>`` is an HDF5 external link
+column under ``/table`` (attribute ``columns`` gives their order, ``datasets`` the name of
+each one's dataset), so h5py reads it without pandas and :func:`read_table` gives a
+DataFrame. A dataset is named as its column, but for what an HDF5 name cannot hold, which
+is percent-escaped (:func:`dataset_name`): so metrics ``a`` and ``a/b`` are two datasets,
+not a dataset and a path through it. ``/tasks/<id>`` is an HDF5 external link
 into the worker cache file that holds that task's data (``cache/<node>-r<rank>.h5``), so a
 reader never needs to know which worker ran what; a task answered from an earlier one
 (``[cache] reuse``) links to that one's data.
 
 The links are found by listing the flushed cache files, so results.h5 never disagrees with
 them and can be rebuilt from the output directory alone; the master does so after each run.
+A flushed file HDF5 cannot read (truncated by a full quota, a partial copy...) is moved
+aside with a warning rather than failing every later run of the study.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_path
-from .cache import CACHE_DIR
+from .cache import CACHE_DIR, move_aside
 from .journal import JOURNAL_NAME, iter_records
 
 if TYPE_CHECKING:
@@ -53,16 +60,18 @@ def read_table(output: Path) -> pd.DataFrame:
 
     with h5py.File(output / RESULTS_H5, "r") as file:
         table = file["table"]
+        names = table.attrs["columns"]
         columns = {}
-        for name in table.attrs["columns"]:
-            dataset = table[name]
+        for name, key in zip(names, table.attrs.get("datasets", names)):  # older files: named as the columns
+            dataset = table[key]
             columns[name] = dataset.asstr()[()] if dataset.dtype.kind == "O" else dataset[()]
     return pd.DataFrame(columns)
 
 
 def load_output(output: Path, task_id: int, name: str) -> Any:
     """What task ``task_id`` saved as ``name``: an array, ``bytes`` (for saved bytes and
-    files), or a dict of name -> value for a saved folder. KeyError names what is missing."""
+    files), or a dict of name -> value for a saved folder, where a symbolic link is its
+    target path as a ``str``. KeyError names what is missing."""
     import h5py
 
     with h5py.File(output / RESULTS_H5, "r") as file:
@@ -82,6 +91,8 @@ def _value(node: Any) -> Any:
         return {name: _value(child) for name, child in node.items()}
     if node.attrs.get("kind") in ("bytes", "file"):
         return node[()].tobytes()
+    if node.attrs.get("kind") == "link":
+        return os.fsdecode(node[()].tobytes())
     return node[()]
 
 
@@ -93,9 +104,13 @@ def _task_holders(output: Path) -> dict[int, tuple[str, str]]:
     holders: dict[int, tuple[str, str]] = {}
     files = sorted((output / CACHE_DIR).glob("*.h5"), key=lambda path: path.stat().st_mtime)
     for path in files:
-        with h5py.File(path, "r", locking=False) as cache:
-            for name in cache.get("tasks", {}):
-                holders[int(name)] = (path.name, f"/tasks/{name}")
+        try:
+            with h5py.File(path, "r", locking=False) as cache:
+                names = list(cache.get("tasks", {}))
+        except OSError as exc:
+            move_aside(path, f"{exc}; results.h5 does not link the outputs it held")
+            continue
+        holders.update((int(name), (path.name, f"/tasks/{name}")) for name in names)
     return holders
 
 
@@ -111,14 +126,36 @@ def _write_table(group: Any, frame: pd.DataFrame) -> None:
     import h5py
     import numpy as np
 
-    group.attrs["columns"] = [str(name) for name in frame.columns]
-    for name in frame.columns:
-        column = frame[name]
+    names = [str(name) for name in frame.columns]
+    datasets = [dataset_name(name) for name in names]
+    group.attrs["columns"] = [_h5_text(name) for name in names]
+    group.attrs["datasets"] = datasets
+    for (_, column), dataset in zip(frame.items(), datasets):
         if column.dtype.kind in "biuf":
-            group.create_dataset(str(name), data=column.to_numpy())
+            group.create_dataset(dataset, data=column.to_numpy())
         else:
-            text = ["" if _missing(value) else str(value) for value in column]
-            group.create_dataset(str(name), data=np.array(text, dtype=object), dtype=h5py.string_dtype())
+            text = ["" if _missing(value) else _h5_text(str(value)) for value in column]
+            group.create_dataset(dataset, data=np.array(text, dtype=object), dtype=h5py.string_dtype())
+
+
+_UNSAFE_IN_NAMES = re.compile(r"[/%\x00\ud800-\udfff]")
+
+
+def dataset_name(column: str) -> str:
+    """The name of a column's dataset under ``/table``: the column's own, with ``/`` (a path
+    separator in HDF5), NUL, an unpaired surrogate and ``%`` itself written ``%XX`` (their
+    UTF-8 bytes), ``.`` as ``%2E`` and the empty name as ``%``. Distinct columns get
+    distinct names."""
+    if column in ("", "."):
+        return "%" if column == "" else "%2E"
+    return _UNSAFE_IN_NAMES.sub(
+        lambda match: "".join(f"%{byte:02X}" for byte in match[0].encode("utf-8", "surrogatepass")), column)
+
+
+def _h5_text(text: str) -> str:
+    """Text HDF5 can store: NUL (which ends a C string) as U+2400 (␀), an unpaired surrogate
+    (not UTF-8) as its ``\\udXXX`` escape."""
+    return text.replace("\0", "\u2400").encode(errors="backslashreplace").decode()
 
 
 def _missing(value: Any) -> bool:

@@ -30,7 +30,8 @@ def results_frame(
     line; the journal keeps the whole text and the intermediate reports), algorithm_time
     (the master's seconds in the algorithm to propose the task). With several
     objectives and their ``directions``, a ``pareto`` column marks the non-dominated
-    ``ok`` rows."""
+    ``ok`` rows. Non-finite metrics, spelled as strings in the journal, are NaN and ±inf
+    here again (:func:`~.journal.iter_records` reads them back)."""
     import pandas as pd
 
     rows = []
@@ -84,10 +85,11 @@ def pareto_mask(
 
 def write_results_csv(frame: pd.DataFrame, output: Path) -> Path:
     """(Re)write ``results.csv`` from the :func:`results_frame`, atomically, so a reader
-    (or a kill mid-write) never sees half a table."""
+    (or a kill mid-write) never sees half a table. Text that is not valid UTF-8 (an unpaired
+    surrogate, which a JSON ``\\udXXX`` escape can carry) is written as that escape."""
     target = output / RESULTS_NAME
     with atomic_path(target) as partial:
-        frame.to_csv(partial, index=False)
+        frame.to_csv(partial, index=False, errors="backslashreplace")
     return target
 
 

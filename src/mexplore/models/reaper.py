@@ -1,0 +1,82 @@
+"""Command models die with their worker, however the worker goes.
+
+A command model runs in a process group of its own (so a timeout can kill its children
+too). When the worker is killed with ``kill -9``, nothing in it runs to kill that group:
+the model is reparented to init and goes on writing into a task folder a resumed run may
+hand out again. The reaper is a small process started beside the worker, in a session of
+its own so that a signal to the job's process group does not take it down with the rest.
+The worker tells it each group it starts and ends over a pipe; when that pipe closes, the
+worker is gone (the kernel closes it whatever killed the worker), and the reaper kills
+every group still registered before it leaves.
+
+``python -m mexplore.models.reaper`` is the reaper itself; :class:`Reaper` is the worker's
+side. The reaper starts with the first command task, so a Python-model worker never pays
+for it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import IO
+
+
+class Reaper:
+    """The worker's handle on its reaper: :meth:`started` / :meth:`ended` per process group."""
+
+    def __init__(self) -> None:
+        self._pipe: IO[str] | None = None
+        self._process: subprocess.Popen | None = None
+
+    def started(self, pgid: int) -> None:
+        """A command's process group now exists: kill it if this worker dies."""
+        self._send(f"+{pgid}\n")
+
+    def ended(self, pgid: int) -> None:
+        """The group was killed by the worker itself: forget it."""
+        self._send(f"-{pgid}\n")
+
+    def close(self) -> None:
+        """The worker leaves normally: the reaper kills what is left (nothing) and exits."""
+        if self._pipe is not None:
+            self._pipe.close()
+            self._process.wait()
+            self._pipe = self._process = None
+
+    def _send(self, line: str) -> None:
+        if self._pipe is None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "mexplore.models.reaper"], stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, start_new_session=True, text=True, bufsize=1,
+            )
+            self._pipe = self._process.stdin
+        self._pipe.write(line)  # line-buffered: the reaper knows the group before the model runs
+
+
+def reap(lines: IO[str]) -> set[int]:
+    """Read ``+pgid`` / ``-pgid`` lines until the worker's end of the pipe closes, then kill
+    every group still registered; returns those groups."""
+    groups: set[int] = set()
+    for line in lines:
+        sign, number = line[:1], line[1:].strip()
+        if number.isdigit():
+            (groups.add if sign == "+" else groups.discard)(int(number))
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return groups
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for the job: the worker handles it
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # likewise a scheduler's warning; EOF is the cue
+    reap(sys.stdin)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

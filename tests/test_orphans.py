@@ -1,0 +1,112 @@
+"""Command models die with their worker, and a resumed run never reuses a task id or folder.
+
+Under real ``mpiexec``: a command model starts a grandchild and both wait a long time;
+the job (or one worker, or the master) is killed with SIGKILL while they run. Every
+process the models started must be gone soon after, and the resume that follows must give
+its tasks ids the killed session never handed out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from helpers import journal, start_run, wait_until, write_study
+
+MODEL = """\
+#!/bin/bash
+# Holds its task (and a grandchild) until the file $RELEASE exists; records both pids.
+sleep 600 &
+echo $! > "$PIDS/$MEXPLORE_TASK_ID.grandchild"
+echo $$ > "$PIDS/$MEXPLORE_TASK_ID.child"
+echo "$MEXPLORE_TASK_DIR" > "$PIDS/$MEXPLORE_TASK_ID.folder"
+while [ ! -e "$RELEASE" ]; do sleep 0.05; done
+kill %1
+echo 1.0 > "$MEXPLORE_RESULT_FILE"
+"""
+
+
+def study(tmp_path: Path, budget: int = 6) -> Path:
+    (tmp_path / "pids").mkdir()
+    model = tmp_path / "hold.sh"
+    model.write_text(MODEL)
+    model.chmod(0o755)
+    return write_study(tmp_path, f"""
+        [study]
+        name = "orphans"
+        budget = {budget}
+        objective = "objective"
+        output = "{tmp_path / 'out'}"
+        [model]
+        command = ["{model}"]
+        env = {{ PIDS = "{tmp_path / 'pids'}", RELEASE = "{tmp_path / 'release'}" }}
+        [algorithm]
+        name = "random"
+        seed = 1
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"  # a zombie has ended; only its parent has not collected it yet
+
+
+def model_pids(pids: Path) -> list[int]:
+    return [int(text) for file in pids.glob("*.*child") if (text := file.read_text().strip())]
+
+
+def rank_pid(study_path: Path, rank: int) -> int:
+    """The pid of MPI rank ``rank`` of the job running ``study_path`` (from /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(study_path).encode() in cmdline and f"PMI_RANK={rank}".encode() in environ:
+            return int(entry.name)
+    raise AssertionError(f"no rank {rank} runs {study_path}")
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("victim", ["job", "worker", "master"])
+def test_command_models_die_with_their_worker_and_resume_reuses_no_id(tmp_path, victim):
+    path = study(tmp_path)
+    pids = tmp_path / "pids"
+    job = start_run(path, tmp_path, until_finished=0)
+    wait_until(lambda: len(list(pids.glob("*.grandchild"))) >= 2 and len(model_pids(pids)) >= 4,
+               "both workers run a model with its grandchild", process=job)
+    started = model_pids(pids)
+    handed_out = {int(file.name.split(".")[0]) for file in pids.glob("*.child")}
+    if victim == "job":
+        os.killpg(job.pid, signal.SIGKILL)
+    else:
+        os.kill(rank_pid(path, 0 if victim == "master" else 1), signal.SIGKILL)
+    job.wait(timeout=120)
+    wait_until(lambda: not any(alive(pid) for pid in started), "every model process is gone", timeout=60)
+
+    (tmp_path / "release").touch()
+    for file in pids.iterdir():
+        file.unlink()
+    resumed = start_run(path, tmp_path, until_finished=0)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    records = journal(tmp_path / "out")
+    ids = [r["id"] for r in records]
+    assert len(ids) == 6 and len(set(ids)) == 6 and all(r["status"] == "ok" for r in records)
+    assert not handed_out & set(ids), "a resumed task took an id the killed session had handed out"
+    folders = [Path(file.read_text().strip()).name for file in pids.glob("*.folder")]
+    assert not handed_out & {int(name.split(".")[0]) for name in folders}
+    reserved = json.loads((tmp_path / "out" / "task_ids.json").read_text())["reserved_below"]
+    assert reserved > max(ids)
