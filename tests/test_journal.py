@@ -28,6 +28,22 @@ def test_round_trip(tmp_path):
     assert back[2].params == {"x": 0.2} and back[2].metrics == {"acc": 2} and back[2].status is Status.OK
 
 
+def test_lines_of_the_wrong_shape_are_skipped_with_a_warning_naming_them(tmp_path, capsys):
+    path = tmp_path / "journal.jsonl"
+    writer = JournalWriter.open(path)
+    writer.append(results(1))
+    writer.close()
+    with open(path, "a") as journal:
+        journal.write('{}\nnull\n[1, 2]\n{"id": "7", "status": "ok"}\n{"id": 8, "status": "fine"}\n'
+                      '{"id": 9, "status": "ok", "params": 3}\n')
+    writer = JournalWriter.open(path)
+    writer.append(results(1, start=1))
+    writer.close()
+    assert [r.task_id for r in read_results(path)] == [0, 1]
+    err = capsys.readouterr().err
+    assert all(f"journal.jsonl:{n}: skipping" in err for n in range(2, 8)), err
+
+
 def test_a_truncated_last_line_is_skipped_with_a_warning_and_appending_goes_on(tmp_path, capsys):
     path = tmp_path / "journal.jsonl"
     writer = JournalWriter.open(path)

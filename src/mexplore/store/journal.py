@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..types import Result
+from ..types import Result, Status
 
 JOURNAL_NAME = "journal.jsonl"
 _TAIL = 1 << 20
@@ -131,6 +131,9 @@ def _unspelled(value: Any) -> Any:
     return value
 
 
+_STATUSES = frozenset(status.value for status in Status)
+
+
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     """The journal's records in order, non-finite numbers as floats again (see the module's
     docstring); damaged lines are skipped with a warning naming them."""
@@ -145,6 +148,11 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
             if not isinstance(record, dict):
                 print(f"mexplore: warning: {path}:{number}: skipping a damaged journal line "
                       "(cut short by a kill?)", file=sys.stderr)
+                continue
+            if not (type(record.get("id")) is int and record.get("status") in _STATUSES
+                    and isinstance(record.get("params", {}), dict)):
+                print(f"mexplore: warning: {path}:{number}: skipping a line that is not a task's "
+                      "result (it needs an integer id, a status and a params object)", file=sys.stderr)
                 continue
             if '"NaN"' in line or 'Infinity"' in line:  # a cheap test first: most lines have none
                 for key in _DECODED_KEYS:
