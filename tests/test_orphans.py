@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import journal, start_run, wait_until, write_study
+from helpers import journal, run_cli, start_run, wait_until, write_study
 
 MODEL = """\
 #!/bin/bash
@@ -95,6 +95,8 @@ def test_command_models_die_with_their_worker_and_resume_reuses_no_id(tmp_path, 
         os.kill(rank_pid(path, 0 if victim == "master" else 1), signal.SIGKILL)
     job.wait(timeout=120)
     wait_until(lambda: not any(alive(pid) for pid in started), "every model process is gone", timeout=60)
+    wait_until(lambda: "killed: its master" in run_cli("status", str(tmp_path / "out"), cwd=tmp_path).stdout,
+               "mexplore status says at once that the run was killed", timeout=60)
 
     (tmp_path / "release").touch()
     for file in pids.iterdir():

@@ -8,6 +8,7 @@ it is safe to call from a login node while the run goes on, as often as one like
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import tomllib
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+from ..node import node_name
 from ..objectives import Direction, best_result, first_objective
 from ..types import Result
 
@@ -78,10 +80,25 @@ def _state(live: dict | None, heartbeat: float) -> str:
         return f"{live['state']} {_when(live['updated'])}"
     age = time.time() - live["updated"]
     where = f"master pid {live['pid']} on {live['host']}, {live['workers']} worker(s)"
+    if live.get("host") == node_name() and not _alive(live.get("pid")):
+        return (f"killed: its master ({where}) is gone; `mexplore run` on the same study resumes it")
     if age > max(STALE_AFTER, 3 * heartbeat):
         return (f"running, but not heard from for {age / 60:.0f} min ({where}): probably killed; "
                 "`mexplore run` on the same study resumes it")
     return f"running ({where}, updated {age:.0f} s ago)"
+
+
+def _alive(pid: object) -> bool:
+    """Whether process ``pid`` exists on this host (a pid we may not signal does)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _when(timestamp: float) -> str:
