@@ -3,7 +3,7 @@
 import textwrap
 from pathlib import Path
 
-from helpers import REPO, journal, write_study
+from helpers import REPO, journal, run_cli, write_study
 from mexplore.config import load_study
 from mexplore.queue.master_state import ID_BLOCK
 from mexplore.runtime.entry import run_inproc
@@ -121,3 +121,15 @@ def test_an_algorithm_constructor_that_raises_is_named(tmp_path, capsys):
     """))
     assert run_inproc(lambda: load_study(path), "off", workers=1) == 1
     assert "failed to start: ValueError: step must be > 0" in capsys.readouterr().err
+
+
+def test_an_output_path_that_is_a_file_is_refused_before_anything_runs(tmp_path, capsys):
+    path = make_study(tmp_path, budget=4)
+    (tmp_path / "out").write_text("not a directory")
+    refused = run_cli("run", str(path), "-n", "2", cwd=tmp_path)  # refused before any rank starts
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.count("\n") == 1 and f"{tmp_path / 'out'} is a file, expected a directory" in refused.stderr
+    assert run_inproc(lambda: load_study(path), "off", workers=1) == 1  # and by the master itself
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'out'} is a file, expected a directory" in err and "Traceback" not in err
+    assert (tmp_path / "out").read_text() == "not a directory"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import signal
 import sys
+from pathlib import Path
 
 from ..algorithms.base import Algorithm, StudyInfo
 from ..algorithms.warm_start import WarmStart
@@ -16,6 +17,7 @@ from ..comms.backoff import Backoff
 from ..comms.messages import Setup, Stop
 from ..comms.transport import MasterEnd
 from ..config import Study
+from ..errors import MexploreError
 from ..models import ModelSpec
 from ..objectives import Direction
 from ..queue.build import build_algorithm
@@ -58,7 +60,7 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     lock: OutputLock | None = None
     outcome = "failed"
     try:
-        output.mkdir(parents=True, exist_ok=True)
+        make_output(output)
         # Before anything is written there: a second run on this output would append to the
         # same journal. Refused (OutputInUse), it writes nothing and only stops its workers.
         lock = OutputLock.acquire(output)
@@ -182,11 +184,33 @@ def local_name(study: Study) -> str:
 
 
 def check_study(study: Study) -> None:
-    """Checks that need more than the study file: the algorithm loads and accepts its
-    options and the space. Run before any rank starts, so such errors come at once."""
+    """Checks that need more than the study file: the output directory can be one, and the
+    algorithm loads and accepts its options and the space. Run before any rank starts, so
+    such errors come at once."""
+    check_output(study.study.output)
     seed = 0 if study.algorithm.seed is None else study.algorithm.seed
     build_algorithm(study.algorithm.name, study.space, study_info(study, 1, seed),
                     study.algorithm.algorithm_options()).close()
+
+
+def check_output(output: Path) -> None:
+    """Refuse, with the reason, an output path that cannot be a run's directory: a file, or
+    a folder under a file."""
+    for folder in (output, *output.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise MexploreError(f"study.output = {str(output)!r}: {folder} is a file, expected a directory "
+                                    "(or a path that does not exist yet)")
+            return
+
+
+def make_output(output: Path) -> None:
+    """Create the output directory, or say in one line why it cannot be (read-only, no space)."""
+    check_output(output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MexploreError(f"cannot create the output directory {output}: {exc.strerror or exc}") from None
 
 
 def _model_spec(study: Study) -> ModelSpec:
