@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, journal, run_cli, start_run, write_study
+from helpers import REPO, journal, run_cli, start_run, wait_until, write_study
 
 pytestmark = pytest.mark.mpi
 MODELS = REPO / "tests" / "models"
@@ -229,3 +229,31 @@ def test_local_ranks_share_the_cores_for_numpy_threads_unless_the_user_chose(mon
     monkeypatch.setenv("MKL_NUM_THREADS", "4")
     run.share_cores(16)
     assert "OMP_NUM_THREADS" not in run.os.environ
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has a handler for SIGTERM installed (``SigCgt`` in /proc)."""
+    try:
+        fields = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if ":\t" in line)
+    except FileNotFoundError:
+        return False
+    return bool(int(fields.get("SigCgt", "0"), 16) & (1 << (signal.SIGTERM - 1)))
+
+
+def test_a_sigterm_while_the_run_starts_stops_it_as_one_later_does(tmp_path):
+    """From the moment `mexplore run` handles signals (its first step), a TERM is kept:
+    here it comes while the study is checked, before any rank starts."""
+    path = study(tmp_path)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "mexplore", "run", str(path), "-n", "3", "--progress", "off"],
+        cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    wait_until(lambda: _catches_sigterm(launcher.pid), "the launcher handles SIGTERM", process=launcher)
+    os.killpg(launcher.pid, signal.SIGTERM)
+    _, err = launcher.communicate(timeout=120)
+    assert launcher.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    again = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(journal(tmp_path / "out")) == 24

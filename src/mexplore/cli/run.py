@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from functools import partial
 
@@ -13,7 +14,12 @@ from ..errors import MexploreError
 
 def run_command(args: argparse.Namespace) -> int:
     from ..comms.launcher import under_mpi_launcher
+    from ..runtime.signals import StopSignals
 
+    # First: a scheduler's TERM (or a Ctrl-C) that comes while this process starts is kept
+    # and stops the run as one that comes later does, instead of killing it outright.
+    signals = StopSignals()
+    signals.install()
     overrides = list(args.overrides)
     if args.output:
         overrides.append(f"study.output={json.dumps(os.path.abspath(args.output))}")
@@ -22,7 +28,7 @@ def run_command(args: argparse.Namespace) -> int:
     if under_mpi_launcher():
         from ..runtime.entry import run_mpi
 
-        return run_mpi(load, progress, ignored_ranks=args.ranks)
+        return run_mpi(load, progress, ignored_ranks=args.ranks, signals=signals)
     try:
         from ..runtime.session import check_study
 
@@ -37,7 +43,11 @@ def run_command(args: argparse.Namespace) -> int:
     if ranks == 1:
         from ..runtime.entry import run_inproc
 
-        return run_inproc(load, progress)
+        return run_inproc(load, progress, signals=signals)
+    if signals.signum is not None:  # before any rank started: nothing to flush or resume
+        print(f"mexplore: stopped by {signal.Signals(signals.signum).name} before any rank started; "
+              "run the same command again to start it", file=sys.stderr)
+        return 128 + signals.signum
     return _exec_mpiexec(ranks, args, overrides, progress)
 
 

@@ -17,18 +17,20 @@ OUTPUT_IN_USE = 3
 """Exit status of a run refused because another run holds its output directory."""
 
 
-def run_mpi(load_study: Callable[[], object], progress_mode: str, ignored_ranks: int | None = None) -> int:
+def run_mpi(load_study: Callable[[], object], progress_mode: str, ignored_ranks: int | None = None,
+            signals: StopSignals | None = None) -> int:
     """Every rank of an MPI job calls this; returns the rank's exit code.
 
     Only rank 0 reads the study (workers never import the validation library), so a bad
     file gives one message, not one per rank. An unexpected exception on any rank aborts
-    the whole job, so no rank waits forever for a peer that is gone.
+    the whole job, so no rank waits forever for a peer that is gone. ``signals``, installed
+    as early as the process could, holds a stop signal that came while the rank started.
     """
+    signals = signals or StopSignals()
     from ..comms import mpi
 
     if mpi.world_rank() != 0:
-        signals = StopSignals()  # a stop signal interrupts the model; the worker then flushes
-        signals.install()
+        signals.install()  # a stop signal interrupts the model; the worker then flushes
         try:
             serve(mpi.MpiWorkerEnd(), build_model, signals=signals)
         except BaseException:
@@ -43,13 +45,14 @@ def run_mpi(load_study: Callable[[], object], progress_mode: str, ignored_ranks:
               "worker); to run in one process, run it without mpiexec and with -n 1", file=sys.stderr)
         return 2
     try:
-        return _run_master(end, load_study, progress_mode, f"mpi ({mpi.library_version()})")
+        return _run_master(end, load_study, progress_mode, f"mpi ({mpi.library_version()})", signals)
     except BaseException:
         mpi.abort_on_error()
         return 1
 
 
-def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: int = 1) -> int:
+def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: int = 1,
+               signals: StopSignals | None = None) -> int:
     """Run master and workers in this process (threads): ``-n 1`` and unit tests."""
     from ..comms.inproc import InprocMasterEnd
 
@@ -61,7 +64,7 @@ def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: in
     for thread in threads:
         thread.start()
     try:
-        code = _run_master(end, load_study, progress_mode, "in-process")
+        code = _run_master(end, load_study, progress_mode, "in-process", signals)
     except KeyboardInterrupt:
         print("mexplore: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -70,7 +73,8 @@ def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: in
     return code
 
 
-def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode: str, launch: str) -> int:
+def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode: str, launch: str,
+                signals: StopSignals | None = None) -> int:
     """The master's side; returns the exit code: 0 done, 1 failed, 2 bad study, 3 output in
     use by another run (nothing written; a script can wait and retry), and 128 + N when
     signal N stopped the run (after the flush; run again to resume)."""
@@ -86,7 +90,8 @@ def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode:
         stop_workers(end, Stop(), Backoff())
         print(f"mexplore: error: {error}", file=sys.stderr)
         return 2
-    signals = StopSignals(second_aborts=True)
+    signals = signals or StopSignals()
+    signals.second_aborts = True  # on the master, a second Ctrl-C leaves at once
     signals.install()
     try:
         stopped_by = run_master(end, study, progress_mode, launch, signals)

@@ -43,14 +43,15 @@ class StopSignals:
     def __init__(self, second_aborts: bool = False) -> None:
         self.signum: int | None = None
         self._first_at = 0.0
-        self._second_aborts = second_aborts
+        self.second_aborts = second_aborts
         self._interruptible = False
         self._previous: dict[int, object] = {}
 
     def install(self) -> None:
-        """Handle the stop signals from now on; only the main thread can (elsewhere, as in
-        a test's thread, nothing is installed and no signal is ever seen)."""
-        if threading.current_thread() is threading.main_thread():
+        """Handle the stop signals from now on (again: nothing changes); only the main
+        thread can (elsewhere, as in a test's thread, nothing is installed and no signal is
+        ever seen)."""
+        if threading.current_thread() is threading.main_thread() and not self._previous:
             for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
 
@@ -63,7 +64,7 @@ class StopSignals:
     def _handle(self, signum: int, frame: object) -> None:
         if self.signum is None:
             self.signum, self._first_at = signum, time.monotonic()
-        elif self._second_aborts and time.monotonic() - self._first_at >= REPEAT_AFTER:
+        elif self.second_aborts and time.monotonic() - self._first_at >= REPEAT_AFTER:
             raise KeyboardInterrupt
         if self._interruptible:
             self._interruptible = False
