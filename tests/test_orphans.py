@@ -80,7 +80,7 @@ def rank_pid(study_path: Path, rank: int) -> int:
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("victim", ["job", "worker", "master"])
+@pytest.mark.parametrize("victim", ["job", "mpiexec", "worker", "master"])
 def test_command_models_die_with_their_worker_and_resume_reuses_no_id(tmp_path, victim):
     path = study(tmp_path)
     pids = tmp_path / "pids"
@@ -91,6 +91,8 @@ def test_command_models_die_with_their_worker_and_resume_reuses_no_id(tmp_path, 
     handed_out = {int(file.name.split(".")[0]) for file in pids.glob("*.child")}
     if victim == "job":
         os.killpg(job.pid, signal.SIGKILL)
+    elif victim == "mpiexec":  # `mexplore run` became mpiexec (exec): the launcher alone
+        os.kill(job.pid, signal.SIGKILL)
     else:
         os.kill(rank_pid(path, 0 if victim == "master" else 1), signal.SIGKILL)
     job.wait(timeout=120)

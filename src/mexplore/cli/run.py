@@ -13,7 +13,7 @@ from ..errors import MexploreError
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from ..comms.launcher import under_mpi_launcher
+    from ..comms.launcher import die_with_launcher, under_mpi_launcher
     from ..runtime.signals import StopSignals
 
     # First: a scheduler's TERM (or a Ctrl-C) that comes while this process starts is kept
@@ -28,6 +28,7 @@ def run_command(args: argparse.Namespace) -> int:
     if under_mpi_launcher():
         from ..runtime.entry import run_mpi
 
+        die_with_launcher()
         return run_mpi(load, progress, ignored_ranks=args.ranks, signals=signals)
     try:
         from ..runtime.session import check_study

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from pathlib import Path
 _LAUNCHER_VARIABLES = (
     "PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PALS_RANKID", "ALPS_APP_PE",
 )
+_PR_SET_PDEATHSIG = 1
 
 
 def under_mpi_launcher() -> bool:
@@ -30,3 +34,19 @@ def find_mpiexec() -> str:
             "no mpiexec found: install the mpich wheel (pip install mpich) or load your site's MPI"
         )
     return found
+
+
+def die_with_launcher() -> None:
+    """Have the kernel kill this rank when the process that started it (mpiexec's proxy,
+    slurmstepd...) dies. A launcher killed with ``kill -9`` cannot pass anything on, and a
+    worker busy in a long model would otherwise live on, orphaned, never noticing the job
+    is gone; killed, its reaper then kills its command models too. Linux only."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the launcher died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -67,6 +67,8 @@ class CommandModel:
         self.spec = spec
         self.cache = cache
         self.guard = guard
+        if guard is not None:
+            guard.start()  # in place before the first program runs
         self.argv = spec.command or isolated_argv(spec.python or "")
         self.place = Place(rank, host, gpu)
         self.local_dir = Path(spec.local_dir)

@@ -10,8 +10,9 @@ worker is gone (the kernel closes it whatever killed the worker), and the reaper
 every group still registered before it leaves.
 
 ``python -m mexplore.models.reaper`` is the reaper itself; :class:`Reaper` is the worker's
-side. The reaper starts with the first command task, so a Python-model worker never pays
-for it.
+side. The reaper starts when a command model is built, before any program runs (started
+with the first task instead, a kill while it starts would leave that task's program
+unknown to it), and only then: a Python-model worker never pays for it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ class Reaper:
         self._pipe: IO[str] | None = None
         self._process: subprocess.Popen | None = None
 
+    def start(self) -> None:
+        """Start the reaper now (once), so it is in place before the first program."""
+        if self._pipe is None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "mexplore.models.reaper"], stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, start_new_session=True, text=True, bufsize=1,
+            )
+            self._pipe = self._process.stdin
+
     def started(self, pgid: int) -> None:
         """A command's process group now exists: kill it if this worker dies."""
         self._send(f"+{pgid}\n")
@@ -46,12 +56,7 @@ class Reaper:
             self._pipe = self._process = None
 
     def _send(self, line: str) -> None:
-        if self._pipe is None:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "mexplore.models.reaper"], stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL, start_new_session=True, text=True, bufsize=1,
-            )
-            self._pipe = self._process.stdin
+        self.start()
         self._pipe.write(line)  # line-buffered: the reaper knows the group before the model runs
 
 
