@@ -69,7 +69,7 @@ def worker(rank: int, task_ids: range, conn) -> None:
     """One worker process: fills its cache when told (and answers with each save's seconds),
     then flushes it or writes one file per task into the output folder each command names
     (and answers None once done, which is what the caller times)."""
-    cache = TaskCache(ROOT / "local" / f"rank{rank}.h5", f"bench-r{rank}.h5")
+    cache = TaskCache(ROOT / "local" / f"rank{rank}", lambda: f"bench-r{rank}.h5")
     values: list[np.ndarray] = []
     for command, output in iter(conn.recv, ("stop", None)):
         if command == "fill":
@@ -79,6 +79,7 @@ def worker(rank: int, task_ids: range, conn) -> None:
             for task_id, value in zip(task_ids, values):
                 started = time.perf_counter()
                 cache.save(task_id, "weights", value)
+                cache.commit(task_id)  # as the worker does when the task's model returns
                 saves.append(time.perf_counter() - started)
             conn.send(saves)
         elif command == "flush":
