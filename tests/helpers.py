@@ -79,3 +79,26 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = 120,
         assert process is None or process.poll() is None, f"the process ended before {what}"
         assert time.monotonic() < deadline, f"still not {what} after {timeout:g} s"
         time.sleep(0.01)
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs: a zombie (ended, not yet collected) does not."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def processes_of(folder: Path) -> list[int]:
+    """Pids of live processes whose command line names ``folder`` (mpiexec and the ranks
+    all carry the study file's path); zombies have an empty command line and do not count."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if str(folder).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # it ended while we looked
+                pass
+    return found

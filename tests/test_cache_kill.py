@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import journal, run_cli, wait_until, write_study
+from helpers import journal, processes_of, run_cli, wait_until, write_study
 
 from mexplore.store.results_file import load_output
 
@@ -79,20 +79,6 @@ def finished_lines(output: Path) -> int:
         return (output / "journal.jsonl").read_bytes().count(b"\n")
     except FileNotFoundError:
         return 0
-
-
-def processes_of(folder: Path) -> list[int]:
-    """Pids of live processes whose command line names ``folder`` (mpiexec and the ranks
-    all carry the study file's path); zombies have an empty command line and do not count."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if str(folder).encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:  # it ended while we looked
-                pass
-    return found
 
 
 def kill_at(path: Path, folder: Path, lines: int) -> int:

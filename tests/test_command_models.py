@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, journal, run_cli, write_study
+from helpers import REPO, alive, journal, run_cli, write_study
 
 pytestmark = pytest.mark.mpi
 MODELS = REPO / "tests" / "models"
@@ -82,15 +82,7 @@ def test_a_hung_command_is_timed_out_with_its_children(tmp_path):
 
     [local] = (tmp_path / "local").glob("mexplore-commands-*")
     child = int((local / "tasks" / str(hang["id"]) / "child.pid").read_text())
-    assert not _alive(child), "the hung model's child was killed with it"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
+    assert not alive(child), "the hung model's child was killed with it"
 
 
 NASTY = ["a b", 'q"uote\'s', "x; touch PWNED", "$(touch PWNED2)", "`touch PWNED3`", "line1\nline2", "{task_id}"]

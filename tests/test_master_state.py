@@ -1,9 +1,10 @@
 """The master's bookkeeping driven by scripted events: no MPI, no files, no algorithm."""
 
+from mexplore.comms.messages import Flushed
 from mexplore.queue.dispatch import Dispatcher
 from mexplore.queue.keep import KeepPolicy
 from mexplore.queue.master_state import (
-    Ending, FlushAnswer, FlushesDone, Judge, MasterState, Notice, Record, ReserveIds, SendFlush, SendPrune,
+    Ending, FlushesDone, Judge, MasterState, Notice, Record, ReserveIds, SendFlush, SendPrune,
 )
 from mexplore.queue.memo import Memo
 from mexplore.queue.policies import Async
@@ -122,8 +123,8 @@ def test_periodic_flushes_follow_the_clock_and_are_totalled_once_every_worker_an
     assert s.tick(100.0) == [] and s.tick(109.9) == []
     assert s.tick(110.0) == [SendFlush(frozenset())]
     assert s.tick(115.0) == []
-    assert s.flushed(FlushAnswer(1, "/out/cache/a.h5", 100)) == []
-    warning, done = s.flushed(FlushAnswer(2, None, 0, error="disk full"))
+    assert s.flushed(Flushed(rank=1, path="/out/cache/a.h5", nbytes=100)) == []
+    warning, done = s.flushed(Flushed(rank=2, error="disk full"))
     assert "rank 2: disk full" in warning.text and done == FlushesDone(files=1, nbytes=100)
     assert state().tick(0.0) == []  # no flush_every: never
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import journal, run_cli, start_run, wait_until, write_study
+from helpers import alive, journal, run_cli, start_run, wait_until, write_study
 
 MODEL = """\
 #!/bin/bash
@@ -50,14 +50,6 @@ def study(tmp_path: Path, budget: int = 6) -> Path:
         [space]
         x = {{ type = "float", low = 0.0, high = 1.0 }}
     """)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state != "Z"  # a zombie has ended; only its parent has not collected it yet
 
 
 def model_pids(pids: Path) -> list[int]:

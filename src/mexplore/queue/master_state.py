@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..comms.messages import Flushed
 from ..types import Result, Status, Task, error_summary
 from .dispatch import Dispatcher
 from .keep import KeepPolicy
@@ -107,17 +108,6 @@ class Ending(enum.Enum):
     """A task failed under ``on_error = "abort"`` and what was in flight is recorded."""
 
 
-@dataclass(frozen=True, slots=True)
-class FlushAnswer:
-    """One worker's answer to a periodic flush (what :class:`~mexplore.comms.messages.Flushed`
-    says), as the state needs it."""
-
-    rank: int
-    path: str | None
-    nbytes: int
-    error: str | None = None
-
-
 class MasterState:
     """Everything the master remembers between events, besides the dispatcher's tasks.
 
@@ -141,7 +131,7 @@ class MasterState:
         self._pruning: set[int] = set()  # told to stop: judged once
         self._unbilled = 0.0  # algorithm seconds since the last proposals: billed to the next ones
         self._next_flush: float | None = None
-        self._flushes: dict[int, FlushAnswer] = {}
+        self._flushes: dict[int, Flushed] = {}
         self.id_block = id_block
         self.reserved_below = 0  # ids below it are recorded as possibly handed out
 
@@ -247,7 +237,7 @@ class MasterState:
         self._next_flush = now + self.flush_every
         return [SendFlush(self.keep.chosen())]
 
-    def flushed(self, answer: FlushAnswer) -> list[Instruction]:
+    def flushed(self, answer: Flushed) -> list[Instruction]:
         """A worker's periodic flush is done: a failure is a notice; once every worker has
         answered, the totals."""
         out: list[Instruction] = []

@@ -33,7 +33,6 @@ from ..comms.transport import MasterEnd
 from ..errors import AlgorithmError, MexploreError, WorkerError
 from ..queue.master_state import (
     Ending,
-    FlushAnswer,
     FlushesDone,
     Instruction,
     Judge,
@@ -199,7 +198,7 @@ class Master:
             elif isinstance(message, IntermediateValue):
                 self.execute(state.report(message.task_id, message.step, message.value))
             elif isinstance(message, Flushed):
-                self.execute(state.flushed(FlushAnswer(message.rank, message.path, message.nbytes, message.error)))
+                self.execute(state.flushed(message))
             elif isinstance(message, SignalReceived):
                 state.signal(message.signum)
             elif isinstance(message, WorkerFailed):
