@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import REPO, journal, run_cli, write_study
 from matplotlib.image import imread
 
-from helpers import REPO, journal, run_cli, write_study
 from mexplore.cli.main import main
 from mexplore.report import best_so_far, sweep_table
+from mexplore.report.parameters import swept_parameters
+from mexplore.report.plots import sweep_figure
+from mexplore.store.run import load_run
 
 MODELS = REPO / "tests" / "models" / "report_models.py"
 PLOTS = {"best_so_far", "parameters", "workers", "sweep", "pareto"}
@@ -113,6 +116,27 @@ def test_summary_counts_statuses_and_shows_the_best_ok_task(runs):
     x, lr, act = (best["params"][k] for k in ("x", "lr", "act"))
     assert f"<td>x = {x:.6g}, lr = {lr:.6g}, act = {act}</td>" in page  # the constant epochs left out
     assert re.search(r"worker utilization</th><td>\d+% of 2 worker\(s\)", page)
+    assert "<th>sessions</th>" not in page and 'id="sessions"' not in page  # one session: no table
+
+
+@pytest.mark.mpi
+def test_the_failures_table_gives_each_reason_its_count_and_first_tasks(runs):
+    failed = [r["id"] for r in journal(runs["search"]) if r["status"] == "failed"]
+    page = (report_folder(runs, "search") / "index.html").read_text()
+    assert f"{len(failed)} of 24 tasks did not finish ok" in page
+    reason = "RuntimeError: act = &quot;bad&quot; is not supported"
+    examples = ", ".join(str(i) for i in sorted(failed)[:3])
+    assert f"<tr><td>{len(failed)}</td><td>failed</td><td>{reason}</td><td>{examples}</td></tr>" in page
+    assert 'id="failures"' not in (report_folder(runs, "pareto") / "index.html").read_text()
+
+
+@pytest.mark.mpi
+def test_the_sweep_plot_says_in_its_legend_what_the_band_is(runs):
+    run = load_run(runs["sweep"])
+    panels = [axes for axes in sweep_figure(run, swept_parameters(run)).axes if axes.get_visible()]
+    legends = [[text.get_text() for text in axes.get_legend().get_texts()] for axes in panels]
+    assert legends == [["task", "k = 1", "k = 15", "95% t interval of the mean"],
+                       ["task", *(f"noise = {n}" for n in (0.0, 0.1, 0.2, 0.3)), "95% t interval of the mean"]]
 
 
 @pytest.mark.mpi

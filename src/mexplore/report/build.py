@@ -4,11 +4,11 @@ left out, next to the rule that decides it."""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ..store.atomic import atomic_write
 from ..store.run import Run
+from ..store.sessions import mexplore_version
 from . import plots
 from .page import Plot, render
 from .parameters import parameter_axes, repeats, swept_parameters
@@ -32,7 +32,7 @@ def write_report(run: Run, destination: Path) -> tuple[Path, list[Plot]]:
             target.unlink(missing_ok=True)
         else:
             target.write_bytes(plot.png)
-    page = atomic_write(destination / PAGE, render(run, summary, sections, _version()))
+    page = atomic_write(destination / PAGE, render(run, summary, sections, mexplore_version()))
     return page, sections
 
 
@@ -42,7 +42,8 @@ def _best_so_far(run: Run) -> Plot:
                "against the number of tasks finished (left) and the time (right). A line still "
                "falling at the right end means more evaluations would likely still help; a long "
                "flat tail means the search has converged or is stuck. Failed tasks count as "
-               "evaluations but never as a best.")
+               "evaluations but never as a best. For a resumed run, the time between sessions is "
+               "cut out: dashed lines mark where each session starts, with the idle time cut.")
     if run.ok.empty:
         return Plot("best_so_far", title, caption, skipped=NO_OK)
     return Plot("best_so_far", title, caption, plots.png_bytes(plots.best_so_far_figure(run)))
@@ -67,7 +68,9 @@ def _workers(run: Run, summary: Summary) -> Plot:
     caption = ("One row per worker rank, one bar per task from its start to its end, colored by "
                "status. White gaps are idle workers: at the start (ranks starting), at the end "
                "(the tail of a batch or of the budget), or between tasks (workers waiting for "
-               "the master: try policy = \"queue\" for very short tasks).")
+               "the master: try policy = \"queue\" for very short tasks). For a resumed run, the "
+               "sessions follow each other without the idle time between them (dashed lines, "
+               "every other session shaded).")
     if timed(run.frame).empty:
         return Plot("workers", title, caption, skipped="no task has run on a worker yet")
     figure = plots.workers_figure(run, summary.workers, summary.utilization)
@@ -104,9 +107,3 @@ def _pareto(run: Run) -> Plot:
         return Plot("pareto", title, caption, skipped=NO_OK)
     return Plot("pareto", title, caption, plots.png_bytes(plots.pareto_figure(run)))
 
-
-def _version() -> str:
-    try:
-        return version("mexplore")
-    except PackageNotFoundError:
-        return "(not installed)"

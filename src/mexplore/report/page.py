@@ -7,9 +7,16 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
+from typing import TYPE_CHECKING
 
+from ..failures import FailureTally, Reason, is_failure
 from ..store.run import Run
-from .summary import Summary
+from .summary import Summary, duration_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222 }
@@ -41,7 +48,8 @@ def render(run: Run, summary: Summary, plots: list[Plot], version: str) -> str:
         f"<title>mexplore report: {escape(run.name)}</title><style>{STYLE}</style></head><body>",
         f"<h1>Study {escape(run.name)}</h1>",
         f'<p class="note">Report of {escape(str(run.output.resolve()))}, made {made} by mexplore {escape(version)}.</p>',
-        _alert(summary), _summary_table(run, summary), _best_table(summary),
+        _alert(summary), _summary_table(run, summary), _best_table(summary), _sessions_table(summary),
+        _failures_table(run.frame),
     ]
     parts += [_section(plot) for plot in plots]
     parts.append("</body></html>\n")
@@ -52,8 +60,9 @@ def _alert(summary: Summary) -> str:
     if summary.tasks == 0:
         return '<p class="alert">The journal holds no finished task yet: nothing to plot.</p>'
     if summary.by_status.get("ok", 0) == 0:
+        why = '<a href="#failures">Failures</a> says why tasks failed, and ' if any(map(is_failure, summary.by_status)) else ""
         return (f'<p class="alert">No task finished ok ({_statuses(summary)}): the plots of the '
-                "objective are left out; the timeline below shows what ran.</p>")
+                f"objective are left out; {why}the timeline below shows what ran.</p>")
     return ""
 
 
@@ -64,8 +73,13 @@ def _summary_table(run: Run, summary: Summary) -> str:
         ("objective", ", ".join(f"{o} ({d})" for o, d in zip(run.objectives, run.directions))),
         ("tasks", f"{summary.tasks}" + (f": {_statuses(summary)}" if summary.tasks else "")),
     ]
+    several = len(summary.sessions) > 1
+    if several:
+        idle = f"; the {duration_text(summary.idle)} between them is left out of the figures" if summary.idle else ""
+        rows.append(("sessions", f"{len(summary.sessions)} (see below){idle}"))
     if summary.wall is not None:
-        rows.append(("wall time", f"{_duration(summary.wall)} (first task start to last task end)"))
+        span = "first task start to last task end" + (", summed over the sessions" if several else "")
+        rows.append(("wall time", f"{duration_text(summary.wall)} ({span})"))
     if summary.rate is not None:
         rows.append(("throughput", f"{_number(summary.rate, 3)} tasks/s"))
     if summary.utilization is not None:
@@ -87,6 +101,58 @@ def _best_table(summary: Summary) -> str:
     return f"<table>{head}{rows}</table>"
 
 
+def _sessions_table(summary: Summary) -> str:
+    """One row per session, for a run of several: each one's own wall time, workers,
+    throughput and utilization, and the idle time before it that the figures leave out."""
+    if len(summary.sessions) < 2:
+        return ""
+    head = ("<tr><th>session</th><th>started</th><th>ended</th><th>tasks</th><th>wall time</th>"
+            "<th>workers</th><th>throughput</th><th>utilization</th><th>idle before</th></tr>")
+    rows = "".join(
+        f"<tr><td>{s.number}</td><td>{_when(s.start)}</td><td>{escape(s.ended)}</td><td>{s.tasks}</td>"
+        f"<td>{_maybe(s.wall, duration_text)}</td><td>{s.workers}</td>"
+        f"<td>{_maybe(s.rate, lambda r: f'{_number(r, 3)} tasks/s')}</td>"
+        f"<td>{_maybe(s.utilization, lambda u: f'{u:.0%}')}</td>"
+        f"<td>{duration_text(s.idle_before) if s.idle_before else '-'}</td></tr>"
+        for s in summary.sessions
+    )
+    return f'<h2 id="sessions">Sessions</h2><table>{head}{rows}</table>'
+
+
+def _failures_table(frame: pd.DataFrame) -> str:
+    """Why tasks failed, one row per status and reason (as :mod:`mexplore.failures` groups
+    them), most frequent first, with a few task ids to look up."""
+    if frame.empty:
+        return ""
+    failed = frame[frame["status"].map(is_failure)]
+    if failed.empty:
+        return ""
+    reasons: list[tuple[Reason, str]] = []
+    for status, tasks in failed.groupby("status", sort=False):
+        tally = FailureTally()
+        for task_id, error in zip(tasks["id"], tasks["error"]):
+            tally.add(int(task_id), str(status), error if isinstance(error, str) else None)
+        reasons += [(reason, str(status)) for reason in tally.most_common()]
+    reasons.sort(key=lambda pair: -pair[0].count)
+    head = "<tr><th>tasks</th><th>status</th><th>reason</th><th>for example</th></tr>"
+    rows = "".join(
+        f"<tr><td>{reason.count}</td><td>{escape(status)}</td><td>{escape(reason.text)}</td>"
+        f"<td>{', '.join(str(i) for i in reason.task_ids)}</td></tr>"
+        for reason, status in reasons
+    )
+    intro = (f"{len(failed)} of {len(frame)} tasks did not finish ok, by reason (the last line of "
+             "the error), most frequent first. The whole error text of a task is in journal.jsonl.")
+    return f'<h2 id="failures">Failures</h2><p>{escape(intro)}</p><table>{head}{rows}</table>'
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(sep=" ", timespec="seconds") if epoch else "-"
+
+
+def _maybe(value: float | None, text: Callable[[float], str]) -> str:
+    return "-" if value is None else escape(text(value))
+
+
 def _section(plot: Plot) -> str:
     if plot.png is None:
         return f'<p class="note" id="{plot.name}">{escape(plot.title)}: left out, {escape(plot.skipped)}.</p>'
@@ -106,10 +172,3 @@ def _number(value: object, digits: int = 6) -> str:
         return f"{value:.0f}" if 1e3 <= abs(value) < 1e6 else f"{value:.{digits}g}"
     return str(value)
 
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.3g} s"
-    minutes, rest = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m {rest:02d}s" if hours else f"{minutes}m {rest:02d}s"

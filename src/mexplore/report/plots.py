@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING
 from ..store.run import Run
 from ..store.table import pareto_mask
 from .parameters import ParameterAxis
-from .tables import best_so_far, objective_values, sweep_table, timed
+from .summary import duration_text
+from .tables import (
+    CONFIDENCE,
+    SessionSpan,
+    best_so_far,
+    clock_origin,
+    objective_values,
+    session_spans,
+    sweep_table,
+    timed,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,6 +42,9 @@ FRONT = (6.5, 5.0)
 STATUS_COLORS = {"ok": "tab:green", "failed": "tab:red", "timeout": "tab:orange",
                  "pruned": "tab:purple", "cancelled": "tab:gray", "lost": "tab:brown"}
 ELAPSED = "seconds since the first task started"
+ELAPSED_IN_SESSIONS = "seconds in sessions since the first task started"
+SESSION_LABELS = 8
+"""Sessions are named on the plot when there are at most this many; more would overlap."""
 
 
 def png_bytes(figure: Figure) -> bytes:
@@ -46,15 +59,17 @@ def best_so_far_figure(run: Run) -> Figure:
     """Per objective (rows): every ok value and the best so far, against the evaluation
     count (left) and the time (right)."""
     figure, grid = _figure(len(run.objectives), 2, TRACE_PANEL)
+    spans = session_spans(run.sessions)
     for row, (objective, direction) in enumerate(zip(run.objectives, run.directions)):
-        trace = best_so_far(run.frame, objective, direction)
+        trace = best_so_far(run.frame, objective, direction, run.sessions)
         for axes, x, label in ((grid[row][0], "evaluation", "evaluations, in the order they ended"),
-                               (grid[row][1], "elapsed", ELAPSED)):
+                               (grid[row][1], "elapsed", _elapsed(spans))):
             axes.scatter(trace[x], trace["value"], s=10, alpha=0.4, color="tab:blue", label="ok task")
             axes.step(trace[x], trace["best"], where="post", color="tab:red", label="best so far")
             axes.set_xlabel(label)
             axes.set_ylabel(f"{objective} ({direction})")
             _value_scale(axes, trace["value"])
+        _mark_sessions(grid[row][1], spans)
         grid[row][0].legend(fontsize="small")
     return figure
 
@@ -81,7 +96,7 @@ def sweep_figure(run: Run, swept: Sequence[ParameterAxis]) -> Figure:
         others = [s for s in swept if s is not parameter]
         by = others[0] if len(others) == 1 else None
         axes.scatter(_place(axes, parameter, ok[parameter.column]), objective_values(ok, objective),
-                     s=6, alpha=0.3, color="tab:gray")
+                     s=6, alpha=0.3, color="tab:gray", label="task")
         table = sweep_table(ok, objective, parameter.column, by.column if by else None)
         curves = table.groupby(by.column, sort=False) if by else [("mean", table)]
         for value, curve in curves:
@@ -92,11 +107,11 @@ def sweep_figure(run: Run, swept: Sequence[ParameterAxis]) -> Figure:
             axes.fill_between(x[order], curve["low"].to_numpy()[order], curve["high"].to_numpy()[order],
                               color=line.get_color(), alpha=0.2, linewidth=0)
         axes.set_ylabel(objective)
-        axes.legend(fontsize="x-small")
+        _legend_with_band(axes, bool(table["low"].notna().any()))
     return figure
 
 
-def workers_figure(run: Run, workers: int, busy: float | None) -> Figure:
+def workers_figure(run: Run, workers: str, busy: float | None) -> Figure:
     """A Gantt chart: one row per worker rank, one bar per task from its start to its end,
     colored by status."""
     import numpy as np
@@ -106,9 +121,10 @@ def workers_figure(run: Run, workers: int, busy: float | None) -> Figure:
     ran = timed(run.frame)
     figure = Figure(figsize=TIMELINE, dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
-    origin = ran["started"].min()
+    origin = clock_origin(run.frame, run.sessions)
     for status, tasks in ran.groupby("status", sort=True):
-        x0, x1 = (tasks["started"] - origin).to_numpy(float), (tasks["ended"] - origin).to_numpy(float)
+        x0 = (tasks["started"] - origin[tasks.index]).to_numpy(float)
+        x1 = (tasks["ended"] - origin[tasks.index]).to_numpy(float)
         y0, y1 = tasks["rank"].to_numpy(float) - 0.4, tasks["rank"].to_numpy(float) + 0.4
         boxes = np.stack([np.c_[x0, y0], np.c_[x0, y1], np.c_[x1, y1], np.c_[x1, y0]], axis=1)
         color = STATUS_COLORS.get(str(status), "black")
@@ -118,7 +134,9 @@ def workers_figure(run: Run, workers: int, busy: float | None) -> Figure:
     ranks = sorted(ran["rank"].unique())
     if len(ranks) <= 32:
         axes.set_yticks(ranks, [str(int(r)) for r in ranks])
-    axes.set_xlabel(ELAPSED)
+    spans = session_spans(run.sessions)
+    _mark_sessions(axes, spans)
+    axes.set_xlabel(_elapsed(spans))
     axes.set_ylabel("worker rank")
     share = f", {busy:.0%} busy" if busy is not None else ""
     axes.set_title(f"{workers} worker(s){share}", fontsize="medium")
@@ -143,6 +161,40 @@ def pareto_figure(run: Run) -> Figure:
     axes.set_ylabel(f"{second} ({run.directions[1]})")
     axes.legend(fontsize="small")
     return figure
+
+
+def _elapsed(spans: Sequence[SessionSpan]) -> str:
+    return ELAPSED_IN_SESSIONS if len(spans) > 1 else ELAPSED
+
+
+def _mark_sessions(axes: Axes, spans: Sequence[SessionSpan]) -> None:
+    """Each session after the first on a time axis of the run's clock: a dashed line where
+    it starts, its number and the idle time cut out before it, and every other session
+    shaded, so the sessions read as blocks. Nothing for a run of one session."""
+    if len(spans) < 2:
+        return
+    for index, span in enumerate(spans):
+        if index % 2:
+            axes.axvspan(span.offset, span.offset + span.end - span.start, color="0.92", zorder=0, linewidth=0)
+        if index:
+            axes.axvline(span.offset, color="0.35", linestyle="--", linewidth=0.8,
+                         label="a session starts" if index == 1 else None)
+        if len(spans) <= SESSION_LABELS:
+            idle = f" ({duration_text(span.idle_before)} idle cut)" if index and span.idle_before > 0 else ""
+            axes.text(span.offset, 0.99, f"session {span.number}{idle}", transform=axes.get_xaxis_transform(),
+                      va="top", ha="left", fontsize="x-small", color="0.25",
+                      bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1})
+
+
+def _legend_with_band(axes: Axes, banded: bool) -> None:
+    """The axes' legend, with an entry saying what the shaded band is when one is drawn."""
+    from matplotlib.patches import Patch
+
+    handles, labels = axes.get_legend_handles_labels()
+    if banded:
+        handles.append(Patch(facecolor="0.5", alpha=0.3, linewidth=0))
+        labels.append(f"{CONFIDENCE:.0%} t interval of the mean")
+    axes.legend(handles, labels, fontsize="x-small")
 
 
 def _figure(rows: int, columns: int, panel: tuple[float, float]) -> tuple[Figure, list[list[Axes]]]:

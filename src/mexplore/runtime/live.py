@@ -1,4 +1,6 @@
-"""``<output>/status.json``: what the master is doing now, for ``mexplore status``.
+"""``<output>/status.json``: what the master is doing now, for ``mexplore status``; and the
+session's lines of ``sessions.jsonl`` (:mod:`mexplore.store.sessions`), since a session
+starts and ends exactly when this file says so.
 
 The journal says what finished; only the master knows what runs right now and when the
 caches were last flushed. It rewrites this small file (temp file, then rename) at most
@@ -16,6 +18,7 @@ from typing import Any
 
 from ..node import node_name
 from ..store.atomic import atomic_write
+from ..store.sessions import SessionLog
 
 STATUS_NAME = "status.json"
 WRITE_EVERY = 5.0
@@ -24,21 +27,24 @@ HEARTBEAT = 60.0
 
 
 class LiveStatus:
-    """The master's side of ``status.json``; :meth:`start` makes one and writes the file."""
+    """The master's side of ``status.json`` and of the session's record; :meth:`start`
+    makes one and writes both."""
 
-    def __init__(self, output: Path, workers: int) -> None:
+    def __init__(self, output: Path, session: SessionLog) -> None:
         self.path = output / STATUS_NAME
+        self.session = session
         self.state: dict[str, Any] = {
-            "state": "running", "pid": os.getpid(), "host": node_name(), "workers": workers,
-            "started": time.time(), "running": 0, "last_flush": None, "flushed_files": 0,
-            "flushed_bytes": 0,
+            "state": "running", "pid": os.getpid(), "host": node_name(), "workers": session.workers,
+            "session": session.number, "started": time.time(), "running": 0, "last_flush": None,
+            "flushed_files": 0, "flushed_bytes": 0,
         }
         self._written = 0.0
 
     @classmethod
-    def start(cls, output: Path, workers: int) -> LiveStatus:
-        """A run starts: ``mexplore status`` can see it from now on."""
-        live = cls(output, workers)
+    def start(cls, output: Path, workers: int, first_task: int) -> LiveStatus:
+        """A session starts, handing out task ids from ``first_task``: it is recorded in
+        ``sessions.jsonl``, and ``mexplore status`` can see it from now on."""
+        live = cls(output, SessionLog.start(output, workers, first_task))
         live.write()
         return live
 
@@ -56,9 +62,10 @@ class LiveStatus:
         self.write()
 
     def ended(self, state: str) -> None:
-        """``finished``, ``stopped by SIGTERM``, ``failed``...: the run is over."""
+        """``finished``, ``stopped by SIGTERM``, ``failed``...: the session is over."""
         self.state.update(state=state, running=0)
         self.write()
+        self.session.end(state)
 
     def write(self) -> None:
         self.state["updated"] = time.time()

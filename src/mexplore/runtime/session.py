@@ -120,7 +120,7 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
         study.study.budget, study.study.objective, study.study.direction[0],
         progress_mode, resumed=previous, workers=workers,
     )
-    log = RunLog(output, JournalWriter.open(output / JOURNAL_NAME), progress, LiveStatus.start(output, workers))
+    log = RunLog(output, JournalWriter.open(output / JOURNAL_NAME), progress, LiveStatus.start(output, workers, state.dispatcher.next_id))
     master = Master(end, algorithm, state, log, signals)
     setup = Setup(_model_spec(study), reply_low_water=policy.reply_low_water,
                   output_dir=str(output), local_name=local_name(study), first_task_id=state.dispatcher.next_id)

@@ -1,6 +1,6 @@
 """A finished (or running) study read back from its output directory: the study as it ran
-(``study.toml``) and the journal, as one object ``mexplore results`` and ``mexplore report``
-share.
+(``study.toml``), the journal and the sessions (``sessions.jsonl``), as one object
+``mexplore results`` and ``mexplore report`` share.
 
 Only the files are read, never the study file the run started from: ``study.toml`` holds
 the study as it ran (defaults resolved), so a report made months later, or from a copy of
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MexploreError
 from ..objectives import Direction
+from .sessions import Session, SessionRecord, read_session_records, split_sessions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,13 +29,15 @@ class NoRunError(MexploreError):
 
 @dataclass(frozen=True)
 class Run:
-    """What a report needs: the study as it ran (``study.toml`` as a dict) and the results table."""
+    """What a report needs: the study as it ran (``study.toml`` as a dict), the results
+    table and the recorded sessions."""
 
     output: Path
     as_run: dict[str, Any]
     objectives: list[str]
     directions: list[Direction]
     frame: pd.DataFrame
+    session_records: tuple[SessionRecord, ...] = ()
 
     @property
     def name(self) -> str:
@@ -60,6 +64,12 @@ class Run:
         recorded = ranks - 1 if isinstance(ranks, int) else 0
         seen = 0 if self.frame.empty else self.frame.loc[self.frame["rank"] >= 0, "rank"].nunique()
         return max(recorded, seen)
+
+    @cached_property
+    def sessions(self) -> list[Session]:
+        """The run's sessions in order, each with its tasks (see :mod:`.sessions`): one
+        for a run never resumed, or one from before sessions were recorded."""
+        return split_sessions(list(self.session_records), self.frame, self.workers)
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -92,7 +102,7 @@ def load_run(output: Path) -> Run:
     if len(directions) != len(objectives):
         directions = directions[:1] * len(objectives)
     frame = results_frame(journal, objectives, directions)
-    return Run(output, as_run, objectives, directions, frame)
+    return Run(output, as_run, objectives, directions, frame, tuple(read_session_records(output)))
 
 
 def _as_list(value: object) -> list[str]:
