@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from mexplore.config import AlgorithmSection, ModelSection, Study, StudySection, load_study
+from mexplore.config import (
+    AlgorithmSection,
+    ModelSection,
+    Study,
+    StudySection,
+    load_study,
+)
 from mexplore.errors import MISSING, StudyFileError
 from mexplore.space import Categorical, Float, Grid, Int, Space
 
@@ -213,7 +219,7 @@ def test_unknown_study_key_suggests_the_close_one(project: Path) -> None:
     assert_names(error, "study.toml", "study.budgt", 5, "one of the keys name, budget, objective")
     assert str(error) == (
         "study.toml: study.budgt = 5: expected one of the keys name, budget, objective, "
-        "direction, output (did you mean 'budget'?)"
+        "direction, output, optuna_journal (did you mean 'budget'?)"
     )
 
 
@@ -245,7 +251,7 @@ def test_timeouts(project: Path, value: object, seconds: float) -> None:
     ('isolate = true\ntimeout = "soon"', "model.timeout", "a duration such as"),
     ("isolate = true\ntimeout = 0", "model.timeout", "a duration such as"),
     ('isolate = true\ncommand = ["sim"]', "model", "exactly one of python"),
-    ('on_error = "ignore"', "model.on_error", "'record' or 'abort'"),
+    ('on_error = "ignore"', "model.on_error", "one of 'record', 'continue', 'abort'"),
 ])
 def test_bad_model_keys(project: Path, line: str, key: str, expected: str) -> None:
     error = error_for(write(project, edited(FULL, "[model]\n", f"[model]\n{line}\n")))
@@ -345,7 +351,7 @@ def test_empty_space(project: Path) -> None:
 def test_missing_required_name(project: Path) -> None:
     error = error_for(write(project, edited(MINIMAL, 'name = "sweep"', "")))
 
-    assert_names(error, "study.toml", "study.name", MISSING, "a name of letters")
+    assert_names(error, "study.toml", "study.name", MISSING, "a name of at most 128 letters")
 
 
 def test_constant_of_an_unsupported_kind(project: Path) -> None:

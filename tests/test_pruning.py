@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from helpers import REPO
 
 from mexplore.algorithms.base import StudyInfo
 from mexplore.config import load_study
-from mexplore.errors import AlgorithmError
+from mexplore.errors import AlgorithmError, StudyFileError
 from mexplore.queue.build import build_algorithm
 from mexplore.runtime.session import check_study
 from mexplore.space import Float, Space
 from mexplore.types import Result, Status
-
-from helpers import REPO
 
 SPACE = Space(parameters={"x": Float(0.0, 1.0)}, constants={})
 
@@ -55,5 +54,5 @@ def test_study_keys_reach_the_algorithm_before_any_rank_starts():
                        ['algorithm.name="optuna.tpe"', 'algorithm.pruner="hyperband"'])
     assert study.to_dict()["algorithm"]["pruner"] == "hyperband"
     check_study(study)
-    with pytest.raises(AlgorithmError, match="does not prune"):
+    with pytest.raises(StudyFileError, match=r"quickstart.toml: \[algorithm\] algorithm 'random' does not prune"):
         check_study(load_study(REPO / "studies" / "quickstart.toml", ['algorithm.pruner="median"']))

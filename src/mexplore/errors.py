@@ -16,9 +16,18 @@ class StudyFileError(MexploreError):
 
     def __init__(self, source: str, key: str, value: object, expected: str, hint: str = "") -> None:
         self.source, self.key, self.value, self.expected, self.hint = source, key, value, expected, hint
-        shown = "(missing)" if value is _MISSING else repr(value)
+        shown = "(missing)" if value is _MISSING else _shortened(repr(value))
         message = f"{source}: {key} = {shown}: expected {expected}"
         super().__init__(f"{message} ({hint})" if hint else message)
+
+
+SHOWN_LENGTH = 200
+"""A value's text is cut to this many characters in a message: a 10 MB string or a list
+nested 600 deep must not bury what to fix."""
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= SHOWN_LENGTH else f"{text[:SHOWN_LENGTH]}… ({len(text)} characters)"
 
 
 class _Missing:
@@ -37,6 +46,21 @@ class AlgorithmError(MexploreError):
 
 class WorkerError(MexploreError):
     """A worker cannot go on (its model would not import, say); the run stops cleanly."""
+
+
+class Interrupted(BaseException):
+    """Raised inside a running model when its worker got a stop signal (the worker's signal
+    handler raises it; see ``runtime/signals.py``).
+
+    A BaseException, so a model's ``except Exception`` does not swallow it; and the one
+    exception a model's call lets through: anything else the model raises fails its task.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 class Pruned(Exception):

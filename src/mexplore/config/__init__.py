@@ -9,9 +9,11 @@ from .study import (
     AlgorithmSection,
     ModelSection,
     Study,
+    StudyFileProblem,
     StudySection,
     UnreadableStudyFile,
     load_study,
+    space_from_table,
 )
 
 __all__ = [
@@ -19,7 +21,9 @@ __all__ = [
     "CacheSection",
     "ModelSection",
     "Study",
+    "StudyFileProblem",
     "StudySection",
     "UnreadableStudyFile",
     "load_study",
+    "space_from_table",
 ]

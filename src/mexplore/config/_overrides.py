@@ -40,21 +40,37 @@ def _parse_one(text: str) -> Override:
         raise StudyFileError("--set", text, MISSING, FORM)
     raw_key, raw_value = text.split("=", 1)
     key = tuple(part.strip() for part in raw_key.split("."))
-    value = parse_value(raw_value.strip())
+    try:
+        value = parse_value(raw_value.strip())
+    except NotAValue as error:
+        raise StudyFileError("--set", raw_key.strip(), raw_value.strip(), "a TOML value", str(error)) from None
     if not all(key):
         raise StudyFileError("--set", raw_key.strip() or "''", value, FORM)
     return Override(key, value, text)
+
+
+class NotAValue(ValueError):
+    """The text starts as a TOML table, list or string but does not parse as one."""
+
+
+STRUCTURED = ("{", "[", '"', "'")
+"""How a TOML table, list or string starts: such text is never meant as plain text."""
 
 
 def parse_value(text: str) -> Any:
     """A TOML value (``5``, ``0.5``, ``true``, ``[1, 2]``, ``"x"``), else the text itself.
 
     The fallback lets ``--set study.name=foo`` work without quoting; ``2024`` stays a number,
-    so a string that looks like one needs TOML quotes: ``--set 'study.name="2024"'``.
+    so a string that looks like one needs TOML quotes: ``--set 'study.name="2024"'``. Text
+    that starts like a table, list or string but does not parse (``{type="float", low=0``)
+    raises :class:`NotAValue` with the reason instead of silently becoming a string.
     """
     try:
         parsed = tomllib.loads("v = " + text)
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError) as error:
+        if text.startswith(STRUCTURED):
+            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+            raise NotAValue(reason) from None
         return text
     return parsed["v"] if list(parsed) == ["v"] else text
 

@@ -47,7 +47,7 @@ class Table(BaseModel):
 
 
 class StudyTable(Table):
-    name: str = Field(description="a name of letters, digits, '-', '_' and '.'")
+    name: str = Field(max_length=128, description="a name of at most 128 letters, digits, '-', '_' and '.'")
     budget: int | None = Field(None, ge=1, description="an integer >= 1")
     objective: str | list[str] = Field(
         "objective", description="a key name, or a non-empty list of key names"
@@ -56,6 +56,7 @@ class StudyTable(Table):
         "minimize", description="'minimize' or 'maximize', or a list of them"
     )
     output: str | None = Field(None, min_length=1, description="a directory path")
+    optuna_journal: bool = Field(False, description="true or false")
 
 
 class ModelTable(Table):
@@ -69,7 +70,9 @@ class ModelTable(Table):
         None, description='a duration such as "30s", "10m", "2h" or "1h30m", or a number of seconds > 0'
     )
     retries: int = Field(0, ge=0, description="an integer >= 0")
-    on_error: Literal["record", "abort"] = Field("record", description="'record' or 'abort'")
+    on_error: Literal["record", "continue", "abort"] = Field(
+        "record", description="one of 'record', 'continue', 'abort'"
+    )
     isolate: bool = Field(False, description="true or false")
 
 

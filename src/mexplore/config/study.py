@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from ..errors import MISSING, StudyFileError
 from ..space import Categorical, Float, Grid, Int, Parameter, Space
 from ..types import TABLE_COLUMNS
 from . import _overrides
+from ._limits import MAX_DEPTH, check_values
 from ._schema import (
     PARAMETER_TABLES,
     AlgorithmTable,
@@ -44,6 +46,7 @@ from .model import ModelSection, absolute, resolve_model
 from .warm_start import resolve_from, resolve_initial
 
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
+_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _CONSTANT_TYPES = (bool, int, float, str, list)
 
 
@@ -56,6 +59,8 @@ class StudySection:
 
     ``budget`` is the number of evaluations, or None to run until the algorithm is done (a
     sweep runs all its points). ``objective`` and ``direction`` always have the same length.
+    ``optuna_journal``: the master keeps ``<output>/optuna-journal.log`` up to date, for
+    optuna-dashboard (docs/export.md).
     """
 
     name: str
@@ -63,6 +68,7 @@ class StudySection:
     objective: tuple[str, ...]
     direction: tuple[str, ...]
     output: Path
+    optuna_journal: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,8 @@ class Study:
             "direction": list(self.study.direction),
             "output": str(self.study.output),
         }
+        if self.study.optuna_journal:
+            study["optuna_journal"] = True
         algorithm: dict[str, Any] = {
             "name": self.algorithm.name,
             "policy": self.algorithm.policy,
@@ -168,24 +176,31 @@ def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
     data = read_toml(Path(path))
     _overrides.apply(data, parsed, source)
     try:
+        check_values(data)
         return _resolve(Path(os.path.abspath(path)), validate(StudyFileTable, data))
     except Problem as problem:
         raise study_file_error(problem, source, parsed) from None
 
 
-class UnreadableStudyFile(StudyFileError):
-    """The file itself cannot be read or is not TOML, so there is no key to name.
+class StudyFileProblem(StudyFileError):
+    """A problem told as a sentence after the file's name, where ``key = value: expected``
+    does not fit: the file cannot be read, or a section is refused by the code it names
+    (an algorithm rejecting its options). Still a :class:`StudyFileError`: callers catch one
+    type."""
 
-    Still a :class:`StudyFileError` (callers catch one type), with a message that reads as the
-    problem instead of ``key = value``.
-    """
-
-    def __init__(self, source: str, problem: str) -> None:
-        super().__init__(source, "", MISSING, "a readable TOML file", problem)
+    def __init__(self, source: str, problem: str, expected: str = "a usable study file") -> None:
+        super().__init__(source, "", MISSING, expected, problem)
         self.problem = problem
 
     def __str__(self) -> str:
         return f"{self.source}: {self.problem}"
+
+
+class UnreadableStudyFile(StudyFileProblem):
+    """The file itself cannot be read or is not TOML, so there is no key to name."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(source, problem, "a readable TOML file")
 
 
 # --------------------------------------------------------------------------- reading
@@ -194,6 +209,9 @@ class UnreadableStudyFile(StudyFileError):
 def read_toml(path: Path) -> dict[str, Any]:
     """The parsed file; tomllib's message already says the line and column of a syntax error."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode) and not path.is_dir():
+            # a FIFO or a device would block or never end: nobody means one as a study
+            raise UnreadableStudyFile(str(path), "is not a regular file (a pipe or a device?)")
         with path.open("rb") as file:
             return tomllib.load(file)
     except FileNotFoundError:
@@ -206,6 +224,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise UnreadableStudyFile(str(path), f"is not UTF-8 text: {exc.reason}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UnreadableStudyFile(str(path), f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise UnreadableStudyFile(str(path), f"tables or lists nested too deeply (at most {MAX_DEPTH} levels)") from None
 
 
 def study_file_error(
@@ -248,6 +268,7 @@ def _resolve_study(table: StudyTable) -> StudySection:
         objective=objective,
         direction=_directions(table.direction, len(objective)),
         output=absolute(table.output or f"runs/{table.name}"),
+        optuna_journal=table.optuna_journal,
     )
 
 
@@ -307,11 +328,24 @@ def _resolve_algorithm(table: AlgorithmTable, space: Space, study: StudySection)
 # --------------------------------------------------------------------------- the space
 
 
+def space_from_table(entries: Mapping[str, Any], source: str) -> Space:
+    """The :class:`Space` of a ``[space]`` table read from ``source`` (a run's study.toml,
+    say), checked as a study file's is."""
+    try:
+        return _resolve_space(entries)
+    except Problem as problem:
+        raise study_file_error(problem, source, ()) from None
+
+
 def _resolve_space(entries: Mapping[str, Any]) -> Space:
     """Split ``[space]`` into parameters (tables) and constants (anything else), in file order."""
     parameters: dict[str, Parameter] = {}
     constants: dict[str, Any] = {}
     for name, entry in entries.items():
+        if not _PARAMETER_NAME.fullmatch(name):
+            expected = ("a name of letters, digits, '_' and '-' that starts with a letter or '_' "
+                        "(it is a {placeholder} in commands, a results column and an HDF5 name)")
+            raise Problem(("space", name), entry, expected)
         if isinstance(entry, Mapping):
             parameters[name] = _parameter(name, entry)
         elif isinstance(entry, _CONSTANT_TYPES):
@@ -357,6 +391,9 @@ def _int(at: Key, table: IntTable) -> Int:
         raise _broken(at, "low", table.low, "an integer > 0, because log = true", because="log")
     if table.log and table.step != 1:
         raise _broken(at, "step", table.step, "1, because log = true", because="log")
+    if table.step > table.high - table.low > 0:
+        raise _broken(at, "step", table.step, f"at most high - low ({table.high - table.low}): with this "
+                      "step low is the only value", because="high")
     return Int(low=table.low, high=table.high, step=table.step, log=table.log)
 
 
