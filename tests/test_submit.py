@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO, journal, write_study
+
 from mexplore.batch import SHIPPED_SITES, clock
 from mexplore.cli.main import main
 from mexplore.config.site import known_sites, load_site, walltime_option
@@ -213,11 +213,23 @@ def test_an_unknown_site_lists_the_known_ones(dry_run) -> None:
     assert "did you mean 'polaris'?" in done.stderr
 
 
-def test_a_batch_site_needs_an_account_and_says_how_to_give_it(project: Path, dry_run) -> None:
-    done = dry_run("--site", "frontier", "--nodes", "1", "--dry-run")
+def test_a_batch_site_needs_an_account_to_submit_and_says_how_to_give_it(project: Path) -> None:
+    env = fake_command(project, "sbatch", "777;frontier")
+    done = submit(project, "--site", "frontier", "--nodes", "1", env=env)
     assert done.returncode == 2
     assert "frontier.toml: account = (missing)" in done.stderr and "--set site.account=NAME" in done.stderr
-    assert not (project / "out").exists()
+    assert not (project / "out").exists() and not (project / "sbatch.args").exists()
+
+
+@pytest.mark.parametrize("site,line", [("polaris", "#PBS -A <ACCOUNT>\n"), ("frontier", "#SBATCH --account=<ACCOUNT>\n")])
+def test_a_dry_run_without_an_account_shows_a_placeholder_and_warns(project: Path, dry_run, site, line) -> None:
+    done = dry_run("--site", site, "--nodes", "1", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert line in done.stdout
+    assert (f"mexplore: warning: site {site!r} names no account, so the script charges <ACCOUNT>; to submit "
+            "it, add --set site.account=NAME") in done.stderr
+    given = dry_run("--site", site, "--nodes", "1", "--dry-run", "--set", "site.account=P")
+    assert "<ACCOUNT>" not in given.stdout and "warning" not in given.stderr
 
 
 def test_a_bad_study_writes_no_script(project: Path, dry_run) -> None:

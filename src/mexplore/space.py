@@ -1,15 +1,16 @@
 """The search space: named parameters, how to sample them and how to enumerate them, and
-when two parameter sets are the same point (:func:`point_key`).
+when two parameter sets are the same point (:func:`point_key`), and whether a point an
+algorithm proposed lies in the space (:class:`ProposalCheck`).
 
-Validation of user input happens in ``config/``; objects here are assumed well formed, so
-algorithms can use them without re-checking. numpy only.
+Validation of the study file happens in ``config/``; objects here are assumed well formed,
+so algorithms can use them without re-checking. numpy only.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
@@ -32,7 +33,8 @@ class Float:
         return float(rng.uniform(self.low, self.high))
 
     def contains(self, value: Any) -> bool:
-        return isinstance(value, (int, float)) and self.low <= value <= self.high
+        """Whether ``value`` is one of this parameter's (the rules: :class:`ProposalCheck`)."""
+        return not param_problem(self, value)
 
     def values(self) -> Sequence[Any]:
         raise TypeError("a float range has no finite list of values")
@@ -53,11 +55,8 @@ class Int:
         return self.low + self.step * int(rng.integers(count))
 
     def contains(self, value: Any) -> bool:
-        return (
-            isinstance(value, int)
-            and self.low <= value <= self.high
-            and (value - self.low) % self.step == 0
-        )
+        """Whether ``value`` is one of this parameter's (the rules: :class:`ProposalCheck`)."""
+        return not param_problem(self, value)
 
     def values(self) -> range:
         return range(self.low, self.high + 1, self.step)
@@ -71,7 +70,8 @@ class Categorical:
         return self.choices[int(rng.integers(len(self.choices)))]
 
     def contains(self, value: Any) -> bool:
-        return value in self.choices
+        """Whether ``value`` is one of this parameter's (the rules: :class:`ProposalCheck`)."""
+        return not param_problem(self, value)
 
     def values(self) -> list[Any]:
         return list(self.choices)
@@ -87,7 +87,8 @@ class Grid:
         return self.values_[int(rng.integers(len(self.values_)))]
 
     def contains(self, value: Any) -> bool:
-        return value in self.values_
+        """Whether ``value`` is one of this parameter's (the rules: :class:`ProposalCheck`)."""
+        return not param_problem(self, value)
 
     def values(self) -> list[Any]:
         return list(self.values_)
@@ -143,6 +144,176 @@ class Space:
     def grid_size(self) -> int:
         """How many points :meth:`grid_points` yields, computed without enumerating them."""
         return math.prod(len(values) for _, values in self.grid_axes())
+
+REPEAT = "repeat"
+"""The parameter a sweep with ``repeats`` adds to each point (0, 1, ...): allowed in a
+proposal besides ``[space]``, as a non-negative int."""
+
+
+class ProposalCheck:
+    """Stops a run whose algorithm proposes a point outside ``[space]``.
+
+    Called on every proposal as it enters the master's bookkeeping, so it is compiled once
+    per run: one small test per parameter, and a fast path (a dict with exactly the
+    expected names, every value passing) that costs about a microsecond for a handful of
+    parameters. Only a point that fails is looked at again, slowly, to say exactly what is
+    wrong: the algorithm, the parameter, the value and the bound or type expected.
+
+    The rules: a proposal is a dict naming every parameter and every constant (with the
+    constant's value), and nothing else but ``repeat``; a ``float`` takes an int or a float
+    (not a bool) within its range; an ``int`` takes an int only (not a bool, not 3.0: the
+    model would get a float where it counts on an int) on its step from ``low``; a
+    ``categorical`` or ``grid`` takes a value equal to one of its choices, where a bool
+    matches only a bool (``True == 1`` in Python, but not in a study).
+    """
+
+    def __init__(self, space: Space, algorithm: str) -> None:
+        self.space, self.algorithm = space, algorithm
+        self._names = frozenset(space.parameters) | frozenset(space.constants)
+        self._with_repeat = self._names | {REPEAT}
+        self._tests = [(name, _compile(param)) for name, param in space.parameters.items()]
+        self._constants = list(space.constants.items())
+
+    def __call__(self, point: Any) -> None:
+        """Raise :class:`AlgorithmError` unless ``point`` lies in the space."""
+        if type(point) is dict and (point.keys() == self._names or (
+                point.keys() == self._with_repeat and _is_count(point[REPEAT]))):
+            for name, test in self._tests:
+                if not test(point[name]):
+                    break
+            else:
+                for name, value in self._constants:
+                    if not _same(point[name], value):
+                        break
+                else:
+                    return
+        why = self.problem(point)
+        if why:
+            raise AlgorithmError(f"algorithm {self.algorithm!r} proposed {why}; the run stops (finished "
+                                 "tasks are kept: fix the algorithm and run again to resume)")
+
+    def problem(self, point: Any) -> str:
+        """What is wrong with ``point``, worded to follow "proposed"; "" when it lies in the space."""
+        space = self.space
+        if not isinstance(point, dict):
+            return f"{point!r} ({type(point).__name__}), not a dict of parameter values"
+        for name, param in space.parameters.items():
+            if name not in point:
+                return (f"a point without parameter {name!r} ({point!r}); every proposal names every "
+                        f"parameter of [space]: {', '.join(space.parameters)}")
+            why = param_problem(param, point[name])
+            if why:
+                return f"{name} = {point[name]!r} ([space] {name}: {why})"
+        for name, value in space.constants.items():
+            if name not in point:
+                return (f"a point without the constant {name} = {value!r} ({point!r}); every proposal "
+                        "carries the constants of [space] (space.sample(rng) adds them, or "
+                        "{**point, **space.constants})")
+            if not _same(point[name], value):
+                return f"{name} = {point[name]!r}, but [space] holds the constant {name} = {value!r}"
+        for name in point:
+            if name == REPEAT and name not in self._names:
+                if not _is_count(point[name]):
+                    return f"{REPEAT} = {point[name]!r}: expected a sweep's repeat number, an int >= 0"
+            elif name not in self._names:
+                return (f"{name} = {point[name]!r}, which is not in [space] (its names: "
+                        f"{', '.join(space.names)})")
+        return ""
+
+
+def param_problem(param: Parameter, value: Any) -> str:
+    """Why ``value`` is not a value of ``param`` ("" when it is), naming the bound or type."""
+    if isinstance(param, (Float, Int)):
+        kind, takes, what = (("a float", _is_real, "an int or a float") if isinstance(param, Float)
+                             else ("an int", _is_integer, "an int"))
+        if not takes(value):
+            return f"{kind} parameter takes {what}, not {type(value).__name__}"
+        if not value >= param.low:  # also NaN
+            return f"below low = {param.low!r}" if value < param.low else f"outside {param.low!r}..{param.high!r}"
+        if value > param.high:
+            return f"above high = {param.high!r}"
+        if isinstance(param, Int) and (value - param.low) % param.step:
+            below = value - (value - param.low) % param.step
+            return (f"not on the step: low = {param.low}, step = {param.step} "
+                    f"(nearest: {below} or {below + param.step})")
+        return ""
+    choices = param.choices if isinstance(param, Categorical) else param.values_
+    if _member(choices)(value):
+        return ""
+    kind = "choices" if isinstance(param, Categorical) else "grid values"
+    bool_care = " (a bool matches only a bool)" if _is_bool(value) and any(_equal(value, c) for c in choices) else ""
+    return f"not one of the {kind} {list(choices)!r}{bool_care}"
+
+
+def _compile(param: Parameter) -> Callable[[Any], bool]:
+    """A fast test of one parameter's values; :func:`param_problem` says why one fails."""
+    if isinstance(param, Float):
+        low, high = param.low, param.high
+        return lambda v: (type(v) is float or _is_real(v)) and low <= v <= high
+    if isinstance(param, Int):
+        low, high, step = param.low, param.high, param.step
+        if step == 1:
+            return lambda v: (type(v) is int or _is_integer(v)) and low <= v <= high
+        return lambda v: (type(v) is int or _is_integer(v)) and low <= v <= high and (v - low) % step == 0
+    return _member(param.choices if isinstance(param, Categorical) else param.values_)
+
+
+def _member(choices: Sequence[Any]) -> Callable[[Any], bool]:
+    """Membership by equality, where a bool matches only a bool (``True == 1`` in Python):
+    bools are looked up among the bool choices, other values among the others, in sets
+    where they can be hashed (lists cannot)."""
+    bools, plain, listed = set(), set(), []
+    for choice in choices:
+        if _is_bool(choice):
+            bools.add(choice)
+        else:
+            try:
+                plain.add(choice)
+            except TypeError:
+                listed.append(choice)
+
+    def member(value: Any) -> bool:
+        try:
+            if type(value) is bool or isinstance(value, np.bool_):
+                return value in bools
+            if value in plain:
+                return True
+        except TypeError:
+            pass
+        return any(_same(value, choice) for choice in listed)
+
+    return member
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    """An int or a float (numpy's included), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not _is_bool(value)
+
+
+def _is_integer(value: Any) -> bool:
+    """An int (numpy's included), not a bool and not an integral float."""
+    return isinstance(value, (int, np.integer)) and not _is_bool(value)
+
+
+def _is_count(value: Any) -> bool:
+    return _is_integer(value) and value >= 0
+
+
+def _same(value: Any, expected: Any) -> bool:
+    """Equal, with a bool equal only to a bool, and a value always equal to itself (NaN)."""
+    return value is expected or (_is_bool(value) == _is_bool(expected) and _equal(value, expected))
+
+
+def _equal(value: Any, other: Any) -> bool:
+    try:
+        return bool(value == other)
+    except (TypeError, ValueError):  # numpy arrays compare elementwise
+        return False
+
 
 def point_key(params: dict[str, Any]) -> str:
     """A canonical text form of a parameter set: equal points give equal keys."""

@@ -25,6 +25,9 @@ SCRIPT_NAMES = {"local": "submit.sh", "pbs": "submit.pbs", "slurm": "submit.sbat
 RESUBMIT = {"local": "bash", "pbs": "qsub", "slurm": "sbatch"}
 LOG_DIR = "logs"
 SLURM_SIGNAL_MAX = 65535
+ACCOUNT_PLACEHOLDER = "<ACCOUNT>"
+"""Shown for the account of a dry run's script when the site names none: visible, and
+refused by the scheduler if the script is submitted as it is."""
 """The largest ``@<seconds>`` that ``sbatch --signal`` accepts."""
 
 
@@ -118,16 +121,17 @@ def _directives(site: Site, job: Job) -> list[str]:
         return []
     assert job.walltime is not None  # _check refuses a batch job without one
     logs = job.output / LOG_DIR
+    account = ACCOUNT_PLACEHOLDER if site.account is None else site.account
     if site.scheduler == "pbs":
         options = [f"-N {job.name}", f"-l select={job.nodes}", f"-l walltime={clock(job.walltime)}",
                    *([f"-q {site.queue}"] if site.queue else []),
-                   *([f"-A {site.account}"] if site.account else []),
+                   *([f"-A {account}"] if account else []),
                    "-j oe", f"-o {logs}/", *site.directives]
         return [f"#PBS {option}" for option in options]
     options = [f"--job-name={job.name}", f"--nodes={job.nodes}", f"--time={clock(job.walltime)}",
                *([f"--partition={site.queue}"] if site.queue else []),
                *([f"--qos={site.qos}"] if site.qos else []),
-               *([f"--account={site.account}"] if site.account else []),
+               *([f"--account={account}"] if account else []),
                f"--output={logs}/%x-%j.out", f"--signal=USR1@{int(site.stop_before)}", *site.directives]
     return [f"#SBATCH {option}" for option in options]
 

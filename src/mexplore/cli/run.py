@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from functools import partial
+from pathlib import Path
 
 from ..errors import MexploreError
 
@@ -30,17 +31,21 @@ def run_command(args: argparse.Namespace) -> int:
 
         die_with_launcher()
         return run_mpi(load, progress, ignored_ranks=args.ranks, signals=signals)
-    try:
-        from ..runtime.session import check_study
-
-        check_study(load())  # refuse a bad study before any rank starts
-    except MexploreError as error:
-        print(f"mexplore: error: {error}", file=sys.stderr)
-        return 2
-    ranks = args.ranks or os.cpu_count() or 2
+    ranks = (os.cpu_count() or 2) if args.ranks is None else args.ranks
     if ranks < 1:
         print(f"mexplore: error: -n {ranks}: expected at least 1 rank", file=sys.stderr)
         return 2
+    try:
+        from ..runtime.session import check_study
+
+        study = load()
+        check_study(study)  # refuse a bad study before any rank starts
+    except MexploreError as error:
+        print(f"mexplore: error: {error}", file=sys.stderr)
+        return 2
+    refused = _output_in_use(study.study.output)
+    if refused is not None:
+        return refused
     if ranks == 1:
         from ..runtime.entry import run_inproc
 
@@ -50,6 +55,29 @@ def run_command(args: argparse.Namespace) -> int:
               "run the same command again to start it", file=sys.stderr)
         return 128 + signals.signum
     return _exec_mpiexec(ranks, args, overrides, progress)
+
+
+def _output_in_use(output: Path) -> int | None:
+    """Refuse at once, as the master would, an output directory another run holds: without
+    this, the ranks start (seconds, or a queue wait inside a batch job) only to be refused.
+    The lock is taken and given back at once; the master takes it again for good, and
+    stays the real guard against a run that starts in between."""
+    from ..runtime.entry import OUTPUT_IN_USE
+    from ..store.lock import OutputInUse, OutputLock
+
+    if not output.is_dir():  # no run has made it yet: nothing to hold
+        return None
+    try:
+        OutputLock.acquire(output).release()
+    except OutputInUse as error:
+        print(f"mexplore: error: {error}", file=sys.stderr)
+        return OUTPUT_IN_USE
+    except MexploreError as error:  # a bad $MEXPLORE_OUTPUT_LOCK
+        print(f"mexplore: error: {error}", file=sys.stderr)
+        return 2
+    except OSError:  # unwritable and the like: the master says it, in its words
+        return None
+    return None
 
 
 def _load_study(path: str, overrides: list[str]):

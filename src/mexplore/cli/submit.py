@@ -2,7 +2,8 @@
 into its output directory, submit it (or, with ``--dry-run``, print it).
 
 Nothing is written before the study, its algorithm and the site file have all been
-checked. ``--set site.KEY=VALUE`` changes the site file for this submission (its account,
+checked. A dry run renders a batch site's script even without an account, with a
+placeholder and a warning, since it is for looking. ``--set site.KEY=VALUE`` changes the site file for this submission (its account,
 queue...); every other ``--set`` changes the study and is passed on to ``mexplore run`` in
 the script.
 """
@@ -41,6 +42,12 @@ def submit_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(text, end="")
         print(f"mexplore: wrote {script} (--dry-run: not submitted)", file=sys.stderr)
+        if site.scheduler != "local" and site.account is None:
+            from ..batch.script import ACCOUNT_PLACEHOLDER
+            from ..config.site import ACCOUNT_HINT
+
+            print(f"mexplore: warning: site {site.name!r} names no account, so the script charges "
+                  f"{ACCOUNT_PLACEHOLDER}; to submit it, {ACCOUNT_HINT}", file=sys.stderr)
         return 0
     return _hand_over(site, job, script)
 
@@ -57,7 +64,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Site, Job, str]:
     output = [f"study.output={json.dumps(os.path.abspath(args.output))}"] if args.output else []
     study = load_study(args.study, study_texts + output)
     check_study(study)
-    site = load_site(find_site(args.site, [Path(SITE_FOLDER).absolute(), SHIPPED_SITES]), site_texts)
+    site = load_site(find_site(args.site, [Path(SITE_FOLDER).absolute(), SHIPPED_SITES]), site_texts,
+                     account_needed=not args.dry_run)  # a dry run is for looking: a placeholder will do
     walltime = site.walltime if args.walltime is None else walltime_option(args.walltime)
     job = Job(name=study.study.name, study_file=Path(os.path.abspath(args.study)),
               output=study.study.output, workdir=Path.cwd(), python=sys.executable,

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from ..errors import MISSING, StudyFileError
 from . import _overrides
+from ._limits import check_values
 from ._schema import Key, Problem, Table, suggest, validate
 from .model import seconds
 from .study import read_toml, study_file_error
@@ -34,7 +35,8 @@ LAUNCHER_PLACEHOLDERS = ("ranks", "nodes", "ranks_per_node", "gpus_per_node", "m
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${VAR} is left to the shell
 _CLOCK = re.compile(r"(\d+):([0-5]\d):([0-5]\d)")
 _DURATION_EXPECTED = 'a duration such as "30m", "2h", "1h30m" or "01:30:00", or a number of seconds > 0'
-_ACCOUNT_HINT = "add --set site.account=NAME, or set account in a copy of the site file in ./site-settings/"
+ACCOUNT_HINT = "add --set site.account=NAME, or set account in a copy of the site file in ./site-settings/"
+"""How to give a batch site its account: said where one is missing."""
 
 
 class SiteTable(Table):
@@ -64,7 +66,8 @@ class SiteTable(Table):
 class Site:
     """A validated site, named after its file. Durations are seconds; ``launcher`` still holds its placeholders
     (``{ranks}``...), which only the job's size can fill. ``account`` is "" when the site
-    has none to give; it is never missing for a batch scheduler."""
+    has none to give; for a batch scheduler it is None only in a site loaded without
+    ``account_needed`` (a dry run, which shows a placeholder)."""
 
     name: str
     scheduler: str
@@ -121,14 +124,17 @@ def split_overrides(texts: Sequence[str]) -> tuple[list[str], list[str]]:
 # --------------------------------------------------------------------------- loading
 
 
-def load_site(path: Path, overrides: Sequence[str] = ()) -> Site:
-    """Read, override (``site.KEY=VALUE`` texts), validate and resolve the site file."""
+def load_site(path: Path, overrides: Sequence[str] = (), *, account_needed: bool = True) -> Site:
+    """Read, override (``site.KEY=VALUE`` texts), validate and resolve the site file.
+    A batch site without an account is refused unless ``account_needed`` is False: a dry
+    run only shows the script, so it renders one without."""
     source = str(path)
     parsed = [_overrides.Override(o.key[1:], o.value, o.text) for o in _overrides.parse(overrides)]
     data = read_toml(path)
     _overrides.apply(data, parsed, source)
     try:
-        return _resolve(path, validate(SiteTable, data))
+        check_values(data)
+        return _resolve(path, validate(SiteTable, data), account_needed)
     except Problem as problem:
         raise study_file_error(problem, source, parsed) from None
 
@@ -158,7 +164,7 @@ def walltime_option(text: str) -> float:
         raise StudyFileError("--walltime", "walltime", text, problem.expected) from None
 
 
-def _resolve(source: Path, table: SiteTable) -> Site:
+def _resolve(source: Path, table: SiteTable, account_needed: bool) -> Site:
     """The rules between keys: what a scheduler needs and what it cannot use."""
     unknown = sorted(set(_PLACEHOLDER.findall(table.launcher)) - set(LAUNCHER_PLACEHOLDERS))
     if unknown:
@@ -169,8 +175,8 @@ def _resolve(source: Path, table: SiteTable) -> Site:
     if table.local_dir is not None and any(c in table.local_dir for c in '"`\\'):
         raise Problem(("local_dir",), table.local_dir, "a directory path without \", ` or \\",
                       "the script writes it in double quotes, so that $VARIABLES in it expand")
-    if table.scheduler != "local" and table.account is None:
-        raise Problem(("account",), MISSING, "the project or allocation to charge", _ACCOUNT_HINT)
+    if account_needed and table.scheduler != "local" and table.account is None:
+        raise Problem(("account",), MISSING, "the project or allocation to charge", ACCOUNT_HINT)
     return Site(
         name=source.stem,
         scheduler=table.scheduler,

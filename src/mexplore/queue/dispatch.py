@@ -9,7 +9,7 @@ holds. It never touches MPI, files or the algorithm: the master loop feeds it ev
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -27,12 +27,18 @@ class Dispatcher:
     The ready set and its slot total are kept up to date, so a round of the master loop
     costs the same with 4 workers or 4,000. How many slots a worker has may follow the
     typical task length (a moving average of the results' run times), as the policy says.
+
+    ``check`` sees every proposal before it is numbered and raises to refuse it (the run's
+    :class:`~mexplore.space.ProposalCheck`): a bad point never gets an id, a worker or a
+    journal line.
     """
 
     def __init__(
         self, workers: Iterable[int], policy: Policy, budget: int | None, retries: int = 0,
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.policy = policy
+        self.check = check
         self.budget = budget
         self.retries = retries
         self.finished = 0
@@ -58,7 +64,11 @@ class Dispatcher:
     def number(self, params_list: Iterable[dict[str, Any]], algorithm_time: float = 0.0) -> list[Task]:
         """The algorithm's proposals as new tasks, with consecutive ids in the order given;
         each cost ``algorithm_time`` to propose. They wait for :meth:`enqueue` (or
-        :meth:`answered_without_running`)."""
+        :meth:`answered_without_running`). Each is checked first, when there is a ``check``."""
+        if self.check is not None:
+            params_list = list(params_list)
+            for params in params_list:
+                self.check(params)
         first = self.next_id
         tasks = [Task(first + i, params, 0, 0.0, algorithm_time) for i, params in enumerate(params_list)]
         self.next_id += len(tasks)

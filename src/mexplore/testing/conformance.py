@@ -20,7 +20,7 @@ import numpy as np
 
 from ..algorithms.base import Algorithm, StudyInfo
 from ..objectives import Direction
-from ..space import Categorical, Float, Grid, Int, Space, point_key
+from ..space import Categorical, Float, Grid, Int, ProposalCheck, Space, point_key
 from ..types import Result, Status
 
 MIXED_SPACE = Space(
@@ -86,6 +86,7 @@ def drive(
     rng = np.random.default_rng(order_seed)
     outcomes = outcomes or Outcomes()
     name = algorithm.name
+    check = ProposalCheck(space, name)  # the engine's own rules, so the suite and a run agree
     running: list[tuple[int, dict[str, Any]]] = []  # (task id, point)
     told: list[Result] = []
     asked = 0
@@ -98,7 +99,7 @@ def drive(
             assert isinstance(proposals, list), f"{name}.ask({room}) returned {type(proposals).__name__}, not a list"
             assert len(proposals) <= room, f"{name}.ask({room}) returned {len(proposals)} points"
             for point in proposals:
-                _check_point(name, space, point)
+                assert not (why := check.problem(point)), f"{name} proposed {why}"
             running.extend((first_id + asked + i, point) for i, point in enumerate(proposals))
             asked += len(proposals)
         if not running:
@@ -125,15 +126,6 @@ def drive(
         algorithm.tell(results)
         told.extend(results)
     return told
-
-
-def _check_point(name: str, space: Space, point: Any) -> None:
-    assert isinstance(point, dict), f"{name} proposed {point!r}, not a dict"
-    for key, param in space.parameters.items():
-        assert key in point, f"{name} proposed {point} without parameter {key!r}"
-        assert param.contains(point[key]), f"{name} proposed {key} = {point[key]!r}, outside {param}"
-    for key, value in space.constants.items():
-        assert point.get(key) == value, f"{name} proposed {point} without constant {key} = {value!r}"
 
 
 def journaled(results: list[Result]) -> list[Result]:
