@@ -4,7 +4,15 @@ from mexplore.comms.messages import Flushed
 from mexplore.queue.dispatch import Dispatcher
 from mexplore.queue.keep import KeepPolicy
 from mexplore.queue.master_state import (
-    Ending, FlushesDone, Judge, MasterState, Notice, Record, ReserveIds, SendFlush, SendPrune,
+    Ending,
+    FlushesDone,
+    Judge,
+    MasterState,
+    Notice,
+    Record,
+    ReserveIds,
+    SendFlush,
+    SendPrune,
 )
 from mexplore.queue.memo import Memo
 from mexplore.queue.policies import Async
@@ -165,3 +173,81 @@ def test_task_ids_are_reserved_in_blocks_before_they_are_handed_out_and_never_re
     assert instructions == [ReserveIds(19)]  # recorded before anything is sent
     assert feed(s, *({"x": i} for i in range(10)))[0] == []  # ids 9..18: inside the block
     assert feed(s, {"x": 3})[0] == [ReserveIds(30)]
+
+
+def failed(task_id, error="KeyError: 'val_loss'"):
+    return ran(task_id, Status.FAILED, error=f"Traceback...\n{error}")
+
+
+def finish(s, worker, results):
+    """For each result in turn: propose a task, hand it to ``worker``, answer it so."""
+    for result in results:
+        assert s.proposal_ids(1)[0] == result.task_id
+        s.proposed([{"x": result.task_id}])
+        s.assign()
+        assert len(s.results(worker, [result])) == 1
+
+
+def test_a_session_whose_first_tasks_all_fail_for_one_reason_stops_early_once_in_flight_ones_are_recorded():
+    s = state(workers=(1,), budget=None, stop_early_after=3)
+    s.proposed([{"x": i} for i in range(5)])
+    s.assign()  # async: one task at a time on worker 1; four wait on the master
+    for task_id in (0, 1):
+        s.results(1, [failed(task_id)])
+        s.assign()
+    assert s.early_stop is None and s.ending(lambda: False) is None  # two failures say nothing yet
+    assert s.dispatcher.pending
+    s.results(1, [failed(2)])
+    assert s.early_stop.text == "KeyError: 'val_loss'" and s.early_stop.task_ids == [0, 1, 2]
+    assert s.wanted() == 0
+    s.results(1, [failed(task_id) for task_id in list(s.dispatcher.running)])  # what was in flight
+    assert s.ending(lambda: False) is Ending.FAILING
+    assert not s.dispatcher.pending  # the waiting tasks never ran: a resume proposes again
+
+
+def test_tasks_in_flight_finish_and_are_recorded_before_an_early_stop_ends_the_run():
+    s = state(workers=(1, 2, 3), budget=None, stop_early_after=2)
+    s.proposed([{"x": 0}, {"x": 1}, {"x": 2}])
+    worker_of = {send.tasks[0].id: send.worker for send in s.assign()}
+    s.results(worker_of[0], [failed(0)])
+    s.results(worker_of[1], [failed(1)])
+    assert s.early_stop is not None and s.wanted() == 0
+    assert s.ending(lambda: False) is None  # task 2 still runs
+    [record] = s.results(worker_of[2], [ran(2)])
+    assert isinstance(record, Record) and record.results[0].task_id == 2
+    assert s.ending(lambda: False) is Ending.FAILING
+
+
+def test_no_early_stop_when_one_first_task_succeeds_or_the_reasons_differ_or_it_is_off():
+    mixed = state(workers=(1,), budget=None, stop_early_after=3)
+    finish(mixed, 1, [failed(0), ran(1), failed(2)])
+    two_reasons = state(workers=(1,), budget=None, stop_early_after=3)
+    finish(two_reasons, 1, [failed(0), failed(1, "OSError: no input"), failed(2)])
+    off = state(workers=(1,), budget=None)
+    finish(off, 1, [failed(i) for i in range(20)])
+    for s in (mixed, two_reasons, off):
+        assert s.early_stop is None and s.wanted() > 0 and s.ending(lambda: False) is None
+    late = state(workers=(1,), budget=None, stop_early_after=3)
+    finish(late, 1, [ran(0), failed(1), failed(2), failed(3), failed(4)])
+    assert late.early_stop is None  # only the session's first tasks are judged
+
+
+def test_resumed_failures_do_not_count_toward_the_first_tasks_of_a_session():
+    s = state(workers=(1,), budget=None, stop_early_after=3)
+    s.resumed([failed(i) for i in range(10)])
+    finish(s, 1, [ran(10)])
+    finish(s, 1, [failed(11), failed(12)])
+    assert s.early_stop is None and s.succeeded == 1 and not s.none_succeeded
+
+
+def test_none_succeeded_counts_the_whole_run():
+    fresh = state(workers=(1,), budget=None)
+    assert not fresh.none_succeeded  # nothing ran: nothing to say
+    finish(fresh, 1, [ran(0, Status.PRUNED)])
+    assert not fresh.none_succeeded  # stopped on purpose is not failing
+    finish(fresh, 1, [failed(1)])
+    assert fresh.none_succeeded
+    resumed = state(workers=(1,), budget=None)
+    resumed.resumed([ran(0)])
+    finish(resumed, 1, [failed(1)])
+    assert not resumed.none_succeeded

@@ -1,6 +1,6 @@
 """``mexplore status OUTPUT``: how a run is going, from its files alone.
 
-It reads the journal (what finished), ``status.json`` (what the master runs now, and the last
+It reads the journal (what finished, and why tasks failed), ``status.json`` (what the master runs now, and the last
 flush) and the flushed cache files; it imports neither MPI nor pandas and writes nothing, so
 it is safe to call from a login node while the run goes on, as often as one likes.
 """
@@ -17,12 +17,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+from ..failures import FailureTally, is_failure
 from ..node import node_name
 from ..objectives import Direction, best_result, first_objective
 from ..types import Result
 
 STALE_AFTER = 180.0
 """A run whose master has not rewritten status.json for this long is probably gone."""
+REASONS_SHOWN = 5
+"""Failure reasons shown (the most frequent); ``mexplore results --failed`` lists every task."""
 
 
 def status_command(args: argparse.Namespace) -> int:
@@ -38,7 +41,7 @@ def status_command(args: argparse.Namespace) -> int:
     study = tomllib.loads((output / STUDY_AS_RUN).read_text())["study"]
     objective = _first(study.get("objective", "objective"))
     direction = Direction(_first(study.get("direction", Direction.MINIMIZE)))
-    counts, best = _tally(output / JOURNAL_NAME, direction)
+    counts, best, failures = _tally(output / JOURNAL_NAME, direction)
     live = read_status(output)
     print(f"study {study.get('name')!r} in {output}: {_state(live, HEARTBEAT)}")
     done = sum(counts.values())
@@ -48,6 +51,12 @@ def status_command(args: argparse.Namespace) -> int:
     print(f"  done {done}{budget}" + (f" ({split})" if split else "") + running)
     if best is not None:
         print(f"  best {objective} = {first_objective(best):.6g} (task {best.task_id})")
+    if failures.total:
+        print(f"  failures by reason ({failures.total} tasks):")
+        for reason in failures.most_common(REASONS_SHOWN):
+            print(f"    {reason.describe()}")
+        if len(failures) > REASONS_SHOWN:
+            print(f"    ({len(failures) - REASONS_SHOWN} more reasons: `mexplore results {output} --failed`)")
     flushed = [path for path in (output / CACHE_DIR).glob("*.h5")] if (output / CACHE_DIR).is_dir() else []
     if flushed:
         newest = max(path.stat().st_mtime for path in flushed)
@@ -58,19 +67,22 @@ def status_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tally(journal: Path, direction: Direction) -> tuple[Counter[str], Result | None]:
-    """Tasks by status and the best task, in one pass that never holds the whole journal:
-    this runs on login nodes, against journals of any size."""
+def _tally(journal: Path, direction: Direction) -> tuple[Counter[str], Result | None, FailureTally]:
+    """Tasks by status, the best task and the failures by reason, in one pass that never
+    holds the whole journal: this runs on login nodes, against journals of any size."""
     from ..store.journal import iter_records
 
     counts: Counter[str] = Counter()
+    failures = FailureTally()
 
     def results() -> Iterator[Result]:
         for record in iter_records(journal) if journal.exists() else ():
             counts[record["status"]] += 1
+            if is_failure(record["status"]):
+                failures.add(record["id"], record["status"], record.get("error"))
             yield Result.from_record(record)
 
-    return counts, best_result(results(), direction)
+    return counts, best_result(results(), direction), failures
 
 
 def _state(live: dict | None, heartbeat: float) -> str:

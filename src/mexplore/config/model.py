@@ -29,7 +29,9 @@ class ModelSection:
     Exactly one of ``python`` (``"/abs/file.py:function"`` or ``"package.module:function"``)
     and ``command`` (an argv list, absolute paths where an item named an existing file) is
     set. ``timeout`` is in seconds; ``retries`` re-runs a failed or timed-out task;
-    ``on_error`` is ``record`` (go on) or ``abort`` (stop once tasks in flight are done).
+    ``on_error`` is ``record`` (go on, but stop early when a session's first tasks all fail
+    for one reason: the model cannot work), ``continue`` (go on, always) or ``abort`` (stop
+    at the first failure); a stop waits for the tasks in flight.
     """
 
     python: str | None = None

@@ -4,8 +4,8 @@
 workers, flush answers, stop signals, the algorithm's proposals and the time it spent,
 the clock) and answers with typed instructions (send these tasks, prune that one, flush,
 record these results, tell the user this). It never touches MPI, files or the algorithm,
-so the tricky rules (budget, retries, abort, prune once, reuse, billing, the flush
-schedule) are tested with scripted events in milliseconds. :mod:`mexplore.runtime.master`
+so the tricky rules (budget, retries, abort, the early stop of a failing model, prune
+once, reuse, billing, the flush schedule) are tested with scripted events in milliseconds. :mod:`mexplore.runtime.master`
 is the thin loop that carries the instructions out.
 """
 
@@ -17,13 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..comms.messages import Flushed
-from ..types import Result, Status, Task, error_summary
+from ..failures import FailureTally, Reason, is_failure
+from ..types import Result, Task, error_summary
 from .dispatch import Dispatcher
 from .keep import KeepPolicy
 from .memo import Memo, reused
 
-FAILURES = (Status.FAILED, Status.TIMEOUT, Status.LOST)
-"""Statuses that end the run early under ``on_error = "abort"``."""
+STOP_EARLY_AFTER = 10
+"""Under ``on_error = "record"``, a session whose first this-many finished tasks all failed
+for one reason stops early: a model that cannot work (a misspelled objective key, a missing
+input) should not spend the whole budget. Tasks of earlier sessions do not count, so a
+resume after the model is fixed goes on."""
 ID_BLOCK = 1024
 """Task ids reserved at a time (:class:`ReserveIds`): a resume skips at most this many."""
 
@@ -106,18 +110,24 @@ class Ending(enum.Enum):
     """A stop signal came (to the master or a worker): the run stops, resumable."""
     ABORTED = "aborted"
     """A task failed under ``on_error = "abort"`` and what was in flight is recorded."""
+    FAILING = "failing"
+    """The session's first tasks all failed for one reason (:attr:`MasterState.early_stop`)
+    and what was in flight is recorded: the run stops, resumable."""
 
 
 class MasterState:
     """Everything the master remembers between events, besides the dispatcher's tasks.
 
     ``workers`` is how many answers a flush waits for; ``flush_every`` (seconds, or None)
-    schedules periodic flushes from the first :meth:`tick`.
+    schedules periodic flushes from the first :meth:`tick`. ``stop_early_after`` (None:
+    never) is how many of the session's first finished tasks, all failed for one reason,
+    stop the run early.
     """
 
     def __init__(
         self, dispatcher: Dispatcher, keep: KeepPolicy, *, workers: int, memo: Memo | None = None,
-        flush_every: float | None = None, abort_on_error: bool = False, id_block: int = ID_BLOCK,
+        flush_every: float | None = None, abort_on_error: bool = False,
+        stop_early_after: int | None = None, id_block: int = ID_BLOCK,
     ) -> None:
         self.dispatcher = dispatcher
         self.keep = keep
@@ -126,6 +136,13 @@ class MasterState:
         self.flush_every = flush_every
         self.abort_on_error = abort_on_error
         self.abort_reason: str | None = None
+        self.stop_early_after = stop_early_after
+        self.early_stop: Reason | None = None
+        """Why the run stops early: the one reason the session's first tasks all failed for."""
+        self._first_failures: FailureTally | None = FailureTally() if stop_early_after else None
+        self._first_seen = 0  # finished tasks of this session, until stop_early_after
+        self.succeeded = 0  # tasks of the whole run (resumed ones included) that finished ok
+        self.failed = 0  # and those that failed (see mexplore.failures.is_failure)
         self.stop_signal: int | None = None
         self._reports: dict[int, list[tuple[float, float]]] = {}  # per running task, until it ends
         self._pruning: set[int] = set()  # told to stop: judged once
@@ -144,6 +161,7 @@ class MasterState:
         self.keep.add(results)
         if self.memo is not None:
             self.memo.add(results)
+        self._tally(results)
 
     def results(self, worker: int, results: Iterable[Result], tell: bool = True) -> list[Instruction]:
         """Results from ``worker``. Retried ones go back to the queue (with a notice); the
@@ -158,11 +176,26 @@ class MasterState:
             self._pruning.discard(task.id)
             result.attach(task, self._reports.pop(task.id, []))
             final.append(result)
-            if self.abort_on_error and self.abort_reason is None and result.status in FAILURES:
+            if self.abort_on_error and self.abort_reason is None and is_failure(result.status):
                 self.abort_reason = f"task {result.task_id} {result.status.value}: {error_summary(result.error)}"
+            self._judge_first(result)
         if final:
             out.append(self._finished(final, tell))
         return out
+
+    def _judge_first(self, result: Result) -> None:
+        """Count one of the session's first finished tasks; once there are
+        ``stop_early_after`` of them, decide whether they all failed for one reason."""
+        tally = self._first_failures
+        if tally is None:
+            return
+        self._first_seen += 1
+        if is_failure(result.status):
+            tally.add(result.task_id, result.status, result.error)
+        if self._first_seen == self.stop_early_after:
+            if tally.total == self._first_seen and len(tally) == 1:
+                self.early_stop = tally.most_common(1)[0]
+            self._first_failures = None
 
     def report(self, task_id: int, step: float, value: float) -> list[Instruction]:
         """An intermediate value of a running task: kept for its result, and judged unless
@@ -251,8 +284,9 @@ class MasterState:
 
     # -- decisions ----------------------------------------------------------------------
     def wanted(self) -> int:
-        """How many proposals to ask the algorithm for now (none once the run aborts)."""
-        return 0 if self.abort_reason is not None else self.dispatcher.wanted()
+        """How many proposals to ask the algorithm for now (none once the run aborts or
+        stops early)."""
+        return 0 if self._stopping else self.dispatcher.wanted()
 
     def ending(self, algorithm_finished: Callable[[], bool]) -> Ending | None:
         """Whether the loop should stop now. ``algorithm_finished`` is asked only when
@@ -260,19 +294,36 @@ class MasterState:
         dispatcher = self.dispatcher
         if self.stop_signal is not None:
             return Ending.SIGNALLED
-        if self.abort_reason is not None:
+        if self._stopping:
             dispatcher.withdraw_pending()
-            return Ending.ABORTED if dispatcher.idle else None
+            if not dispatcher.idle:
+                return None
+            return Ending.ABORTED if self.abort_reason is not None else Ending.FAILING
         if dispatcher.idle and (dispatcher.budget_spent or algorithm_finished()):
             return Ending.DONE
         return None
 
     @property
+    def none_succeeded(self) -> bool:
+        """Tasks of the run (resumed ones included) failed and not one finished ``ok``. A run
+        whose tasks were all pruned or cancelled, on purpose, is not counted as failing."""
+        return self.failed > 0 and self.succeeded == 0
+
+    @property
     def in_flight(self) -> int:
         return self.dispatcher.in_flight
+
+    @property
+    def _stopping(self) -> bool:
+        return self.abort_reason is not None or self.early_stop is not None
+
+    def _tally(self, results: list[Result]) -> None:
+        self.succeeded += sum(result.ok for result in results)
+        self.failed += sum(is_failure(result.status) for result in results)
 
     def _finished(self, results: list[Result], tell: bool) -> Record:
         self.keep.add(results)
         if self.memo is not None:
             self.memo.add(results)
+        self._tally(results)
         return Record(results, tell)
