@@ -30,6 +30,11 @@ _EXPORTS = {
     "read_table": "mexplore.store.results_file",
     "load_output": "mexplore.store.results_file",
     "MexploreError": "mexplore.errors",
+    # running studies from Python (notebooks, scripts)
+    "run": "mexplore.api",
+    "open_run": "mexplore.api",
+    "Run": "mexplore.api",
+    "RunFailed": "mexplore.api",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -50,6 +55,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
     from .algorithms.base import Algorithm, StudyInfo
+    from .api import Run, RunFailed, open_run, run
     from .errors import MexploreError, Pruned
     from .models.context import Context
     from .objectives import Direction

@@ -1,5 +1,5 @@
 """``mexplore``: the only code that reads argv. Verbs: run, submit, status, results, report,
-algorithms, new.
+export, algorithms, new.
 
 Heavy modules are imported inside each verb, so ``mexplore --help`` answers at once.
 """
@@ -35,9 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="live bar on a terminal, log lines otherwise (default: auto)")
 
     results = verbs.add_parser("results", help="print the best tasks of a run",
-                               description="Print the best finished tasks of OUTPUT, read from its journal.")
+                               description="Print the best finished tasks of OUTPUT, read from its journal, "
+                               "and why tasks failed; --failed or --status list the tasks with those statuses.")
     results.add_argument("output", help="a run's output directory")
     results.add_argument("--top", type=int, default=10, help="how many rows (default 10)")
+    results.add_argument("--failed", action="store_true",
+                         help="list every task that failed, timed out or was lost, with its reason")
+    results.add_argument("--status", dest="statuses", action="append", default=[], metavar="S",
+                         help="list every task with status S: ok, failed, timeout, pruned, cancelled, lost "
+                         "(repeatable, or a comma-separated list)")
 
     status = verbs.add_parser(
         "status", help="how a run is going (safe on a login node, mid-run)",
@@ -71,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
         "95%% intervals over repeats, the Pareto front.")
     report.add_argument("output", help="a run's output directory")
     report.add_argument("--to", dest="destination", help="folder to write into (default OUTPUT/report)")
+
+    export = verbs.add_parser(
+        "export", help="write a run as an Optuna journal file (for optuna-dashboard)",
+        description="Write the run in OUTPUT as one study of an Optuna journal-file storage: "
+        "one trial per finished task, with its parameters and their distributions, values, "
+        "state and intermediate values. Open it with `optuna-dashboard FILE` or "
+        "optuna.load_study. Safe mid-run: it holds the tasks finished so far.")
+    export.add_argument("output", help="a run's output directory")
+    export.add_argument("--optuna", required=True, metavar="FILE", help="the journal file to write")
+    export.add_argument("--replace", action="store_true", help="replace FILE if it exists")
 
     new = verbs.add_parser(
         "new", help="scaffold a study and a model script that run as they are",
