@@ -14,8 +14,15 @@ import signal
 from pathlib import Path
 
 import pytest
-
-from helpers import alive, journal, run_cli, start_run, wait_until, write_study
+from helpers import (
+    alive,
+    journal,
+    processes_of,
+    run_cli,
+    start_run,
+    wait_until,
+    write_study,
+)
 
 MODEL = """\
 #!/bin/bash
@@ -106,3 +113,40 @@ def test_command_models_die_with_their_worker_and_resume_reuses_no_id(tmp_path, 
     assert not handed_out & {int(name.split(".")[0]) for name in folders}
     reserved = json.loads((tmp_path / "out" / "task_ids.json").read_text())["reserved_below"]
     assert reserved > max(ids)
+
+
+STRAY_MODEL = """
+import subprocess
+import sys
+
+
+def model(params, ctx):
+    if ctx.task_id == 0:  # a helper process the model never stops, in a session of its own
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", ctx.local_dir.as_posix()],
+                         start_new_session=True)
+    return params["x"]
+"""
+
+
+def test_a_process_a_python_model_leaves_running_does_not_keep_the_job_alive(tmp_path):
+    """It holds the rank's stdout and stderr, which mpiexec waits for: the run would end
+    only when the stray does (600 s; the ceiling below fails the test long before)."""
+    (tmp_path / "model.py").write_text(STRAY_MODEL)
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "stray"
+        budget = 6
+        objective = "loss"
+        output = "{tmp_path / 'out'}"
+
+        [model]
+        python = "{tmp_path / 'model.py'}:model"
+
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, timeout=300,
+                   env={"MEXPLORE_LOCAL_DIR": str(tmp_path / "local")})
+    assert done.returncode == 0, done.stderr
+    assert len(journal(tmp_path / "out")) == 6
+    wait_until(lambda: not processes_of(tmp_path / "local"), "the stray process is gone", timeout=60)

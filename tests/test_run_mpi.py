@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO, journal, run_cli, start_run, wait_until, write_study
 
 pytestmark = pytest.mark.mpi
@@ -104,8 +103,10 @@ def test_failing_model_gives_failed_rows_and_the_run_goes_on(tmp_path):
     assert "nan" in by_x[2]["error"]
     assert "expected a number" in by_x[3]["error"]
     top = run_cli("results", str(tmp_path / "out"), "--top", "2", cwd=tmp_path)
-    assert "6 tasks (3 failed, 3 ok)" in top.stdout
-    assert top.stdout.splitlines()[2].split()[:2] == ["0", "0.0"]
+    assert "6 tasks (3 failed, 3 ok)" in top.stdout and "failures by reason (3 tasks):" in top.stdout
+    lines = top.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["id"])
+    assert lines[header + 1].split()[:2] == ["0", "0.0"]
 
 
 def test_kill_minus_9_then_resume_loses_and_duplicates_nothing(tmp_path):
@@ -178,18 +179,23 @@ def test_imperative_algorithm_drives_the_queue(tmp_path):
 
 
 def test_a_model_that_cannot_load_stops_the_run_with_its_error(tmp_path):
-    path = study(tmp_path, model="broken.py:model")
+    # It parses (a file that does not is refused before any rank starts), but its import fails.
+    (tmp_path / "needs.py").write_text("import no_such_package\n\n\ndef model(params, ctx):\n    return 0\n")
+    path = study(tmp_path, model=str(tmp_path / "needs.py:model"))
     done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, timeout=60)
     assert done.returncode == 1
-    assert "could not load the model" in done.stderr and "SyntaxError" in done.stderr
+    assert "could not load the model" in done.stderr and "ModuleNotFoundError" in done.stderr
 
 
-def test_an_exception_escaping_the_master_aborts_the_job_and_keeps_the_journal(tmp_path):
+def test_an_algorithm_that_raises_ends_the_run_cleanly_and_keeps_the_journal(tmp_path):
+    """Its exception is the algorithm's bug, told with its traceback; the workers flush and
+    the tables are written, instead of MPI_Abort."""
     path = study(tmp_path, algorithm=f'name = "{MODELS / "algorithms.py"}:Explodes"')
     done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, timeout=60)
-    assert done.returncode != 0
-    assert "the algorithm broke" in done.stderr and "aborting the MPI job" in done.stderr
-    assert len(journal(tmp_path / "out")) >= 1
+    assert done.returncode == 1, done.stderr
+    assert "raised ValueError in propose(): the algorithm broke" in done.stderr
+    assert "aborting the MPI job" not in done.stderr
+    assert len(journal(tmp_path / "out")) >= 1 and (tmp_path / "out" / "results.csv").exists()
 
 
 def test_single_rank_runs_in_process(tmp_path):
@@ -257,3 +263,76 @@ def test_a_sigterm_while_the_run_starts_stops_it_as_one_later_does(tmp_path):
     again = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(journal(tmp_path / "out")) == 24
+
+
+# --- checked before any rank starts ----------------------------------------------------
+
+
+@pytest.mark.parametrize("ranks", ["0", "-3"])
+def test_no_ranks_or_fewer_are_refused(tmp_path, ranks):
+    done = run_cli("run", str(study(tmp_path)), "-n", ranks, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert f"mexplore: error: -n {ranks}: expected at least 1 rank" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_misspelled_model_function_is_refused_with_the_close_names(tmp_path):
+    path = study(tmp_path, model="toy.py:quadratc")
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert (f"mexplore: error: {path}: model.python = '{MODELS / 'toy.py'}:quadratc': expected a function the "
+            "file defines (toy.py defines no 'quadratc' at its top level; did you mean 'quadratic'?)") in done.stderr
+    assert not (tmp_path / "out").exists()  # no rank started, nothing written
+
+
+def test_a_misspelled_algorithm_class_is_refused_with_the_close_names(tmp_path):
+    path = study(tmp_path, algorithm=f'name = "{MODELS / "algorithms.py"}:Explode"')
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert f"{path}: algorithm.name = '{MODELS / 'algorithms.py'}:Explode'" in done.stderr
+    assert "algorithms.py defines no 'Explode' at its top level; did you mean 'Explodes'?" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("source,name,said", [
+    (("def branin(p, c): pass\nclass Algo: pass\nimport numpy as np\nfrom os import path as p2\n"
+      "if True:\n    helper = 1\ntry:\n    import torch\nexcept ImportError:\n    torch = None\n"
+      "for i in range(3):\n    pass\n"), "branin", ""),
+    ("def branin(p, c): pass\nclass Algo: pass\n", "brannin",
+     "m.py defines no 'brannin' at its top level; did you mean 'branin'?"),
+    ("def f():\n    inner = 1\nsquares = [q for q in range(3)]\n", "inner", "m.py defines no 'inner' at its top level"),
+    ("def f():\n    inner = 1\nsquares = [q for q in range(3)]\n", "q", "m.py defines no 'q' at its top level"),
+    ("from numpy import *\n", "anything", ""),  # the import decides: the name may well be there
+    ("def __getattr__(name):\n    return len\n", "anything", ""),
+    ("globals()['made'] = len\n", "made", ""),
+])
+def test_a_files_top_level_names_are_read_without_running_it(tmp_path, source, name, said):
+    from mexplore.importing import undefined_name
+
+    (tmp_path / "m.py").write_text(source + "raise SystemExit('the file ran')\n")
+    assert undefined_name(tmp_path / "m.py", name) == said
+
+
+def test_a_model_file_that_does_not_parse_is_refused_before_any_rank_starts(tmp_path):
+    path = study(tmp_path, model="broken.py:model")
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert "model.python = " in done.stderr and "broken.py does not parse: '(' was never closed" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_another_run_holds_is_refused_before_any_rank_starts(tmp_path, capsys):
+    from mexplore.cli import run
+    from mexplore.runtime.entry import OUTPUT_IN_USE
+    from mexplore.store.lock import OutputLock
+
+    output = tmp_path / "out"
+    output.mkdir()
+    with OutputLock.acquire(output):  # this test process is the other run
+        assert run._output_in_use(output) == OUTPUT_IN_USE  # the probe itself, before exec
+        said = f"mexplore: error: {output} is in use by another run (pid {os.getpid()} on "
+        assert said in capsys.readouterr().err
+        done = run_cli("run", str(study(tmp_path)), "-n", "3", cwd=tmp_path, timeout=60)
+        assert done.returncode == OUTPUT_IN_USE
+        assert said in done.stderr and done.stderr.count("\n") == 1  # one line, from one process
+    assert run._output_in_use(output) is None and os.listdir(output) == []  # the probe leaves nothing

@@ -6,22 +6,29 @@ Loading once matters: a training model can take a minute just to import its fram
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
+from ..errors import Interrupted
 from ..importing import load_target
 from ..types import Outcome, Place, Result, Status, Task
 from .context import Context, Pruned, Reporter, Saver
-from .outcome import USER_ERRORS, interpret, recordable_text
+from .outcome import interpret, recordable_text
 from .spec import ModelSpec
 
 
 class PythonFunctionModel:
-    """Runs tasks through a user function; an exception becomes a ``failed`` result,
-    :class:`Pruned` a ``pruned`` one. That includes ``KeyboardInterrupt`` and
-    ``GeneratorExit`` raised by the function itself; a real stop signal reaches it as the
-    worker's own ``Interrupted``, which passes through (see :data:`.outcome.USER_ERRORS`)."""
+    """Runs tasks through a user function; whatever it raises becomes a ``failed`` result
+    (``KeyboardInterrupt``, ``GeneratorExit``, a ``BaseException`` of its own), except
+    :class:`Pruned`, which makes it ``pruned``, and the worker's own :class:`Interrupted`
+    (a real stop signal), which passes through. A model that ends the process itself with
+    ``os._exit`` cannot be caught; it is named on stderr before the process goes."""
 
     def __init__(
         self, spec: ModelSpec, rank: int, host: str, gpu: str | None, saver: Saver | None,
@@ -42,12 +49,36 @@ class PythonFunctionModel:
                       self.reporter)
         started = time.time()
         try:
-            returned = self.function(task.params, ctx)
+            with _exit_named(task, place):
+                returned = self.function(task.params, ctx)
+            outcome = interpret(returned, self.objectives)
         except Pruned:
             outcome = Outcome(status=Status.PRUNED)
-        except USER_ERRORS:  # the one boundary where user code may fail
+        except Interrupted:
+            raise
+        except BaseException:  # the one boundary where user code may fail, with anything
             where = f"rank {place.rank} on {place.host}"
             outcome = Outcome.failed(recordable_text(f"{where}:\n{traceback.format_exc()}"))
-        else:
-            outcome = interpret(returned, self.objectives)
         return Result.ran(task, place, outcome, started, time.time())
+
+
+@contextmanager
+def _exit_named(task: Task, place: Place) -> Iterator[None]:
+    """While the model runs, ``os._exit`` first says which task on which rank called it:
+    the call ends the worker, and mpiexec then the whole job, with no word of why. A
+    process the model forked (multiprocessing) exits through it silently, as before."""
+    real_exit, worker = os._exit, os.getpid()
+
+    def named_exit(status: int) -> NoReturn:
+        if os.getpid() == worker:
+            sys.stderr.write(f"mexplore: rank {place.rank} on {place.host}: the model called os._exit({status}) "
+                             f"in task {task.id}, which ends the worker and the MPI job; a model that ends its "
+                             "process must run with [model] isolate = true\n")
+            sys.stderr.flush()
+        real_exit(status)
+
+    os._exit = named_exit
+    try:
+        yield
+    finally:
+        os._exit = real_exit

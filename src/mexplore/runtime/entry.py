@@ -11,10 +11,14 @@ from ..comms.transport import MasterEnd
 from ..errors import MexploreError
 from ..models import build_model
 from .signals import StopSignals
+from .strays import kill_strays
 from .worker import serve
 
 OUTPUT_IN_USE = 3
 """Exit status of a run refused because another run holds its output directory."""
+TASKS_FAIL = 4
+"""Exit status of a run whose tasks fail: not one finished ok, or the first ones all failed
+for the same reason and the run stopped early. Everything is written and the run resumes."""
 
 
 def run_mpi(load_study: Callable[[], object], progress_mode: str, ignored_ranks: int | None = None,
@@ -35,6 +39,8 @@ def run_mpi(load_study: Callable[[], object], progress_mode: str, ignored_ranks:
             serve(mpi.MpiWorkerEnd(), build_model, signals=signals)
         except BaseException:
             mpi.abort_on_error()
+        finally:
+            kill_strays()  # else a model's leftover process keeps the job from ending
         return 0
     end = mpi.MpiMasterEnd()
     if ignored_ranks is not None:
@@ -76,12 +82,13 @@ def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: in
 def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode: str, launch: str,
                 signals: StopSignals | None = None) -> int:
     """The master's side; returns the exit code: 0 done, 1 failed, 2 bad study, 3 output in
-    use by another run (nothing written; a script can wait and retry), and 128 + N when
-    signal N stopped the run (after the flush; run again to resume)."""
+    use by another run (nothing written; a script can wait and retry), 4 the tasks fail
+    (:data:`TASKS_FAIL`), and 128 + N when signal N stopped the run (after the flush; run
+    again to resume)."""
     from ..comms.backoff import Backoff
     from ..comms.messages import Stop
     from ..store.lock import OutputInUse
-    from .master import stop_workers
+    from .master import TasksFailing, stop_workers
     from .session import run_master
 
     try:
@@ -98,6 +105,10 @@ def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode:
     except OutputInUse as error:
         print(f"mexplore: error: {error}", file=sys.stderr)
         return OUTPUT_IN_USE
+    except TasksFailing as error:
+        for line in str(error).splitlines():
+            print(f"mexplore: {line}", file=sys.stderr)
+        return TASKS_FAIL
     except MexploreError as error:
         print(f"mexplore: error: {error}", file=sys.stderr)
         return 1

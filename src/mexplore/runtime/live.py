@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class LiveStatus:
             "flushed_files": 0, "flushed_bytes": 0,
         }
         self._written = 0.0
+        self._warned = False
 
     @classmethod
     def start(cls, output: Path, workers: int, first_task: int) -> LiveStatus:
@@ -65,12 +67,26 @@ class LiveStatus:
         """``finished``, ``stopped by SIGTERM``, ``failed``...: the session is over."""
         self.state.update(state=state, running=0)
         self.write()
-        self.session.end(state)
+        try:
+            self.session.end(state)
+        except OSError as error:  # a full disk: the session reads as killed, nothing else is lost
+            self._warn(self.session.path, error)
 
     def write(self) -> None:
+        """Rewrite status.json. A filesystem that refuses it (full, read-only) is said once
+        and otherwise ignored: the file only informs ``mexplore status``; the journal, which
+        decides what is done, reports its own failures."""
         self.state["updated"] = time.time()
-        atomic_write(self.path, json.dumps(self.state))
+        try:
+            atomic_write(self.path, json.dumps(self.state))
+        except OSError as error:
+            self._warn(self.path, error)
         self._written = time.monotonic()
+
+    def _warn(self, path: Path, error: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            print(f"mexplore: warning: cannot write {path}: {error.strerror or error}", file=sys.stderr)
 
 
 def read_status(output: Path) -> dict[str, Any] | None:

@@ -4,16 +4,18 @@ It carries out what :class:`~mexplore.queue.master_state.MasterState` decides. E
 take in every message that has arrived, ask the algorithm for as many tasks as the policy
 has room for, hand them out, flush when due, and, when a round did nothing, back off
 instead of spinning. The run ends when nothing is in flight and either the budget is spent
-or the algorithm is finished, or early, when a stop signal came (to the master or to any
-worker).
+or the algorithm is finished, or early: when a stop signal came (to the master or to any
+worker), or when the tasks fail (``on_error``).
 """
 
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ..algorithms.base import Algorithm
 from ..comms.backoff import Backoff
@@ -44,12 +46,16 @@ from ..queue.master_state import (
     SendPrune,
     SendTasks,
 )
+from ..store.disk import OutputUnwritable
 from ..store.journal import JournalWriter
-from ..store.task_ids import write_reserved
+from ..store.task_ids import TASK_IDS_NAME, write_reserved
 from ..types import Result
 from .live import LiveStatus
+from .optuna_live import LiveOptunaExport
 from .progress import Progress
 from .signals import StopSignals
+
+T = TypeVar("T")
 
 MASTER_BACKOFF_CAP = 100e-6
 """The master sleeps at most this long when idle: every result may wait this long (plus the
@@ -89,15 +95,24 @@ class RunAborted(MexploreError):
     """A task failed and the study says ``on_error = "abort"``; the journal holds it."""
 
 
+class TasksFailing(MexploreError):
+    """The run's tasks fail: it stopped early because the session's first tasks all failed
+    for one reason, or not one task of the run finished ok. Not an error of mexplore's: the
+    run ended cleanly and resumes, but a script must not take it for a success."""
+
+
 @dataclass(slots=True)
 class RunLog:
     """Where the master writes what happens: the output directory, with its journal (what
-    finished, the source of truth) and ``status.json`` (what runs now), and the screen."""
+    finished, the source of truth), ``status.json`` (what runs now) and, if asked, the
+    Optuna journal file; and the screen."""
 
     output: Path
     journal: JournalWriter
     progress: Progress
     live: LiveStatus
+    optuna: LiveOptunaExport | None = None
+    """``[study] optuna_journal``: given each batch once it is journaled."""
 
 
 class Master:
@@ -119,12 +134,13 @@ class Master:
         """The signal that stopped the run early, if one did."""
         return self.state.stop_signal
 
-    def run(self) -> None:
-        """Run until done, or until a stop signal (then :attr:`stop_signal` says which).
-        Raises :class:`WorkerError` if a worker cannot go on, and :class:`RunAborted` once
-        the tasks in flight are recorded, when a task failed under ``on_error = "abort"``."""
+    def run(self) -> Ending:
+        """Run until done, a stop signal (then :attr:`stop_signal` says which) or an early
+        stop (:meth:`failing` says why); returns which. Raises :class:`WorkerError` if a
+        worker cannot go on, and :class:`RunAborted` once the tasks in flight are recorded,
+        when a task failed under ``on_error = "abort"``."""
         state, live, progress, backoff = self.state, self.log.live, self.log.progress, self.backoff
-        algorithm_finished = lambda: self.algorithm.finished  # noqa: E731 (asked only when needed)
+        algorithm_finished = lambda: self.algorithm.finished
         while True:
             received = self._receive()
             state.signal(self.signals.signum)
@@ -143,11 +159,36 @@ class Master:
                 progress.idle(state.in_flight)
                 backoff.wait()
         self.algorithm.close()
+        return ending
+
+    def failing(self) -> TasksFailing | None:
+        """What to tell the user when the run's tasks fail (see :class:`TasksFailing`);
+        None when some succeeded, or when a stop signal ended the run (it keeps 128 + N)."""
+        state = self.state
+        if state.stop_signal is not None:
+            return None
+        if (reason := state.early_stop) is not None:
+            ids = ", ".join(str(i) for i in reason.task_ids)
+            return TasksFailing(
+                f"stopped early: the first {state.stop_early_after} tasks all failed for the same reason: "
+                f"{reason.text} (tasks {ids}, …)\n"
+                "fix the model or the study, then run it again on the same output: the run resumes where it "
+                'stopped; to record failures and never stop early, set [model] on_error = "continue" '
+                "(--set model.on_error=continue)"
+            )
+        if state.none_succeeded:
+            return TasksFailing(
+                f"no task finished ok: {state.failed} of the {state.dispatcher.finished} finished tasks failed "
+                f"(reasons above; `mexplore results {self.log.output} --failed` lists them)"
+            )
+        return None
 
     def take_late_results(self, worker: int, results: list[Result]) -> None:
         """Results that come back while the workers stop: recorded, not told (the
-        algorithm is closed)."""
-        self.execute(self.state.results(worker, results, tell=False))
+        algorithm is closed). Dropped when the journal can no longer be written: not
+        journaled, they are not done, and run again on resume."""
+        if self.log.journal.broken is None:
+            self.execute(self.state.results(worker, results, tell=False))
 
     def execute(self, instructions: Iterable[Instruction]) -> None:
         """Carry out what the state decided, in order."""
@@ -164,27 +205,51 @@ class Master:
                 for worker in self.end.workers:
                     self.end.send(worker, Flush(instruction.keep))
             elif isinstance(instruction, ReserveIds):
-                write_reserved(self.log.output, instruction.below)
+                self._reserve(instruction.below)
             elif isinstance(instruction, Notice):
                 self.log.progress.note(instruction.text)
             elif isinstance(instruction, FlushesDone):
                 self.log.live.flushed(instruction.files, instruction.nbytes)
 
+    def _reserve(self, below: int) -> None:
+        """Record that ids below ``below`` may be handed out, before any is: a resume must
+        never reuse one. If that cannot be written, no task may start: the run stops."""
+        try:
+            write_reserved(self.log.output, below)
+        except OSError as error:
+            raise OutputUnwritable(self.log.output / TASK_IDS_NAME, error, "The run stopped; every task "
+                                   "journaled before is kept, the tasks in flight run again on resume") from None
+
     def _record(self, record: Record) -> None:
         """Journal first: a result counts as done once it is there; then the algorithm."""
         self.log.journal.append(record.results)
+        if self.log.optuna is not None:
+            self.log.optuna.add(record.results)
         if record.tell:
-            started = time.perf_counter()
-            self.algorithm.tell(record.results)
-            self.state.algorithm_took(time.perf_counter() - started)
+            self._call_algorithm("tell", self.algorithm.tell, record.results)
         self.log.progress.update(record.results, self.state.in_flight)
 
     def _judge(self, judge: Judge) -> None:
-        started = time.perf_counter()
-        stop = self.algorithm.report(judge.task.id, judge.step, judge.value)
-        self.state.algorithm_took(time.perf_counter() - started)
-        if stop:
+        if self._call_algorithm("report", self.algorithm.report, judge.task.id, judge.step, judge.value):
             self.execute(self.state.prune(judge.task.id))
+
+    def _call_algorithm(self, method: str, call: Callable[..., T], *args: object) -> T:
+        """Call the algorithm, timing it (its cost is billed to the tasks); an exception
+        from its own code stops the run cleanly, as a contract breach does: finished tasks
+        are kept and the run resumes once the algorithm is fixed."""
+        started = time.perf_counter()
+        try:
+            return call(*args)
+        except MexploreError:
+            raise
+        except Exception as error:
+            where = "".join(traceback.format_exception(error)).rstrip()
+            raise AlgorithmError(
+                f"algorithm {self.algorithm.name!r} raised {type(error).__name__} in {method}(): {error}; the "
+                "run stops (finished tasks are kept: fix the algorithm and run again to resume)\n" + where
+            ) from error
+        finally:
+            self.state.algorithm_took(time.perf_counter() - started)
 
     def _receive(self) -> bool:
         got = self.end.poll()
@@ -209,9 +274,7 @@ class Master:
     def _feed(self) -> bool:
         wanted = self.state.wanted()
         if wanted and not self.algorithm.finished:
-            started = time.perf_counter()
-            proposals = self.algorithm.propose(self.state.proposal_ids(wanted))
-            self.state.algorithm_took(time.perf_counter() - started)
+            proposals = self._call_algorithm("propose", self.algorithm.propose, self.state.proposal_ids(wanted))
             self._check(wanted, proposals)
             self.execute(self.state.proposed(proposals))
         sends = self.state.assign()

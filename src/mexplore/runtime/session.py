@@ -16,17 +16,20 @@ from ..algorithms.warm_start import WarmStart
 from ..comms.backoff import Backoff
 from ..comms.messages import Setup, Stop
 from ..comms.transport import MasterEnd
-from ..config import Study
-from ..errors import MexploreError
+from ..config import Study, StudyFileProblem
+from ..errors import AlgorithmError, MexploreError, StudyFileError
+from ..importing import undefined_name
 from ..models import ModelSpec
 from ..objectives import Direction
 from ..queue.build import build_algorithm
 from ..queue.dispatch import Dispatcher
 from ..queue.keep import KeepPolicy
-from ..queue.master_state import MasterState
+from ..queue.master_state import STOP_EARLY_AFTER, Ending, MasterState
 from ..queue.memo import Memo
 from ..queue.policies import make_policy
+from ..space import ProposalCheck
 from ..store.cache import CACHE_DIR
+from ..store.disk import OutputUnwritable
 from ..store.journal import JOURNAL_NAME, JournalWriter, read_results
 from ..store.lock import OutputLock
 from ..store.results_file import write_results_h5
@@ -41,6 +44,7 @@ from ..store.task_ids import read_reserved
 from .earlier import earlier_results
 from .live import LiveStatus
 from .master import MASTER_BACKOFF_CAP, Master, RunLog, start_workers, stop_workers
+from .optuna_live import LiveOptunaExport, optuna_header
 from .progress import Progress
 from .signals import StopSignals
 
@@ -50,8 +54,10 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     """Run the study to the end on the master; resumes if the output holds a journal.
 
     Returns the number of the stop signal that ended the run early, or None when it ran to
-    its end. Whatever happens, every worker makes its final flush before this returns, and
-    the results tables are rewritten from the journal (except on a second Ctrl-C).
+    its end; raises :class:`.master.TasksFailing`, once all is written, when its tasks fail
+    (it stopped early, or none finished ok). Whatever happens, every worker makes its final
+    flush before this returns, and the results tables are rewritten from the journal (except
+    on a second Ctrl-C).
     """
     output = study.study.output
     signals = signals or StopSignals()
@@ -64,13 +70,16 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
         # Before anything is written there: a second run on this output would append to the
         # same journal. Refused (OutputInUse), it writes nothing and only stops its workers.
         lock = OutputLock.acquire(output)
-        master, setup = _prepare(end, study, progress_mode, launch, signals)
+        try:
+            master, setup = _prepare(end, study, progress_mode, launch, signals)
+        except OSError as error:  # the output's filesystem refused a write: full, read-only...
+            raise OutputUnwritable(Path(error.filename or output), error, "The run did not start") from None
         start_workers(end, setup)
         completed = False
         try:
-            master.run()
-            completed = master.stop_signal is None
-            outcome = "finished" if completed else f"stopped by {signal.Signals(master.stop_signal).name}"
+            completed = master.run() is Ending.DONE
+            outcome = ("finished" if completed else "stopped early (its tasks fail)" if master.stop_signal is None
+                       else f"stopped by {signal.Signals(master.stop_signal).name}")
         finally:
             master.log.progress.close(completed)
     except KeyboardInterrupt:
@@ -83,6 +92,8 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
         finally:
             if lock is not None:  # last: the results tables are written by then
                 lock.release()
+    if master is not None and (failing := master.failing()) is not None:
+        raise failing
     return None if master is None else master.stop_signal
 
 
@@ -95,8 +106,7 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     earlier_run = read_study_as_run(output)
     seed = resolve_seed(study.algorithm.seed, earlier_run)
     workers = len(end.workers)
-    algorithm = warm_started(build_algorithm(study.algorithm.name, study.space, study_info(study, workers, seed),
-                                             study.algorithm.algorithm_options()), study)
+    algorithm = warm_started(study_algorithm(study, workers, seed), study)
     resolved = study.to_dict()
     resolved["algorithm"]["seed"] = seed
     if previous and (changed := changed_tables(earlier_run, resolved)):
@@ -109,10 +119,12 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
         algorithm.replay(previous)
     policy = make_policy(study.algorithm.policy, workers, study.algorithm.backlog, study.algorithm.batch_size)
     state = MasterState(
-        Dispatcher(end.workers, policy, study.study.budget, study.model.retries),
+        Dispatcher(end.workers, policy, study.study.budget, study.model.retries,
+                   check=ProposalCheck(study.space, algorithm.name)),
         KeepPolicy(study.cache.keep_top, study.study.direction[0]),
         workers=workers, memo=Memo() if study.cache.reuse else None,
         flush_every=study.cache.flush_every, abort_on_error=study.model.on_error == "abort",
+        stop_early_after=STOP_EARLY_AFTER if study.model.on_error == "record" else None,
     )
     state.resumed(previous, read_reserved(output))
     _announce(study, workers, len(previous))
@@ -120,11 +132,26 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
         study.study.budget, study.study.objective, study.study.direction[0],
         progress_mode, resumed=previous, workers=workers,
     )
-    log = RunLog(output, JournalWriter.open(output / JOURNAL_NAME), progress, LiveStatus.start(output, workers, state.dispatcher.next_id))
+    live = LiveStatus.start(output, workers, state.dispatcher.next_id)
+    log = RunLog(output, JournalWriter.open(output / JOURNAL_NAME), progress, live)
+    if study.study.optuna_journal:
+        header = optuna_header(study.study.name, study.study.objective, study.study.direction, study.space,
+                               output, study.algorithm.name)
+        log.optuna = LiveOptunaExport.start(output, header, previous)
     master = Master(end, algorithm, state, log, signals)
     setup = Setup(_model_spec(study), reply_low_water=policy.reply_low_water,
                   output_dir=str(output), local_name=local_name(study), first_task_id=state.dispatcher.next_id)
     return master, setup
+
+
+def study_algorithm(study: Study, workers: int, seed: int | None) -> Algorithm:
+    """The study's algorithm, built; one that cannot be (unknown name, options or pruner it
+    refuses) is a problem of the study file, and the error names it."""
+    try:
+        return build_algorithm(study.algorithm.name, study.space, study_info(study, workers, seed),
+                               study.algorithm.algorithm_options())
+    except AlgorithmError as error:
+        raise StudyFileProblem(str(study.source), f"[algorithm] {error}") from error
 
 
 def study_info(study: Study, workers: int, seed: int | None) -> StudyInfo:
@@ -161,6 +188,8 @@ def _finish(end: MasterEnd, study: Study, master: Master | None, outcome: str) -
         flushes = stop_workers(end, stop, master.backoff, master.take_late_results)
     finally:
         master.log.journal.close()
+        if master.log.optuna is not None:
+            master.log.optuna.close()
     for flushed in flushes:
         if flushed.error:
             print(f"mexplore: warning: rank {flushed.rank}: {flushed.error}", file=sys.stderr)
@@ -168,12 +197,18 @@ def _finish(end: MasterEnd, study: Study, master: Master | None, outcome: str) -
     if kept:
         print(f"mexplore: flushed {sum(f.tasks for f in kept)} tasks' outputs "
               f"({sum(f.nbytes for f in kept) / 1e6:.1f} MB) to {output / CACHE_DIR}", file=sys.stderr)
-    frame = results_frame(output / JOURNAL_NAME, study.study.objective, study.study.direction)
-    table = write_results_csv(frame, output)
-    write_results_h5(output, frame, master.state.keep.chosen())
+    try:
+        frame = results_frame(output / JOURNAL_NAME, study.study.objective, study.study.direction)
+        table = write_results_csv(frame, output)
+        write_results_h5(output, frame, master.state.keep.chosen())
+    except OSError as error:  # a full disk: the journal holds every result; the next run writes these
+        print(f"mexplore: warning: results.csv and results.h5 not written: {error.strerror or error} "
+              f"({error.filename or output}); the journal holds every result", file=sys.stderr)
+        table = None
     master.log.live.flushed(len(kept), sum(f.nbytes for f in kept))
     master.log.live.ended(outcome)
-    print(f"mexplore: results in {table}", file=sys.stderr)
+    if table is not None:
+        print(f"mexplore: results in {table}", file=sys.stderr)
 
 
 def local_name(study: Study) -> str:
@@ -188,9 +223,26 @@ def check_study(study: Study) -> None:
     algorithm loads and accepts its options and the space. Run before any rank starts, so
     such errors come at once."""
     check_output(study.study.output)
+    check_names(study)
     seed = 0 if study.algorithm.seed is None else study.algorithm.seed
-    build_algorithm(study.algorithm.name, study.space, study_info(study, 1, seed),
-                    study.algorithm.algorithm_options()).close()
+    study_algorithm(study, 1, seed).close()
+
+
+def check_names(study: Study) -> None:
+    """Refuse a model function or algorithm class that its ``.py`` file does not define
+    (``model.py:brannin``), naming the study file, the key and the closest names. The file
+    is read, not imported: a model may load a GPU stack the launching process must not."""
+    for key, target, expected in (("model.python", study.model.python, "a function the file defines"),
+                                  ("algorithm.name", study.algorithm.name, "a class or function the file defines")):
+        where, _, name = (target or "").rpartition(":")
+        if not where.endswith(".py"):
+            continue
+        try:
+            problem = undefined_name(Path(where), name)
+        except (SyntaxError, ValueError) as error:
+            problem = f"{Path(where).name} does not parse: {error}"
+        if problem:
+            raise StudyFileError(str(study.source), key, target, expected, problem)
 
 
 def check_output(output: Path) -> None:

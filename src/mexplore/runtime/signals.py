@@ -22,19 +22,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..errors import Interrupted
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 REPEAT_AFTER = 2.0
-
-
-class Interrupted(BaseException):
-    """Raised inside a running model when its worker got a stop signal.
-
-    A BaseException, so a model's ``except Exception`` does not swallow it.
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
-        self.signum = signum
 
 
 class StopSignals:

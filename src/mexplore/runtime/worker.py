@@ -30,13 +30,13 @@ from ..comms.messages import (
     WorkerFailed,
 )
 from ..comms.transport import WorkerEnd
-from ..errors import Pruned
+from ..errors import Interrupted, Pruned
 from ..models.context import remove_task_dirs_below
 from ..models.reaper import Reaper
 from ..node import local_root, node_name
 from ..store.cache import CACHE_DIR, TaskCache, free_flush_name
 from ..types import Result, Task
-from .signals import Interrupted, StopSignals
+from .signals import StopSignals
 from .worker_state import WorkerState
 
 WORKER_SPIN = 1e-3

@@ -24,9 +24,10 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ..types import Result, Status
+from .disk import OutputUnwritable
 
 JOURNAL_NAME = "journal.jsonl"
 _TAIL = 1 << 20
@@ -34,33 +35,73 @@ _TAIL = 1 << 20
 
 class JournalWriter:
     """Appends results; not thread-safe (the master's loop is its only user). Made by
-    :meth:`open`; the constructor takes the open file, so building one does no I/O."""
+    :meth:`open`; the constructor takes the open descriptor and the journal's size, so
+    building one does no I/O.
 
-    def __init__(self, path: Path, file: TextIO, fsync_every: float = 1.0) -> None:
+    Each :meth:`append` is all or nothing: the batch goes out in one unbuffered write, and
+    if the filesystem refuses part of it (full, over quota, read-only) the file is cut back
+    to where the batch began and :class:`~.disk.OutputUnwritable` is raised. So the journal
+    never holds half a batch, and no buffered remainder is written behind the run's back
+    later. After that the writer is broken: every later append raises the same error, since
+    a result may count as done only once it is journaled.
+    """
+
+    def __init__(self, path: Path, fd: int, size: int, fsync_every: float = 1.0) -> None:
         self.path = path
-        self._file = file
+        self._fd = fd
+        self._size = size
         self._fsync_every = fsync_every
         self._last_fsync = time.monotonic()
+        self.broken: OutputUnwritable | None = None
 
     @classmethod
     def open(cls, path: Path, fsync_every: float = 1.0) -> JournalWriter:
         """Open the journal for appending, after cutting off a line a kill left unfinished."""
         _drop_unterminated_line(path)
-        return cls(path, open(path, "a", encoding="utf-8"), fsync_every)  # noqa: SIM115 (closed in close())
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise OutputUnwritable(path, error, "The run did not start") from None
+        return cls(path, fd, os.fstat(fd).st_size, fsync_every)
 
     def append(self, results: Iterable[Result]) -> None:
-        """Write the results and flush them to the OS before returning."""
-        self._file.write("".join(_line(r.to_record()) for r in results))
-        self._file.flush()
-        now = time.monotonic()
-        if now - self._last_fsync >= self._fsync_every:
-            os.fsync(self._file.fileno())
-            self._last_fsync = now
+        """Write the results and hand them to the OS before returning (or none of them, and
+        raise :class:`~.disk.OutputUnwritable`)."""
+        if self.broken is not None:
+            raise self.broken
+        data = "".join(_line(r.to_record()) for r in results).encode()
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):  # a short write: the disk is filling up
+                written += os.write(self._fd, data[written:])
+            now = time.monotonic()
+            if now - self._last_fsync >= self._fsync_every:
+                os.fsync(self._fd)
+                self._last_fsync = now
+        except OSError as error:
+            self._cut_back()
+            self.broken = OutputUnwritable(
+                self.path, error, "The run stopped; every task journaled before is kept, the "
+                "tasks not journaled run again on resume")
+            raise self.broken from None
+        self._size += len(data)
+
+    def _cut_back(self) -> None:
+        """Remove the part of a failed batch that reached the file (cutting needs no space)."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:  # then the next open cuts the unfinished line, as after a kill
+            pass
 
     def close(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        """Make the journal durable and close it; a failure to sync is reported, not raised:
+        the lines are written, and the run's end must go on."""
+        try:
+            os.fsync(self._fd)
+        except OSError as error:
+            print(f"mexplore: warning: cannot sync {self.path}: {error.strerror}", file=sys.stderr)
+        finally:
+            os.close(self._fd)
 
 
 def _drop_unterminated_line(path: Path) -> None:

@@ -41,6 +41,7 @@ from types import TracebackType
 from typing import Self
 
 from ..errors import MexploreError
+from .disk import OutputUnwritable
 
 LOCK_NAME = "run.lock"
 HEARTBEAT = 30.0
@@ -106,7 +107,10 @@ class OutputLock:
             raise MexploreError(f"{MODE_VARIABLE}={mode!r}: expected one of {', '.join(MODES)}")
         path = output / LOCK_NAME
         for _ in range(_ATTEMPTS):
-            lock = cls._attempt(path, mode == "flock")
+            try:
+                lock = cls._attempt(path, mode == "flock")
+            except OSError as error:  # read-only, full, not ours: the run cannot start here
+                raise OutputUnwritable(path, error, "The run did not start") from None
             if lock is not None:
                 return lock
         raise _in_use(path, mode)

@@ -1,0 +1,108 @@
+"""An output directory whose filesystem fills up mid-run, or is read-only (issue 12, item 6).
+
+Real filesystems: a tmpfs of a few hundred kB mounted for the test (root only; skipped with
+the reason elsewhere). A full disk must stop the run with one message that says what to
+free, keep the journal whole (no half line, no duplicate), leave no temporary file, keep
+the saved outputs that could not be flushed on the node, and a resume once space is freed
+must finish exactly, with every ok task's outputs. A read-only one is refused in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import processes_of, run_cli, write_study
+
+from mexplore.store.results_file import load_output
+
+pytestmark = pytest.mark.mpi
+BUDGET = 400
+
+MODEL = """
+import numpy as np
+
+
+def model(params, ctx):
+    ctx.save("point", np.full(64, params["x"]))
+    return params["x"]
+"""
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 160 kB tmpfs at ``tmp_path/disk``, unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def study(folder: Path, output: Path) -> Path:
+    (folder / "model.py").write_text(MODEL)
+    return write_study(folder, f"""
+        [study]
+        name = "full"
+        budget = {BUDGET}
+        objective = "loss"
+        output = "{output}"
+
+        [model]
+        python = "{folder / 'model.py'}:model"
+
+        [cache]
+        flush_every = 0.05
+
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+
+
+def test_a_full_disk_stops_the_run_cleanly_and_a_resume_finishes_exactly(tmp_path: Path, small_disk: Path) -> None:
+    output = small_disk / "out"
+    path = study(tmp_path, output)
+    env = {"MEXPLORE_LOCAL_DIR": str(tmp_path / "local")}
+
+    full = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, env=env, timeout=300)
+    assert full.returncode == 1, full.stderr
+    assert "No space left on device" in full.stderr and "free space there, then run the same command again" in full.stderr
+    assert "Traceback" not in full.stderr, full.stderr
+    lines = (output / "journal.jsonl").read_bytes().split(b"\n")
+    assert lines[-1] == b"", "the journal ends inside a line"
+    ids = [json.loads(line)["id"] for line in lines[:-1]]
+    assert 0 < len(ids) < BUDGET and len(set(ids)) == len(ids)
+    assert not [p.name for p in output.iterdir() if ".part" in p.name or p.name.endswith(".tmp")]
+    assert not processes_of(tmp_path)
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space is freed
+    resumed = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    records = [json.loads(line) for line in (output / "journal.jsonl").read_text().splitlines()]
+    assert len(records) == BUDGET and len({r["id"] for r in records}) == BUDGET
+    lost = [r["id"] for r in records if load_output(output, r["id"], "point").tolist() != [r["params"]["x"]] * 64]
+    assert not lost, f"outputs lost or attached to the wrong task: {lost}"
+    assert not processes_of(tmp_path)
+
+
+def test_a_read_only_output_is_refused_in_one_line(tmp_path: Path, small_disk: Path) -> None:
+    output = small_disk / "out"
+    output.mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    path = study(tmp_path, output)
+    refused = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, timeout=120)
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode in (1, 2) and len(lines) == 1, refused.stderr
+    assert "Read-only file system" in lines[0] and "choose another output directory" in lines[0]
+    assert not list(output.iterdir())
