@@ -2,3 +2,4 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slurm import slurm  # noqa: F401  (the session-wide test Slurm cluster)

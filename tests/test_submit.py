@@ -338,3 +338,57 @@ def test_local_script_stops_before_its_walltime_and_a_resubmission_finishes(proj
     assert len(ids) == 10 and len(set(ids)) == 10  # ids skip at a resume, never repeat
     assert {r["status"] for r in records} == {"ok"}
     assert records[:len(first)] == first  # the journal is only appended to
+
+
+# --------------------------------------------------------------------------- PBS directives
+
+PBS_RESOURCES = {
+    "select": r"\d+(:[a-z_]+=[^:\s]+)*",
+    "walltime": r"\d+:[0-5]\d:[0-5]\d",
+    "place": r"(scatter|pack|free|vscatter)(:(excl|shared|exclhost|group=\w+))*",
+    "filesystems": r"[a-z]+(:[a-z]+)*",
+}
+PBS_OPTIONS = {
+    "-N": r"[A-Za-z][^\s@]{0,235}",  # a job name: no whitespace or @, at most 236 characters
+    "-q": r"[A-Za-z0-9_.-]+",
+    "-A": r"\S+",
+    "-j": r"oe|eo|n",
+    "-k": r"[oedn]{1,3}",
+    "-o": r"/\S*",
+    "-l": "(" + "|".join(f"{name}={value}" for name, value in PBS_RESOURCES.items()) + ")",
+}
+"""The ``qsub`` options our PBS scripts may carry (PBS Professional's Reference Guide, qsub),
+each with the shape of a well-formed value; ``-l`` lists the resources the shipped sites use."""
+
+
+def pbs_directive_problem(line: str) -> str | None:
+    """Why a ``#PBS`` line is not a known option with a well-formed value, or None."""
+    option, _, value = line.removeprefix("#PBS ").partition(" ")
+    if option not in PBS_OPTIONS:
+        return f"unknown option {option!r}"
+    if not re.fullmatch(PBS_OPTIONS[option], value):
+        return f"{option} {value!r} is not {PBS_OPTIONS[option]}"
+    return None
+
+
+@pytest.mark.parametrize("site", [name for name, ext in SITES.items() if ext == "pbs"])
+def test_each_pbs_directive_of_a_shipped_site_is_a_known_option_with_a_well_formed_value(
+        project: Path, dry_run, site: str) -> None:
+    done = dry_run("--site", site, "--nodes", "2", "--walltime", "1h30m", "--set", "site.account=PROJECT",
+                   "--dry-run")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("#PBS")]
+    assert len(lines) >= 7
+    assert {line: pbs_directive_problem(line) for line in lines} == dict.fromkeys(lines)
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("#PBS -l walltime=1:30", "-l 'walltime=1:30' is not"),
+    ("#PBS -l selct=2", "-l 'selct=2' is not"),
+    ("#PBS -l place=scattered", "-l 'place=scattered' is not"),
+    ("#PBS -j both", "-j 'both' is not"),
+    ("#PBS -N my job", "-N 'my job' is not"),
+    ("#PBS --nodes=2", "unknown option '--nodes=2'"),
+])
+def test_the_pbs_directive_checker_refuses_malformed_lines(line: str, problem: str) -> None:
+    assert (pbs_directive_problem(line) or "").startswith(problem)

@@ -1,0 +1,136 @@
+"""``mexplore submit`` against a real Slurm: the private one-node cluster of ``tests/slurm.py``.
+
+A job runs a study to its end; a job whose walltime is shorter than its study gets
+``--signal``'s SIGUSR1 from Slurm, flushes and exits 138, and the same script submitted
+again resumes to completion; the shipped Slurm sites' directives and launcher options are
+judged by ``sbatch --test-only`` and ``srun --test-only``. Skipped, saying why, where Slurm
+is not installed or the tests do not run as root.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+from helpers import journal, write_study
+from slurm import PARTITION, SlurmCluster
+
+from mexplore.batch import SHIPPED_SITES
+from mexplore.config.site import load_site
+
+MEXPLORE = Path(sys.executable).parent / "mexplore"
+SLURM_SITES = ("frontier", "perlmutter")
+
+MODEL = """\
+import time
+
+def wait(params, ctx):
+    time.sleep(params["seconds"])
+    ctx.save("x", str(params["x"]).encode())
+    return params["x"] ** 2
+"""
+
+STUDY = """\
+[study]
+name = "slurm"
+budget = {budget}
+output = "out"
+
+[model]
+python = "model.py:wait"
+
+[algorithm]
+name = "random"
+seed = 3
+
+[space]
+x = {{ type = "float", low = -1.0, high = 1.0 }}
+seconds = {seconds}
+"""
+
+
+def submit(slurm: SlurmCluster, project: Path, *args: str) -> subprocess.CompletedProcess:
+    """``mexplore submit study.toml ARGS`` in ``project``, as a user would, against the cluster."""
+    return subprocess.run([str(MEXPLORE), "submit", "study.toml", *args], cwd=project, env=slurm.env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def job_id(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("submitted job ", 1)[1].split()[0]
+
+
+def flushed_tasks(output: Path) -> set[int]:
+    """Task ids whose saved output is in the flushed cache files."""
+    ids: set[int] = set()
+    for path in (output / "cache").glob("*.h5"):
+        with h5py.File(path, "r") as file:
+            ids.update(int(name) for name in file.get("tasks", {}))
+    return ids
+
+
+@pytest.mark.mpi
+def test_a_job_stopped_by_slurms_signal_flushes_and_its_script_resumes_to_the_end(
+        slurm: SlurmCluster, tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_text(MODEL)
+    # 2 workers x 0.25 s tasks: about 50 s of work, more than the 45 s after which Slurm has
+    # surely sent SIGUSR1 to a 1-minute job with stop_before 15 s (it checks every 30 s).
+    write_study(tmp_path, STUDY.format(budget=400, seconds=0.25))
+    site = slurm.write_site(tmp_path)
+    first = job_id(submit(slurm, tmp_path, "--site", str(site), "--nodes", "1", "--walltime", "1m"))
+    output = tmp_path / "out"
+    stopped = slurm.wait_finished(first)
+    log = (output / "logs" / f"slurm-{first}.out").read_text()
+    assert (stopped.state, stopped.exit_code) == ("FAILED", "138:0"), log
+    assert "stopped by SIGUSR1 after flushing" in log
+    records = journal(output)
+    assert 0 < len(records) < 400
+    assert {r["id"] for r in records if r["status"] == "ok"} <= flushed_tasks(output)
+
+    # The same script again, from elsewhere, with more time (sbatch's options win over its lines).
+    script = output / "submit.sbatch"
+    second = slurm.command("sbatch", "--parsable", "--time=5", str(script)).stdout.strip().split(";")[0]
+    finished = slurm.wait_finished(second)
+    assert (finished.state, finished.exit_code) == ("COMPLETED", "0:0"), \
+        (output / "logs" / f"slurm-{second}.out").read_text()
+    everything = journal(output)
+    ids = [r["id"] for r in everything]
+    assert len(ids) == 400 and len(set(ids)) == 400
+    assert {r["status"] for r in everything} == {"ok"}
+    assert everything[:len(records)] == records  # only appended to
+    assert set(ids) <= flushed_tasks(output)
+
+
+@pytest.mark.parametrize("name", SLURM_SITES)
+def test_a_shipped_slurm_sites_directives_and_launcher_are_accepted_by_slurm(
+        slurm: SlurmCluster, tmp_path: Path, name: str) -> None:
+    (tmp_path / "model.py").write_text(MODEL)
+    write_study(tmp_path, STUDY.format(budget=4, seconds=0.0))
+    done = submit(slurm, tmp_path, "--site", name, "--nodes", "1", "--set", "site.account=P", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    script = tmp_path / "out" / "submit.sbatch"
+    judged = slurm.command("sbatch", "--test-only", str(script))
+    assert "to start at" in judged.stderr
+
+    site = load_site(SHIPPED_SITES / f"{name}.toml", ["site.account=P"])
+    launcher = shlex.split(site.launch_command({"nodes": 1, "ranks": site.ranks_per_node,
+                                                "ranks_per_node": site.ranks_per_node,
+                                                "gpus_per_node": site.gpus_per_node}))
+    assert launcher[0] == "srun"
+    partition = [f"--partition={site.queue}"] if site.queue else []
+    step = slurm.command("srun", "--test-only", *partition, *launcher[1:], "true")
+    assert "to start at" in step.stderr
+
+
+def test_slurm_refuses_what_the_test_cluster_does_not_offer(slurm: SlurmCluster, tmp_path: Path) -> None:
+    """The control for the test above: --test-only does judge features and options."""
+    for options, said in ((["-C", "nosuch"], "Invalid feature specification"),
+                          (["--bogus"], "unrecognized option"),
+                          (["-p", PARTITION, "-c", "999"], "Requested node configuration is not available")):
+        done = subprocess.run(["sbatch", "--test-only", *options, "--wrap=true"], env=slurm.env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode != 0 and said in done.stderr, done.stderr
