@@ -174,8 +174,8 @@ class Run:
 
     @property
     def sessions(self) -> list[Session]:
-        """The run's sessions (its first run and each resume) in order, each with its wall
-        time, workers and tasks: what a throughput or utilization must be reckoned over."""
+        """The run's sessions (its first run and each resume) in order, each with its start,
+        end, workers and tasks: what a throughput or utilization must be reckoned over."""
         return self._run.sessions
 
     def best(self, n: int = 1, by: str | None = None) -> pd.DataFrame:
