@@ -407,7 +407,7 @@ def _of_n(runs: Sequence[Measure], key: Callable[[Measure], float], form: str) -
 
 RAW, FUTURES = "raw mpi4py loop (blocking send/recv)", "mpi4py.futures (`map`, chunksize 1)"
 QUEUE = "mexplore, policy `queue` (backlog 32)"
-ASYNC = "mexplore, policy `async` (prefetches 1 once tasks < 1 s)"
+ASYNC = "mexplore, policy `async` (default; random does not learn: tasks queued ahead)"
 
 
 def noop_rows(sizes: Sizes) -> list[Row]:
@@ -447,12 +447,12 @@ def noop_rows(sizes: Sizes) -> list[Row]:
 
 def sleep_rows(sizes: Sizes) -> list[Row]:
     """Variant d: utilization at 3 workers with 5-15 ms tasks: mexplore `async` (the
-    target; it prefetches one task per worker once results show tasks shorter than
-    ``PREFETCH_BELOW``), and for comparison the raw loop and mexplore `queue` with
-    ``backlog = 1``, which always holds one task prefetched."""
+    target; with ``random``, which does not learn, it queues tasks ahead on each worker,
+    sized by the measured task length and hand-off), and for comparison the raw loop and
+    mexplore `queue` with ``backlog = 1``, which always holds one task prefetched."""
     timeout, tasks = sizes.timeout, sizes.sleep
     measures = {
-        "mexplore `async` (prefetches 1), sleep 5–15 ms": partial(mexplore, 3, StudySpec(tasks, "async", "sleep"), timeout),
+        "mexplore `async` (queued ahead), sleep 5–15 ms": partial(mexplore, 3, StudySpec(tasks, "async", "sleep"), timeout),
         "raw mpi4py loop, sleep 5–15 ms": partial(raw_mpi4py, 3, tasks, timeout, "sleep"),
         "mexplore `queue` backlog 1 (always 1 prefetched), sleep 5–15 ms":
             partial(mexplore, 3, StudySpec(tasks, "queue", "sleep", backlog=1), timeout),
@@ -474,7 +474,8 @@ def sleep_rows(sizes: Sizes) -> list[Row]:
 def idle_rows(sizes: Sizes) -> list[Row]:
     """Variant e: CPU of 1 master + 7 workers on 2 cores while tasks sleep 1 s.
 
-    1 s is not shorter than ``PREFETCH_BELOW``, so `async` keeps one task per worker here.
+    With hand-offs under 2 ms, 1 s tasks are long enough that `async` queues nothing ahead
+    (:data:`mexplore.queue.policies.NEGLIGIBLE_SHARE`): one task per worker here.
 
     Two shares per job: of the whole job (launch to exit: the target), and of a window in
     mid-run (:class:`SteadyCpu`), where start-up and shut-down are left out.
@@ -491,7 +492,7 @@ def idle_rows(sizes: Sizes) -> list[Row]:
     steady_raw = SteadyCpu(ranks, window, delay=1.2)
     raw = raw_mpi4py(7, tasks, sizes.timeout, "sleep", seconds=1.0, watch=steady_raw)
     rows = []
-    for name, measure, steady, has_target in (("mexplore `async` (no prefetch), sleep 1 s", mx, steady_mx, True),
+    for name, measure, steady, has_target in (("mexplore `async`, sleep 1 s", mx, steady_mx, True),
                                               ("raw mpi4py loop, sleep 1 s", raw, steady_raw, False)):
         share = measure.cpu / (measure.wall * ranks)
         rows.append(Row(

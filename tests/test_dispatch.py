@@ -77,8 +77,9 @@ def test_resume_counts_finished_tasks_and_continues_ids():
 
 def test_make_policy_names():
     assert make_policy("batch", 4).size == 4
-    assert make_policy("queue", 4, backlog=2).capacity(None) == 3
-    assert make_policy("async", 4).capacity(None) == 1
+    assert make_policy("queue", 4, backlog=2).capacity(None, None, 1) == 3
+    assert make_policy("async", 4).capacity(None, None, 1) == 1
+    assert make_policy("async", 4, learns=False) == Async(learns=False)
 
 
 def test_queue_refills_a_worker_once_half_its_slots_are_free_in_one_message():
@@ -92,28 +93,6 @@ def test_queue_refills_a_worker_once_half_its_slots_are_free_in_one_message():
     assert d.wanted() == 2
     d.propose([{}, {}])
     assert [len(batch) for _, batch in d.assign()] == [2]
-
-
-def timed(task_id: int, length: float) -> Result:
-    return Result(task_id=task_id, params={}, status=Status.OK, objective=1.0, started=100.0, ended=100.0 + length)
-
-
-def test_async_prefetches_one_task_once_tasks_prove_short():
-    d = Dispatcher([1, 2], Async(), budget=None)
-    assert d.wanted() == 2  # nothing known yet: one task each
-    d.propose([{}, {}])
-    (w1, (t1,)), (w2, (t2,)) = d.assign()
-    d.complete(w1, [timed(t1.id, 0.01)])
-    assert d.capacity == 2
-    assert d.wanted() == 3  # w1: two free slots, w2: one (it runs t2)
-
-
-def test_async_keeps_long_tasks_one_per_worker():
-    d = Dispatcher([1, 2], Async(), budget=None)
-    d.propose([{}, {}])
-    (w1, (t1,)), _ = d.assign()
-    d.complete(w1, [timed(t1.id, 30.0)])
-    assert d.capacity == 1 and d.wanted() == 1
 
 
 def test_failed_tasks_are_retried_with_a_higher_attempt_then_recorded():

@@ -14,7 +14,7 @@ from typing import Any
 
 TABLE_COLUMNS = (
     "id", "status", "started", "ended", "duration", "rank", "host", "gpu", "attempt", "error",
-    "algorithm_time",
+    "algorithm_time", "lag",
 )
 """Columns every row of the results table has besides objectives, ``p:`` params and ``m:``
 metrics; an objective may not take one of these names."""
@@ -39,13 +39,16 @@ class Task:
     """One evaluation of the model at one parameter set.
 
     ``algorithm_time`` is what proposing it cost the master: its share of the ``ask`` that
-    returned it, plus of every ``tell`` and ``report`` since the ``ask`` before."""
+    returned it, plus of every ``tell`` and ``report`` since the ``ask`` before. ``lag`` is
+    how many tasks were proposed and not yet finished when it was: results its proposal
+    could not see (what prefetching costs an algorithm that learns)."""
 
     id: int
     params: dict[str, Any]
     attempt: int = 0
     priority: float = 0.0
     algorithm_time: float = 0.0
+    lag: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +87,7 @@ class Result:
     ``reports`` holds the intermediate ``(step, value)`` pairs the model reported while it
     ran. ``reused_from`` is the task whose result this one took instead of running
     (``[cache] reuse``). ``algorithm_time`` is the master's seconds in the algorithm to
-    propose it (see :class:`Task`).
+    propose it, and ``lag`` the tasks pending when it was proposed (see :class:`Task`).
 
     Build one with a named constructor: :meth:`ran` on a worker, :meth:`for_task` on the
     master, :meth:`from_record` from the journal. Every field has a default and a journal
@@ -106,6 +109,7 @@ class Result:
     reports: list[tuple[float, float]] = field(default_factory=list)
     reused_from: int | None = None
     algorithm_time: float = 0.0
+    lag: int = 0
 
     @classmethod
     def ran(cls, task: Task, place: Place, outcome: Outcome, started: float, ended: float) -> Result:
@@ -118,15 +122,15 @@ class Result:
     @classmethod
     def for_task(cls, task: Task, status: Status, **fields: Any) -> Result:
         """A result the master makes itself for ``task`` (cancelled, answered from an
-        earlier result...): the task's id, params, attempt and algorithm time, then ``fields``."""
+        earlier result...): the task's id, params, attempt, algorithm time and lag, then ``fields``."""
         return cls(task_id=task.id, status=status, params=task.params, attempt=task.attempt,
-                   algorithm_time=task.algorithm_time, **fields)
+                   algorithm_time=task.algorithm_time, lag=task.lag, **fields)
 
     def attach(self, task: Task, reports: list[tuple[float, float]]) -> None:
         """Make a worker's result whole on the master, which owns it once received: the
-        task's params and algorithm time, and the reports that came while it ran. (In
+        task's params, algorithm time and lag, and the reports that came while it ran. (In
         place: this runs once per task on the master's hot path.)"""
-        self.params, self.algorithm_time, self.reports = task.params, task.algorithm_time, reports
+        self.params, self.algorithm_time, self.lag, self.reports = task.params, task.algorithm_time, task.lag, reports
 
     @property
     def ok(self) -> bool:

@@ -66,8 +66,12 @@ class Algorithm(ABC):
     """Base of ask/tell algorithms; subclass it and implement :meth:`ask` (or :meth:`propose`)."""
 
     learns = True
-    """Whether proposals depend on the results told so far. Sweeps and fixed designs (grid,
-    random, sobol, lhs) set False: the engine may then queue their proposals further ahead."""
+    """Whether proposals depend on the results told so far. Under the default ``async``
+    policy an algorithm that learns gets one task per worker, so each proposal misses only
+    the results still running (its *lag*); one that does not has tasks queued ahead on
+    every worker, which costs it nothing and hides the master's hand-offs. Sweeps and fixed
+    designs (grid, random, sobol, lhs, optuna.random, optuna.qmc, optuna.grid) set False;
+    a subclass that learns nothing should too, or it runs slower than it could."""
     prunes = False
     """Whether :meth:`report` may stop running tasks; only such algorithms accept
     ``[algorithm] pruner``."""

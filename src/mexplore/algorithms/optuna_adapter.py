@@ -267,6 +267,7 @@ class OptunaQMC(OptunaAlgorithm):
     """Optuna's quasi-Monte Carlo sampler (Sobol' or Halton)."""
 
     name = "optuna.qmc"
+    learns = False  # its points do not depend on results
     sampler_class = "QMCSampler"
     defaults = QUIET
 
@@ -275,6 +276,7 @@ class OptunaRandom(OptunaAlgorithm):
     """Optuna's independent random sampler."""
 
     name = "optuna.random"
+    learns = False  # its points do not depend on results
     sampler_class = "RandomSampler"
 
 
@@ -282,6 +284,7 @@ class OptunaGrid(OptunaAlgorithm):
     """Optuna's grid sampler over every combination of the space's values; ends when exhausted."""
 
     name = "optuna.grid"
+    learns = False  # its points do not depend on results
     sampler_class = "GridSampler"
 
     def __init__(self, space: Space, info: StudyInfo | None = None, **options: Any) -> None:

@@ -44,6 +44,8 @@ def results_command(args: argparse.Namespace) -> int:
         return 0
     if (line := _bottleneck(run)) is not None:
         print(line)
+    if (line := _lag(frame, run.workers)) is not None:
+        print(line)
     best = best_rows(frame, objectives[0], run.directions[0], args.top)
     if best.empty:
         return 0
@@ -98,6 +100,16 @@ def _print_rows(frame: pd.DataFrame, statuses: list[str]) -> None:
     print(f"{header}  reason")
     for line, reason in zip(lines, reasons):  # the reason last, left-aligned: it is long
         print(f"{line}  {reason}")
+
+
+def _lag(frame: pd.DataFrame, workers: int) -> str | None:
+    """How many tasks were pending when each was proposed: results a learning algorithm's
+    proposals could not see (one task per worker keeps it below the number of workers)."""
+    if frame.empty or "lag" not in frame:
+        return None
+    lag = frame["lag"].fillna(0)
+    return (f"lag: mean {lag.mean():.1f}, max {int(lag.max())} with {workers} workers "
+            "(tasks pending when each task was proposed)")
 
 
 def _bottleneck(run: Run) -> str | None:

@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from statistics import median_low
 from typing import Any
 
 from ..types import Result, Status, Task
 from .policies import Policy
 
 RETRIED = (Status.FAILED, Status.TIMEOUT)
+HANDOFF_SAMPLES = 15
+"""Hand-offs the typical one is the median of: one slow round of the master (a journal
+fsync, a garbage collection) must not switch the policy."""
 
 
 class Dispatcher:
@@ -26,7 +30,19 @@ class Dispatcher:
     workers are sent tasks, and only their slots count when deciding how much to ask for.
     The ready set and its slot total are kept up to date, so a round of the master loop
     costs the same with 4 workers or 4,000. How many slots a worker has may follow the
-    typical task length (a moving average of the results' run times), as the policy says.
+    typical task length (a moving average of the results' run times) and the typical
+    hand-off, as the policy says.
+
+    The hand-off is measured, not assumed: when a worker that has returned all its tasks is
+    sent one in the very round its results were booked, the time from its last result's
+    end to that task's start (both on the worker's clock) less the algorithm's time in that
+    round (the whole ``ask`` and every ``tell`` billed to the round's proposals: the worker
+    waited for all of it) is what a worker waits for the master and the network; the median of the
+    last ``HANDOFF_SAMPLES`` such gaps is :attr:`handoff`. A worker left waiting because
+    no proposal was ready is not timed.
+
+    Each task records its *lag*: how many tasks were proposed and not yet finished when it
+    was numbered, that is how many results its proposal could not see.
 
     ``check`` sees every proposal before it is numbered and raises to refuse it (the run's
     :class:`~mexplore.space.ProposalCheck`): a bad point never gets an id, a worker or a
@@ -46,7 +62,13 @@ class Dispatcher:
         self.pending: deque[Task] = deque()
         self.running: dict[int, tuple[int, Task]] = {}
         self.typical_length: float | None = None
-        self.capacity = policy.capacity(None)
+        self.handoff: float | None = None
+        self._handoffs: deque[float] = deque(maxlen=HANDOFF_SAMPLES)
+        self._emptied: dict[int, float] = {}  # worker -> its last result's end, until the next assign
+        self._timed: dict[int, float] = {}  # task id -> its worker's previous end + the round's algorithm time
+        self._round_cost = 0.0  # algorithm seconds billed to the proposals since the last assign
+        self.capacity = policy.capacity(None, None, 1)
+        self._refill_at = policy.refill_at(self.capacity)
         self._held = dict.fromkeys(workers, 0)
         self._free: dict[int, int] = {}
         self._ready: set[int] = set()
@@ -64,14 +86,16 @@ class Dispatcher:
     def number(self, params_list: Iterable[dict[str, Any]], algorithm_time: float = 0.0) -> list[Task]:
         """The algorithm's proposals as new tasks, with consecutive ids in the order given;
         each cost ``algorithm_time`` to propose. They wait for :meth:`enqueue` (or
-        :meth:`answered_without_running`). Each is checked first, when there is a ``check``."""
+        :meth:`answered_without_running`). Each is checked first, when there is a ``check``.
+        Their lag is the number of tasks proposed and not finished before them."""
         if self.check is not None:
             params_list = list(params_list)
             for params in params_list:
                 self.check(params)
-        first = self.next_id
-        tasks = [Task(first + i, params, 0, 0.0, algorithm_time) for i, params in enumerate(params_list)]
+        first, lag = self.next_id, len(self.pending) + len(self.running)
+        tasks = [Task(first + i, params, 0, 0.0, algorithm_time, lag) for i, params in enumerate(params_list)]
         self.next_id += len(tasks)
+        self._round_cost += algorithm_time * len(tasks)
         return tasks
 
     def enqueue(self, tasks: Iterable[Task]) -> None:
@@ -101,13 +125,17 @@ class Dispatcher:
         nothing is ever counted twice.
         """
         final, retried = [], []
+        last_end = 0.0
         for result in results:
             entry = self.running.get(result.task_id)
             if entry is None or entry[0] != worker:
                 continue
             del self.running[result.task_id]
             task = entry[1]
+            if self._timed and (waited_from := self._timed.pop(task.id, None)) is not None:
+                self._handed_off(result.started - waited_from)
             self._observe(result.ended - result.started)
+            last_end = result.ended
             if result.status in RETRIED and task.attempt < self.retries:
                 self.pending.appendleft(replace(task, attempt=task.attempt + 1))
                 retried.append(result)
@@ -116,16 +144,27 @@ class Dispatcher:
         returned = len(final) + len(retried)
         if returned:
             self.finished += len(final)
-            self._held[worker] -= returned
-            self._set_free(worker, self.capacity - self._held[worker])
+            held = self._held[worker] = self._held[worker] - returned
+            if held == 0:
+                self._emptied[worker] = last_end
+            self._set_free(worker, self.capacity - held)
         return final, retried
 
     def _observe(self, length: float) -> None:
         typical = self.typical_length
         self.typical_length = length if typical is None else 0.9 * typical + 0.1 * length
-        capacity = self.policy.capacity(self.typical_length)
+        self._resize()
+
+    def _handed_off(self, gap: float) -> None:
+        self._handoffs.append(max(gap, 0.0))
+        self.handoff = median_low(self._handoffs)
+
+    def _resize(self) -> None:
+        """Apply the capacity the policy wants now (every worker's free slots change with it)."""
+        capacity = self.policy.capacity(self.typical_length, self.handoff, self.capacity)
         if capacity != self.capacity:
             self.capacity = capacity
+            self._refill_at = self.policy.refill_at(capacity)
             for worker, held in self._held.items():
                 self._set_free(worker, capacity - held)
 
@@ -143,17 +182,23 @@ class Dispatcher:
         return max(want, 0)
 
     def assign(self) -> list[tuple[int, list[Task]]]:
-        """Hand waiting tasks to ready workers, the one with the most free slots first."""
+        """Hand waiting tasks to ready workers, the one with the most free slots first. A
+        worker emptied since the last call whose next task goes now has its hand-off timed."""
         sends = []
+        emptied = self._emptied
         while self.pending and self._ready:
             worker = max(self._ready, key=self._free.__getitem__)
             room = self._free[worker]
             batch = [self.pending.popleft() for _ in range(min(room, len(self.pending)))]
             for task in batch:
                 self.running[task.id] = (worker, task)
+            if emptied and (previous_end := emptied.get(worker)) is not None and self._held[worker] == 0:
+                self._timed[batch[0].id] = previous_end + self._round_cost
             self._held[worker] += len(batch)
             self._set_free(worker, room - len(batch))
             sends.append((worker, batch))
+        emptied.clear()
+        self._round_cost = 0.0
         return sends
 
     def _set_free(self, worker: int, free: int) -> None:
@@ -161,7 +206,7 @@ class Dispatcher:
         if was_ready:
             self._ready_slots -= self._free[worker]
         self._free[worker] = max(free, 0)
-        if free >= self.policy.refill_at:
+        if free >= self._refill_at:
             self._ready.add(worker)
             self._ready_slots += free
         elif was_ready:

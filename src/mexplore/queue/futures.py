@@ -163,9 +163,14 @@ class ImperativeAlgorithm(Algorithm):
 
     On resume, the journal's results are kept aside: a deterministic ``run`` that submits
     the same points again gets them back at once, without a worker running them twice.
+
+    Such a function is taken to learn from its results (the ``async`` policy then hands
+    workers one task each) unless it says otherwise with an attribute: ``run.learns =
+    False`` after its ``def``, for a sweep that submits points whatever comes back.
     """
 
     thinks_in_background = True
+    learns = property(lambda self: bool(getattr(self._run, "learns", True)))
 
     def __init__(
         self,

@@ -285,8 +285,17 @@ class MasterState:
     # -- decisions ----------------------------------------------------------------------
     def wanted(self) -> int:
         """How many proposals to ask the algorithm for now (none once the run aborts or
-        stops early)."""
-        return 0 if self._stopping else self.dispatcher.wanted()
+        stops early). Until the session's first ``stop_early_after`` tasks are judged, no
+        more are out than it takes to judge them (or one per worker): a model that cannot
+        work must not spend a policy's whole backlog before the run stops."""
+        if self._stopping:
+            return 0
+        want = self.dispatcher.wanted()
+        if self._first_failures is not None and self.stop_early_after is not None:
+            dispatcher = self.dispatcher
+            judging = max(self.workers, self.stop_early_after - self._first_seen)
+            want = min(want, judging - len(dispatcher.running) - len(dispatcher.pending))
+        return max(want, 0)
 
     def ending(self, algorithm_finished: Callable[[], bool]) -> Ending | None:
         """Whether the loop should stop now. ``algorithm_finished`` is asked only when

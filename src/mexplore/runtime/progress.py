@@ -1,7 +1,8 @@
 """What the master shows while a run goes on: a live bar on a terminal, log lines elsewhere.
 
-Both say the same things: done / failed / pruned / running, the best objective so far, tasks per
-second and the time left, and a line when workers wait for the algorithm's proposals
+Both say the same things: done / failed / pruned / running, the best objective so far, the lag
+(how many tasks were pending when the latest finished one was proposed, and the mean over the
+session: results a learning algorithm could not see), tasks per second and the time left, and a line when workers wait for the algorithm's proposals
 (:mod:`.bottleneck`). Failures are shown by reason (:mod:`mexplore.failures`): each reason gets
 a line with a task id the first time a task fails for it, then a number, and the counts per
 number ride on the progress line; the final summary lists the most frequent reasons in full.
@@ -63,6 +64,9 @@ class Progress:
         self.cancelled = 0
         self.running = 0
         self.best: float | None = None
+        self.lag = 0  # of the latest live result
+        self._lags = 0  # summed over the live results, for the mean
+        self._live = 0
         self._count(resumed, live=False)
         self._started = time.monotonic()
         self._new = 0
@@ -92,6 +96,9 @@ class Progress:
         for result in results:
             if live and result.rank >= 0:  # it ran now (a reused result did not)
                 self._spans.append(Span(result.rank, result.started, result.ended, result.algorithm_time, result.ok))
+                self.lag = result.lag
+                self._lags += result.lag
+                self._live += 1
             if result.status is Status.PRUNED:
                 self.pruned += 1
             elif is_failure(result.status):
@@ -153,7 +160,8 @@ class Progress:
     def _details(self) -> str:
         pruned = f" pruned={self.pruned}" if self.pruned else ""
         cancelled = f" cancelled={self.cancelled}" if self.cancelled else ""
-        details = f"failed={self.failed}{self._by_reason()}{pruned}{cancelled} running={self.running}"
+        lag = f" lag={self.lag} (mean {self._lags / self._live:.1f})" if self._live else ""
+        details = f"failed={self.failed}{self._by_reason()}{pruned}{cancelled} running={self.running}{lag}"
         if self.objective is None:  # several objectives: no single best
             return details
         best = "-" if self.best is None else f"{self.best:.6g}"

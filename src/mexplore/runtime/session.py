@@ -26,7 +26,7 @@ from ..queue.dispatch import Dispatcher
 from ..queue.keep import KeepPolicy
 from ..queue.master_state import STOP_EARLY_AFTER, Ending, MasterState
 from ..queue.memo import Memo
-from ..queue.policies import make_policy
+from ..queue.policies import Policy, describe, make_policy
 from ..space import ProposalCheck
 from ..store.cache import CACHE_DIR
 from ..store.disk import OutputUnwritable
@@ -112,12 +112,13 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     if previous and (changed := changed_tables(earlier_run, resolved)):
         print(f"mexplore: warning: resuming {output} with a different [{'], ['.join(changed)}] "
               "than the run that wrote its journal", file=sys.stderr)
+    policy = make_policy(study.algorithm.policy, workers, study.algorithm.backlog, study.algorithm.batch_size,
+                         learns=bool(algorithm.learns))
     write_study_as_run(output, resolved, {
-        "ranks": workers + 1, "launch": launch, "resumed_tasks": len(previous),
+        "ranks": workers + 1, "launch": launch, "resumed_tasks": len(previous), "learns": bool(algorithm.learns),
     })
     if previous:
         algorithm.replay(previous)
-    policy = make_policy(study.algorithm.policy, workers, study.algorithm.backlog, study.algorithm.batch_size)
     state = MasterState(
         Dispatcher(end.workers, policy, study.study.budget, study.model.retries,
                    check=ProposalCheck(study.space, algorithm.name)),
@@ -127,7 +128,7 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
         stop_early_after=STOP_EARLY_AFTER if study.model.on_error == "record" else None,
     )
     state.resumed(previous, read_reserved(output))
-    _announce(study, workers, len(previous))
+    _announce(study, policy, workers, len(previous))
     progress = Progress(
         study.study.budget, study.study.objective, study.study.direction[0],
         progress_mode, resumed=previous, workers=workers,
@@ -275,13 +276,13 @@ def _model_spec(study: Study) -> ModelSpec:
     )
 
 
-def _announce(study: Study, workers: int, resumed: int) -> None:
+def _announce(study: Study, policy: Policy, workers: int, resumed: int) -> None:
     budget = "until the algorithm finishes" if study.study.budget is None else f"budget {study.study.budget}"
     again = f", resuming after {resumed} finished tasks" if resumed else ""
     if study.algorithm.initial:
         again += f", {len(study.algorithm.initial)} initial points first"
     print(
-        f"mexplore: study {study.study.name!r}: {study.algorithm.name} ({study.algorithm.policy}), "
+        f"mexplore: study {study.study.name!r}: {study.algorithm.name} ({describe(policy)}), "
         f"{workers} worker(s), {budget}{again}; output {study.study.output}",
         file=sys.stderr,
     )

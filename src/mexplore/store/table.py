@@ -28,7 +28,8 @@ def results_frame(
     """One row per task: id, status, objective column(s), ``p:<param>``, ``m:<metric>``,
     start and end (UNIX seconds), duration, rank, host, gpu, attempt, error (its summary
     line; the journal keeps the whole text and the intermediate reports), algorithm_time
-    (the master's seconds in the algorithm to propose the task). With several
+    (the master's seconds in the algorithm to propose the task), lag (the proposals
+    pending when it was decided). With several
     objectives and their ``directions``, a ``pareto`` column marks the non-dominated
     ``ok`` rows. Non-finite metrics, spelled as strings in the journal, are NaN and ±inf
     here again (:func:`~.journal.iter_records` reads them back)."""
@@ -52,6 +53,7 @@ def results_frame(
             attempt=record.get("attempt", 0),
             error=error_summary(record.get("error")),
             algorithm_time=record.get("algorithm_time", 0.0),
+            lag=record.get("lag", 0),
         )
         rows.append(row)
     frame = pd.DataFrame(rows)
