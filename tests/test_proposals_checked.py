@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, journal, run_cli, write_study
+from helpers import REPO, journal, run_cli
 
 from mexplore.errors import AlgorithmError
 from mexplore.queue.dispatch import Dispatcher
@@ -123,27 +123,35 @@ class Bad(Algorithm):
 '''
 
 
+def study_of(folder: Path, algorithm: str) -> Path:
+    """A 40-task study of the toy quadratic over x in [0, 10], y in [0, 1], output in
+    ``folder/out``, with ``algorithm`` as the lines of its ``[algorithm]`` table."""
+    path = folder / "study.toml"
+    path.write_text(f"""
+[study]
+name = "checked"
+budget = 40
+objective = "loss"
+output = "{folder / 'out'}"
+
+[model]
+python = "{REPO / 'tests' / 'models' / 'toy.py'}:quadratic"
+
+[algorithm]
+{algorithm}
+
+[space]
+x = {{ type = "float", low = 0.0, high = 10.0 }}
+y = {{ type = "float", low = 0.0, high = 1.0 }}
+""")
+    return path
+
+
 @pytest.mark.mpi
 def test_a_run_whose_algorithm_proposes_outside_the_space_stops_with_the_journal_intact(tmp_path: Path):
     (tmp_path / "my_algos.py").write_text(BAD_ALGORITHM)
     output = tmp_path / "out"
-    path = write_study(tmp_path, f"""
-        [study]
-        name = "bad"
-        budget = 40
-        objective = "loss"
-        output = "{output}"
-
-        [model]
-        python = "{REPO / 'tests' / 'models' / 'toy.py'}:quadratic"
-
-        [algorithm]
-        name = "my_algos.py:Bad"
-
-        [space]
-        x = {{ type = "float", low = 0.0, high = 10.0 }}
-        y = {{ type = "float", low = 0.0, high = 1.0 }}
-    """)
+    path = study_of(tmp_path, 'name = "my_algos.py:Bad"')
     done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, timeout=120)
     assert done.returncode == 1, done.stderr
     assert ("mexplore: error: algorithm 'Bad' proposed x = 12.6 ([space] x: above high = 10.0); the run stops "
@@ -190,24 +198,7 @@ class Raising(Algorithm):
 def test_an_algorithm_that_raises_stops_the_run_cleanly_naming_it(tmp_path: Path, where: str, raised: str):
     (tmp_path / "my_algos.py").write_text(RAISING_ALGORITHM)
     output = tmp_path / "out"
-    path = write_study(tmp_path, f"""
-        [study]
-        name = "raising"
-        budget = 40
-        objective = "loss"
-        output = "{output}"
-
-        [model]
-        python = "{REPO / 'tests' / 'models' / 'toy.py'}:quadratic"
-
-        [algorithm]
-        name = "my_algos.py:Raising"
-        options = {{ where = "{where}" }}
-
-        [space]
-        x = {{ type = "float", low = 0.0, high = 10.0 }}
-        y = {{ type = "float", low = 0.0, high = 1.0 }}
-    """)
+    path = study_of(tmp_path, f'name = "my_algos.py:Raising"\noptions = {{ where = "{where}" }}')
     done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, timeout=120)
     assert done.returncode == 1, done.stderr
     method = "tell" if where == "tell" else "propose"
