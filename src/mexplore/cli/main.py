@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a study key, e.g. --set study.budget=2000 (repeatable)")
     run.add_argument("--progress", choices=["auto", "bar", "log", "off"], default="auto",
                      help="live bar on a terminal, log lines otherwise (default: auto)")
+    run.add_argument("--walltime", metavar="DURATION",
+                     help="stop (flush, exit 142, resumable) before this much time has passed: 2h, 1:30:00")
+    run.add_argument("--stop-at", metavar="TIME",
+                     help="stop before this time: 14:30, 2026-12-01T14:30, or @ and epoch seconds")
+    run.add_argument("--stop-before", metavar="DURATION",
+                     help="time kept for the flush before the deadline (default: a tenth of it, at most 1 min)")
 
     results = verbs.add_parser("results", help="print the best tasks of a run",
                                description="Print the best finished tasks of OUTPUT, read from its journal, "

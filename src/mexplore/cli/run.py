@@ -15,6 +15,7 @@ from ..errors import MexploreError
 
 def run_command(args: argparse.Namespace) -> int:
     from ..comms.launcher import die_with_launcher, under_mpi_launcher
+    from ..runtime.deadline import STOP_AT, arm, inherited, stop_time
     from ..runtime.signals import StopSignals
 
     # First: a scheduler's TERM (or a Ctrl-C) that comes while this process starts is kept
@@ -26,10 +27,17 @@ def run_command(args: argparse.Namespace) -> int:
         overrides.append(f"study.output={json.dumps(os.path.abspath(args.output))}")
     load = partial(_load_study, args.study, overrides)
     progress = _progress_mode(args.progress)
+    try:
+        stop_at = stop_time(args.walltime, args.stop_at, args.stop_before) or inherited()
+    except MexploreError as error:
+        print(f"mexplore: error: {error}", file=sys.stderr)
+        return 2
     if under_mpi_launcher():
         from ..runtime.entry import run_mpi
 
         die_with_launcher()
+        if stop_at is not None:
+            arm(stop_at)
         return run_mpi(load, progress, ignored_ranks=args.ranks, signals=signals)
     ranks = (os.cpu_count() or 2) if args.ranks is None else args.ranks
     if ranks < 1:
@@ -49,7 +57,11 @@ def run_command(args: argparse.Namespace) -> int:
     if ranks == 1:
         from ..runtime.entry import run_inproc
 
+        if stop_at is not None:
+            arm(stop_at)
         return run_inproc(load, progress, signals=signals)
+    if stop_at is not None:  # for the ranks to arm: a timer here would outlive the exec and kill mpiexec
+        os.environ[STOP_AT] = repr(stop_at)
     if signals.signum is not None:  # before any rank started: nothing to flush or resume
         print(f"mexplore: stopped by {signal.Signals(signals.signum).name} before any rank started; "
               "run the same command again to start it", file=sys.stderr)

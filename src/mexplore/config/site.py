@@ -156,12 +156,13 @@ def walltime_seconds(value: str | float, key: Key) -> float:
     return total_seconds
 
 
-def walltime_option(text: str) -> float:
-    """``--walltime`` in seconds; an error that names the option otherwise."""
+def walltime_option(text: str, option: str = "--walltime") -> float:
+    """A duration given on the command line (``--walltime``, ``--stop-before``) in seconds;
+    an error that names the option otherwise."""
     try:
-        return walltime_seconds(text, ("walltime",))
+        return walltime_seconds(text, (option.lstrip("-"),))
     except Problem as problem:
-        raise StudyFileError("--walltime", "walltime", text, problem.expected) from None
+        raise StudyFileError(option, option.lstrip("-"), text, problem.expected) from None
 
 
 def _resolve(source: Path, table: SiteTable, account_needed: bool) -> Site:

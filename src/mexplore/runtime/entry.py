@@ -116,6 +116,7 @@ def _run_master(end: MasterEnd, load_study: Callable[[], object], progress_mode:
         signals.restore()
     if stopped_by is None:
         return 0
-    print(f"mexplore: stopped by {signal.Signals(stopped_by).name} after flushing; run the same "
-          "command again to resume", file=sys.stderr)
+    why = ("at its deadline (--walltime or --stop-at)" if stopped_by == signal.SIGALRM
+           else f"by {signal.Signals(stopped_by).name}")
+    print(f"mexplore: stopped {why} after flushing; run the same command again to resume", file=sys.stderr)
     return 128 + stopped_by

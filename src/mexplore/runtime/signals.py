@@ -24,7 +24,9 @@ from contextlib import contextmanager
 
 from ..errors import Interrupted
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT, signal.SIGALRM)
+"""What a scheduler sends before walltime, Ctrl-C, and the run's own deadline (SIGALRM,
+:mod:`.deadline`)."""
 REPEAT_AFTER = 2.0
 
 
