@@ -191,11 +191,17 @@ class TaskCache:
 
     def close(self, remove: bool = False) -> None:
         """Close the log; ``remove`` deletes the folder (after the final flush: the data is
-        safe, or was not to be kept)."""
+        safe, or was not to be kept), and the folders above it that are then empty, so a
+        finished run leaves nothing on the node."""
         if self._log is not None:
             self._log.close()
         if remove:
             shutil.rmtree(self.path, ignore_errors=True)
+            for folder in (self.path.parent, self.path.parent.parent):  # cache/, then the study's folder
+                try:
+                    folder.rmdir()  # only when empty: the last rank of the node to finish removes it
+                except OSError:
+                    break
 
     # -- the folder ---------------------------------------------------------------------
     def _writer(self) -> SaveLog:
