@@ -139,7 +139,14 @@ def test_open_run_reads_a_run_while_it_goes_on(project):
     assert len(snapshot.refresh().table) == 10
 
 
-DRIVER = "import sys, mexplore; mexplore.run(sys.argv[1], ranks=3, progress='log')\n"
+DRIVER = (
+    # a notebook kernel handles Ctrl-C; a process started from a non-interactive shell's
+    # background job inherits SIGINT ignored (as CI may run the suite), so the driver asks
+    # for Python's own handler, as the kernel has
+    "import signal, sys, mexplore\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "mexplore.run(sys.argv[1], ranks=3, progress='log')\n"
+)
 
 
 def gated_study(project: Path) -> Path:
@@ -171,7 +178,11 @@ def test_ctrl_c_in_the_caller_stops_the_job_cleanly_and_the_same_call_resumes(pr
     path = gated_study(project)
     driver = start_driver(project, path)
     os.kill(driver.pid, signal.SIGINT)  # to the caller alone, as a notebook's stop button does
-    _, err = driver.communicate(timeout=600)  # a ceiling for a hang: a loaded machine takes minutes
+    try:
+        _, err = driver.communicate(timeout=600)  # a ceiling for a hang: a loaded machine takes minutes
+    finally:  # a failure must not leave the gated job running for ever
+        for pid in processes_of(path) if driver.returncode is None else ():
+            os.kill(pid, signal.SIGKILL)
     assert driver.returncode == -signal.SIGINT, err  # the KeyboardInterrupt is raised again
     assert "stopped by SIGTERM after flushing" in err and "KeyboardInterrupt" in err
     wait_until(lambda: processes_of(path) == [], "every rank ended", timeout=120)
