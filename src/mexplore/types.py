@@ -14,7 +14,7 @@ from typing import Any
 
 TABLE_COLUMNS = (
     "id", "status", "started", "ended", "duration", "rank", "host", "gpu", "attempt", "error",
-    "algorithm_time", "lag",
+    "algorithm_time", "lag", "slots", "hosts",
 )
 """Columns every row of the results table has besides objectives, ``p:`` params and ``m:``
 metrics; an objective may not take one of these names."""
@@ -34,6 +34,31 @@ class Status(str, enum.Enum):
 Objective = float | list[float] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a parallel task needs: ``ranks`` worker slots, on ``nodes`` whole nodes (0: on
+    one node when it fits there, else on as few whole nodes as hold it)."""
+
+    ranks: int = 1
+    nodes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The worker slots a parallel task was placed on. ``slots`` are world ranks, the
+    leader first; ``hosts`` their nodes, in the same order. ``runners`` are the slots the
+    task is sent to: all of them for a Python model (each runs the function with the
+    task's communicator), the leader alone for a program it launches over them."""
+
+    slots: tuple[int, ...]
+    hosts: tuple[str, ...]
+    runners: tuple[int, ...]
+
+    @property
+    def leader(self) -> int:
+        return self.slots[0]
+
+
 @dataclass(slots=True)
 class Task:
     """One evaluation of the model at one parameter set.
@@ -41,7 +66,11 @@ class Task:
     ``algorithm_time`` is what proposing it cost the master: its share of the ``ask`` that
     returned it, plus of every ``tell`` and ``report`` since the ``ask`` before. ``lag`` is
     how many tasks were proposed and not yet finished when it was: results its proposal
-    could not see (what prefetching costs an algorithm that learns)."""
+    could not see (what prefetching costs an algorithm that learns).
+
+    ``shape`` and ``group`` are set only in a study whose tasks may span several worker
+    slots: what the task needs, and where it was placed (a task going back to the queue
+    for a retry is placed again)."""
 
     id: int
     params: dict[str, Any]
@@ -49,6 +78,8 @@ class Task:
     priority: float = 0.0
     algorithm_time: float = 0.0
     lag: int = 0
+    shape: Shape | None = None
+    group: Group | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +119,8 @@ class Result:
     ran. ``reused_from`` is the task whose result this one took instead of running
     (``[cache] reuse``). ``algorithm_time`` is the master's seconds in the algorithm to
     propose it, and ``lag`` the tasks pending when it was proposed (see :class:`Task`).
+    ``slots`` and ``hosts`` are the worker ranks a parallel task held and their nodes
+    (None for a task of one slot, whose ``rank`` and ``host`` say it).
 
     Build one with a named constructor: :meth:`ran` on a worker, :meth:`for_task` on the
     master, :meth:`from_record` from the journal. Every field has a default and a journal
@@ -110,6 +143,8 @@ class Result:
     reused_from: int | None = None
     algorithm_time: float = 0.0
     lag: int = 0
+    slots: list[int] | None = None
+    hosts: list[str] | None = None
 
     @classmethod
     def ran(cls, task: Task, place: Place, outcome: Outcome, started: float, ended: float) -> Result:
@@ -138,12 +173,13 @@ class Result:
 
     def to_record(self) -> dict[str, Any]:
         """The JSON-ready form written to the journal (one line per finished task).
-        ``reused_from`` is written only when set."""
+        ``reused_from``, ``slots`` and ``hosts`` are written only when set."""
         record = _record_of(self)
         record["status"] = self.status.value
         record["algorithm_time"] = round(self.algorithm_time, 7)
-        if self.reused_from is None:
-            del record["reused_from"]
+        for optional in ("reused_from", "slots", "hosts"):
+            if record[optional] is None:
+                del record[optional]
         return record
 
     @classmethod

@@ -47,7 +47,7 @@ def run_command(args: argparse.Namespace) -> int:
         from ..runtime.session import check_study
 
         study = load()
-        check_study(study)  # refuse a bad study before any rank starts
+        check_study(study, ranks)  # refuse a bad study before any rank starts
     except MexploreError as error:
         print(f"mexplore: error: {error}", file=sys.stderr)
         return 2

@@ -39,11 +39,14 @@ class _Sends:
 
 
 class MpiMasterEnd:
-    """The master's end on rank 0 of ``comm``."""
+    """The master's end on rank 0 of ``comm``. ``hosts`` maps each worker to the node it
+    said it runs on (gathered once, as every rank starts: the resource map of the job)."""
 
-    def __init__(self, comm: Any = None) -> None:
+    def __init__(self, host: str, comm: Any = None) -> None:
         self.comm = comm or MPI.COMM_WORLD
         self.workers = list(range(1, self.comm.Get_size()))
+        self.hosts: dict[int, str] = dict(enumerate(self.comm.gather(host, root=0)))
+        del self.hosts[0]
         self._sends = _Sends()
         self._status = MPI.Status()
 
@@ -61,12 +64,24 @@ class MpiMasterEnd:
 
 
 class MpiWorkerEnd:
-    """A worker's end: every message goes to or comes from rank 0."""
+    """A worker's end: every message goes to or comes from rank 0. ``host`` is this rank's
+    node, told to the master as the job starts."""
 
-    def __init__(self, comm: Any = None) -> None:
+    def __init__(self, host: str, comm: Any = None) -> None:
         self.comm = comm or MPI.COMM_WORLD
         self.rank = self.comm.Get_rank()
+        self.comm.gather(host, root=0)
         self._sends = _Sends()
+
+    def task_comm(self, ranks: tuple[int, ...], tag: int) -> Any:
+        """A communicator of exactly the world ``ranks`` (in that order: the first is its
+        rank 0), made by those ranks alone (``MPI_Comm_create_group``): a parallel task's
+        ``ctx.comm``. Free it when the task ends."""
+        group = self.comm.Get_group().Incl(list(ranks))
+        try:
+            return self.comm.Create_group(group, tag % 32768)
+        finally:
+            group.Free()
 
     def send(self, message: Message) -> None:
         self._sends.add(self.comm.isend(message, dest=0, tag=0))

@@ -13,9 +13,11 @@ from .messages import Message
 
 
 class MasterEnd(Protocol):
-    """The master's side: talks to every worker, never blocks."""
+    """The master's side: talks to every worker, never blocks. ``hosts`` names each
+    worker's node."""
 
     workers: list[int]
+    hosts: dict[int, str]
 
     def send(self, worker: int, message: Message) -> None: ...
 

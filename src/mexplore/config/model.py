@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..types import Shape
 from ._schema import Key, ModelTable, Problem
 
 TASK_PLACEHOLDERS = ("params_file", "result_file", "task_dir", "task_id", "attempt", "python")
+LAUNCH_PLACEHOLDERS = ("ranks", "nodes", "hosts", "hostfile", "mpiexec")
+"""What a parallel command's argv and ``launcher`` may name besides the task's fields."""
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 _DURATION_EXPECTED = 'a duration such as "30s", "10m", "2h" or "1h30m", or a number of seconds > 0'
@@ -32,6 +35,11 @@ class ModelSection:
     ``on_error`` is ``record`` (go on, but stop early when a session's first tasks all fail
     for one reason: the model cannot work), ``continue`` (go on, always) or ``abort`` (stop
     at the first failure); a stop waits for the tasks in flight.
+
+    ``ranks`` and ``nodes`` (an int, or ``"{parameter}"`` read from each point) say how many
+    worker slots a task holds and on how many whole nodes (0: one node when it fits); a
+    command with more than one rank is started through ``launcher`` (None: the site's, else
+    the bundled ``mpiexec -n {ranks}``).
     """
 
     python: str | None = None
@@ -42,6 +50,19 @@ class ModelSection:
     retries: int = 0
     on_error: str = "record"
     isolate: bool = False
+    ranks: int | str = 1
+    nodes: int | str = 0
+    launcher: tuple[str, ...] | None = None
+
+    @property
+    def parallel(self) -> bool:
+        """Whether a task may hold more than one worker slot: then every task is placed."""
+        return self.ranks != 1 or self.nodes != 0
+
+    def shape(self, params: dict[str, Any]) -> Shape:
+        """What the task at ``params`` needs; ValueError naming the key when a value read
+        from the point is not a whole number in range."""
+        return Shape(ranks=_size(self.ranks, params, "ranks", 1), nodes=_size(self.nodes, params, "nodes", 0))
 
     def to_dict(self) -> dict[str, Any]:
         """TOML-ready; absent values are left out (TOML has no null)."""
@@ -55,7 +76,21 @@ class ModelSection:
         table |= {"retries": self.retries, "on_error": self.on_error}
         if self.python:
             table["isolate"] = self.isolate
+        if self.parallel:
+            table |= {"ranks": self.ranks, "nodes": self.nodes}
+        if self.launcher is not None:
+            table["launcher"] = list(self.launcher)
         return table
+
+
+def _size(value: int | str, params: dict[str, Any], key: str, least: int) -> int:
+    if isinstance(value, int):
+        return value
+    name = value[1:-1]
+    got = params.get(name)
+    if isinstance(got, bool) or not isinstance(got, int) or got < least:
+        raise ValueError(f"[model] {key} = {value!r} took {got!r} from the point: expected an integer >= {least}")
+    return got
 
 
 def resolve_model(table: ModelTable, names: set[str]) -> ModelSection:
@@ -70,6 +105,9 @@ def resolve_model(table: ModelTable, names: set[str]) -> ModelSection:
             if getattr(table, key):
                 raise Problem(("model", key), getattr(table, key), "no such key for a python model run in the worker",
                               "a child process is needed for it: add isolate = true")
+    if table.isolate and (table.ranks != 1 or table.nodes != 0):
+        raise Problem(("model", "isolate"), True, "isolate only with ranks = 1 (a parallel Python task runs in its "
+                      "worker ranks, to share ctx.comm)", "use a command for a program that must run apart")
     cwd = None
     if table.cwd is not None:
         cwd = absolute(table.cwd)
@@ -80,7 +118,23 @@ def resolve_model(table: ModelTable, names: set[str]) -> ModelSection:
         command=None if table.command is None else _command(table.command, names),
         env=dict(table.env), cwd=cwd, timeout=seconds(table.timeout, ("model", "timeout")), retries=table.retries,
         on_error=table.on_error, isolate=table.isolate,
+        ranks=_size_key(table.ranks, "ranks", 1, names), nodes=_size_key(table.nodes, "nodes", 0, names),
+        launcher=None if table.launcher is None else _argv(table.launcher, ("model", "launcher"), names),
     )
+
+
+def _size_key(value: int | str, key: str, least: int, names: set[str]) -> int | str:
+    """``ranks``/``nodes``: an int (``nodes`` may be 0: as few as fit), or ``"{parameter}"``."""
+    expected = f'an integer >= {least}, or "{{parameter}}" naming a parameter of [space]'
+    if isinstance(value, int):
+        if isinstance(value, bool) or value < least:
+            raise Problem(("model", key), value, expected)
+        return value
+    match = _PLACEHOLDER.fullmatch(value)
+    if match is None or match.group(1) not in names:
+        why = None if match is None else f"[space] has no parameter {match.group(1)!r}"
+        raise Problem(("model", key), value, expected, why)
+    return value
 
 
 def _python_target(spec: str) -> str:
@@ -105,12 +159,16 @@ def _python_target(spec: str) -> str:
 def _command(argv: list[str], names: set[str]) -> tuple[str, ...]:
     """Placeholders must name a task field or a parameter; items naming an existing file
     (relative to where mexplore runs) become absolute, since the program runs elsewhere."""
-    known = {*TASK_PLACEHOLDERS, *names, "repeat"}
+    return _argv(argv, ("model", "command"), names)
+
+
+def _argv(argv: list[str], key: Key, names: set[str]) -> tuple[str, ...]:
+    known = {*TASK_PLACEHOLDERS, *LAUNCH_PLACEHOLDERS, *names, "repeat"}
     resolved = []
     for index, item in enumerate(argv):
         unknown = [name for name in _PLACEHOLDER.findall(item) if name not in known]
         if unknown:
-            raise Problem(("model", "command", index), item,
+            raise Problem((*key, index), item,
                           f"placeholders among {{{'}, {'.join(sorted(known))}}}",
                           f"{{{unknown[0]}}} is neither a task field nor a parameter")
         plain = not _PLACEHOLDER.search(item) and not os.path.isabs(item)

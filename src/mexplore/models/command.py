@@ -7,6 +7,9 @@ spaces, quotes, ``;`` or ``$(...)`` arrives as one literal argument and is never
 The objective comes from the result file, else from the last ``MEXPLORE_RESULT`` line.
 ``{python}`` is the worker's own interpreter, so a Python script model finds the packages
 installed beside mexplore whatever ``python3`` on the PATH is.
+
+A task placed on several worker slots (``[model] ranks``) is started by its leader
+through the launcher (:mod:`.launch`), the other slots held idle for its ranks.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from ..types import Outcome, Place, Result, Status, Task
 from .context import Pruned, Reporter, task_dir
 from .gpu import visible_devices
+from .launch import launch_places, launcher_for, outside_the_job
 from .outcome import interpret, parse_text
 from .process import RESULT_LINE_LIMIT, Exit, GroupGuard, run_program
 from .spec import ModelSpec
@@ -93,8 +97,13 @@ class CommandModel:
                "MEXPLORE_TASK_ID": str(task.id), "MEXPLORE_ATTEMPT": str(task.attempt),
                "MEXPLORE_RANK": str(self.place.rank), "MEXPLORE_HOST": self.place.host,
                "MEXPLORE_ARTIFACTS_DIR": str(folder / ARTIFACTS)}
+        argv_template = self.argv
+        if task.group is not None and task.shape is not None:
+            places |= launch_places(task.shape, task.group, folder) | {"mpiexec": self.spec.mpiexec}
+            argv_template = (*launcher_for(self.spec.launcher, places["nodes"]), *argv_template)
+            env = outside_the_job(env)
         started = time.time()
-        argv = [fill(item, places) for item in self.argv]
+        argv = [fill(item, places) for item in argv_template]
         if unpassable := _with_nul(task.params, argv):
             return Result.ran(task, self.place, Outcome.failed(unpassable), started, time.time())
         try:

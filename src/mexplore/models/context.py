@@ -15,8 +15,9 @@ __all__ = ["Context", "Pruned", "Reporter", "Saver", "task_dir"]
 
 Saver = Callable[[int, str, Any], None]
 """``saver(task_id, name, value)``: stores a task's output in the worker's node-local cache."""
-Reporter = Callable[[int, float, float], None]
-"""``reporter(task_id, step, value)``: sends an intermediate value to the master; raises
+Reporter = Callable[..., None]
+"""``reporter(task_id, step, value, send=True)``: sends an intermediate value to the master
+(``send=False``: only looks for a prune, as the other ranks of a parallel task do); raises
 :class:`Pruned` when the master has asked to stop that task."""
 
 
@@ -46,6 +47,10 @@ class Context:
     model that never asks pays no mkdir). ``gpu`` is the GPU this worker was given (the
     visible-device variables are already set), or None. :meth:`save` keeps an output;
     :meth:`report` sends an intermediate value.
+
+    ``comm`` is, for a task of several ranks (``[model] ranks``), an mpi4py communicator of
+    exactly the task's ranks, made for it and freed after it: its rank 0 is the task's
+    leader, whose return value is the result. None for a task of one rank.
     """
 
     task_id: int
@@ -56,6 +61,7 @@ class Context:
     gpu: str | None = None
     saver: Saver | None = field(default=None, repr=False)
     reporter: Reporter | None = field(default=None, repr=False)
+    comm: Any = field(default=None, repr=False)
 
     def report(self, step: float, value: float) -> None:
         """Tell the master an intermediate value (a validation loss after an epoch). With a

@@ -10,14 +10,15 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..errors import Interrupted
 from ..importing import load_target
-from ..types import Outcome, Place, Result, Status, Task
+from ..types import Group, Outcome, Place, Result, Status, Task
 from .context import Context, Pruned, Reporter, Saver
 from .outcome import interpret, recordable_text
 from .spec import ModelSpec
@@ -28,11 +29,16 @@ class PythonFunctionModel:
     (``KeyboardInterrupt``, ``GeneratorExit``, a ``BaseException`` of its own), except
     :class:`Pruned`, which makes it ``pruned``, and the worker's own :class:`Interrupted`
     (a real stop signal), which passes through. A model that ends the process itself with
-    ``os._exit`` cannot be caught; it is named on stderr before the process goes."""
+    ``os._exit`` cannot be caught; it is named on stderr before the process goes.
+
+    A task placed on several worker slots runs on each of them with ``ctx.comm``, made by
+    ``task_comm(ranks, tag)`` (the worker's MPI end) from the task's ranks; only its leader
+    sends reports and has its return value read; the others only fail the task if they
+    raise, and still learn of a prune when they report."""
 
     def __init__(
         self, spec: ModelSpec, rank: int, host: str, gpu: str | None, saver: Saver | None,
-        reporter: Reporter | None,
+        reporter: Reporter | None, task_comm: Callable[[tuple[int, ...], int], Any] | None = None,
     ) -> None:
         assert spec.python is not None
         self.function = load_target(spec.python)
@@ -42,16 +48,21 @@ class PythonFunctionModel:
         self.place = Place(rank, host, gpu)
         self.local_dir = Path(spec.local_dir)
         self.saver, self.reporter = saver, reporter
+        self.task_comm = task_comm
 
     def __call__(self, task: Task) -> Result:
-        place = self.place
+        place, group = self.place, task.group
+        follower = group is not None and place.rank != group.leader
+        reporter = self.reporter
+        if follower and reporter is not None:
+            reporter = partial(reporter, send=False)
         ctx = Context(task.id, task.attempt, place.rank, place.host, self.local_dir, place.gpu, self.saver,
-                      self.reporter)
+                      reporter)
         started = time.time()
         try:
-            with _exit_named(task, place):
+            with _exit_named(task, place), self._communicator(group, task.id) as ctx.comm:
                 returned = self.function(task.params, ctx)
-            outcome = interpret(returned, self.objectives)
+            outcome = Outcome(status=Status.OK) if follower else interpret(returned, self.objectives)
         except Pruned:
             outcome = Outcome(status=Status.PRUNED)
         except Interrupted:
@@ -60,6 +71,18 @@ class PythonFunctionModel:
             where = f"rank {place.rank} on {place.host}"
             outcome = Outcome.failed(recordable_text(f"{where}:\n{traceback.format_exc()}"))
         return Result.ran(task, place, outcome, started, time.time())
+
+    @contextmanager
+    def _communicator(self, group: Group | None, task_id: int) -> Iterator[Any]:
+        """The task's communicator while it runs (None for a task of one slot, or with no MPI)."""
+        if group is None or self.task_comm is None:
+            yield None
+            return
+        comm = self.task_comm(group.runners, task_id)
+        try:
+            yield comm
+        finally:
+            comm.Free()
 
 
 @contextmanager

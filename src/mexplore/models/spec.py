@@ -12,7 +12,10 @@ class ModelSpec:
 
     ``isolate`` runs a Python function in a child process per task, like a command, so it
     can be timed out and can crash without taking the worker along. ``timeout`` (seconds)
-    applies to anything that runs in a child process.
+    applies to anything that runs in a child process. ``launcher`` starts a command placed
+    on several worker slots (``mpiexec -n {ranks}``...): None for the bundled ``mpiexec``,
+    empty when the command starts its ranks itself. ``mpiexec`` is the ``{mpiexec}`` it may
+    name (the bundled one, found on the master).
     """
 
     objectives: tuple[str, ...]
@@ -23,3 +26,5 @@ class ModelSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     timeout: float | None = None
+    launcher: tuple[str, ...] | None = None
+    mpiexec: str = "mpiexec"

@@ -14,7 +14,9 @@ from dataclasses import replace
 from statistics import median_low
 from typing import Any
 
-from ..types import Result, Status, Task
+from ..errors import AlgorithmError
+from ..types import Result, Shape, Status, Task
+from .placement import Placement, group_for
 from .policies import Policy
 
 RETRIED = (Status.FAILED, Status.TIMEOUT)
@@ -175,10 +177,11 @@ class Dispatcher:
     # -- decisions ----------------------------------------------------------------------
     def wanted(self) -> int:
         """How many new proposals to ask the algorithm for now."""
-        in_flight = len(self.running)
-        want = self.policy.to_ask(self._ready_slots, len(self.pending), in_flight)
+        return self._within_budget(self.policy.to_ask(self._ready_slots, len(self.pending), len(self.running)))
+
+    def _within_budget(self, want: int) -> int:
         if self.budget is not None:
-            want = min(want, self.budget - self.finished - in_flight - len(self.pending))
+            want = min(want, self.budget - self.finished - len(self.running) - len(self.pending))
         return max(want, 0)
 
     def assign(self) -> list[tuple[int, list[Task]]]:
@@ -225,3 +228,119 @@ class Dispatcher:
     @property
     def in_flight(self) -> int:
         return len(self.running)
+
+
+class PlacingDispatcher(Dispatcher):
+    """The dispatcher of a study whose tasks may span several worker slots (``[model]
+    ranks`` or ``nodes``): each task is placed on free slots of the job (:mod:`.placement`)
+    and holds them until every slot that runs it has answered.
+
+    Every slot runs one task at a time: the policy's prefetch and backlog do not apply
+    (parallel tasks are long; holding a slot for a task that cannot start yet would idle
+    it). ``shape_of`` says what a proposal needs (it raises to refuse one, as ``check``
+    does); ``all_run`` is True for a Python model, whose function runs on every slot of
+    its task, False for a program that the task's leader launches over them.
+
+    A task's result is its leader's, made to span the slots' time (first start to last
+    end) and failed if any other slot failed.
+    """
+
+    def __init__(
+        self, hosts: dict[int, str], shape_of: Callable[[dict[str, Any]], Shape], all_run: bool,
+        policy: Policy, budget: int | None, retries: int = 0,
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        super().__init__(hosts, policy, budget, retries, check)
+        self.placement = Placement(hosts)
+        self.shape_of = shape_of
+        self.all_run = all_run
+        self._parts: dict[int, dict[int, Result]] = {}  # task id -> the answers of its slots so far
+        self._first_waiting: int | None = None  # the oldest task that could not be placed
+        self._passed = 0  # tasks started past it
+
+    def number(self, params_list: Iterable[dict[str, Any]], algorithm_time: float = 0.0) -> list[Task]:
+        params_list = list(params_list)
+        shapes = [self.shape_of(params) for params in params_list]
+        for params, shape in zip(params_list, shapes):
+            if (why := self.placement.never_fits(shape)) is not None:
+                raise AlgorithmError(f"the task at {params} can never run in this job: {why}; the run stops "
+                                     "(finished tasks are kept: run it with more ranks, or smaller tasks, to resume)")
+        tasks = super().number(params_list, algorithm_time)
+        for task, shape in zip(tasks, shapes):
+            task.shape = shape
+        return tasks
+
+    def wanted(self) -> int:
+        return self._within_budget(self.policy.to_ask(self.placement.free_count, len(self.pending), len(self.running)))
+
+    def assign(self) -> list[tuple[int, list[Task]]]:
+        """Place waiting tasks in order; one that cannot be placed now is passed by at most
+        as many tasks as the job has slots before nothing passes it any more."""
+        sends: list[tuple[int, list[Task]]] = []
+        waiting: deque[Task] = deque()
+        placement = self.placement
+        limit = len(placement.node_of)
+        while self.pending and placement.free_count:
+            task = self.pending.popleft()
+            if waiting and waiting[0].id == self._first_waiting and self._passed >= limit:
+                waiting.append(task)
+                break
+            shape = task.shape or Shape()
+            taken = placement.take(shape)
+            if taken is None:
+                waiting.append(task)
+                continue
+            if waiting:
+                if waiting[0].id != self._first_waiting:
+                    self._first_waiting, self._passed = waiting[0].id, 0
+                self._passed += 1
+            task = replace(task, group=group_for(*taken, shape.ranks, self.all_run))
+            self.running[task.id] = (task.group.leader, task)
+            self._parts[task.id] = {}
+            sends += [(runner, [task]) for runner in task.group.runners]
+        waiting.extend(self.pending)
+        self.pending = waiting
+        return sends
+
+    def complete(
+        self, worker: int, results: Iterable[Result],
+    ) -> tuple[list[tuple[Task, Result]], list[Result]]:
+        final, retried = [], []
+        for result in results:
+            entry = self.running.get(result.task_id)
+            if entry is None:
+                continue
+            task = entry[1]
+            group, parts = task.group, self._parts[task.id]
+            if group is None or worker not in group.runners or worker in parts:
+                continue
+            parts[worker] = result
+            self.placement.give_back([worker])
+            if len(parts) < len(group.runners):
+                continue
+            del self.running[task.id], self._parts[task.id]
+            self.placement.give_back(slot for slot in group.slots if slot not in group.runners)
+            merged = _merged(group.leader, parts)
+            merged.slots, merged.hosts = list(group.slots), list(group.hosts)
+            if merged.status in RETRIED and task.attempt < self.retries:
+                self.pending.appendleft(replace(task, attempt=task.attempt + 1, group=None))
+                retried.append(merged)
+            else:
+                final.append((task, merged))
+        self.finished += len(final)
+        return final, retried
+
+
+def _merged(leader: int, parts: dict[int, Result]) -> Result:
+    """One result from the answers of a task's slots: the leader's, spanning them all, and
+    failed (with the first such slot's reason) when the leader succeeded but another did not."""
+    result = parts[leader]
+    result.started = min(part.started for part in parts.values())
+    result.ended = max(part.ended for part in parts.values())
+    if result.ok:
+        for rank, part in parts.items():
+            if not part.ok:
+                result.status, result.objective = part.status, None
+                result.error = f"rank {rank} of the task's {len(parts)}: {part.error}"
+                break
+    return result

@@ -209,12 +209,14 @@ class MasterState:
         return [Judge(entry[1], step, value)]
 
     def prune(self, task_id: int) -> list[Instruction]:
-        """The algorithm judged the task hopeless: tell its worker, once."""
+        """The algorithm judged the task hopeless: tell its worker (every slot running a
+        parallel task), once."""
         entry = self.dispatcher.running.get(task_id)
         if entry is None or task_id in self._pruning:
             return []
         self._pruning.add(task_id)
-        return [SendPrune(entry[0], task_id)]
+        group = entry[1].group
+        return [SendPrune(worker, task_id) for worker in (group.runners if group else (entry[0],))]
 
     def algorithm_took(self, seconds: float) -> None:
         """Time spent in the algorithm (ask, tell, report): billed to its next proposals."""

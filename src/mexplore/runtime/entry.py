@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ..comms.transport import MasterEnd
 from ..errors import MexploreError
 from ..models import build_model
+from ..node import node_name
 from .signals import StopSignals
 from .strays import kill_strays
 from .worker import serve
@@ -36,13 +37,13 @@ def run_mpi(load_study: Callable[[], object], progress_mode: str, ignored_ranks:
     if mpi.world_rank() != 0:
         signals.install()  # a stop signal interrupts the model; the worker then flushes
         try:
-            serve(mpi.MpiWorkerEnd(), build_model, signals=signals)
+            serve(mpi.MpiWorkerEnd(node_name()), build_model, signals=signals)
         except BaseException:
             mpi.abort_on_error()
         finally:
             kill_strays()  # else a model's leftover process keeps the job from ending
         return 0
-    end = mpi.MpiMasterEnd()
+    end = mpi.MpiMasterEnd(node_name())
     if ignored_ranks is not None:
         print(f"mexplore: warning: -n {ignored_ranks} is ignored under a launcher: the "
               f"{len(end.workers) + 1} ranks it started are used", file=sys.stderr)
@@ -62,7 +63,7 @@ def run_inproc(load_study: Callable[[], object], progress_mode: str, workers: in
     """Run master and workers in this process (threads): ``-n 1`` and unit tests."""
     from ..comms.inproc import InprocMasterEnd
 
-    end = InprocMasterEnd(workers)
+    end = InprocMasterEnd(workers, node_name())
     threads = [
         threading.Thread(target=serve, args=(end.worker_end(w), build_model), daemon=True)
         for w in end.workers

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..algorithms.base import Algorithm, StudyInfo
 from ..algorithms.warm_start import WarmStart
 from ..comms.backoff import Backoff
+from ..comms.launcher import find_mpiexec
 from ..comms.messages import Setup, Stop
 from ..comms.transport import MasterEnd
 from ..config import Study, StudyFileProblem
@@ -22,7 +23,7 @@ from ..importing import undefined_name
 from ..models import ModelSpec
 from ..objectives import Direction
 from ..queue.build import build_algorithm
-from ..queue.dispatch import Dispatcher
+from ..queue.dispatch import Dispatcher, PlacingDispatcher
 from ..queue.keep import KeepPolicy
 from ..queue.master_state import STOP_EARLY_AFTER, Ending, MasterState
 from ..queue.memo import Memo
@@ -41,6 +42,7 @@ from ..store.study_as_run import (
 )
 from ..store.table import results_frame, write_results_csv
 from ..store.task_ids import read_reserved
+from ..types import Shape
 from .earlier import earlier_results
 from .live import LiveStatus
 from .master import MASTER_BACKOFF_CAP, Master, RunLog, start_workers, stop_workers
@@ -120,8 +122,7 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     if previous:
         algorithm.replay(previous)
     state = MasterState(
-        Dispatcher(end.workers, policy, study.study.budget, study.model.retries,
-                   check=ProposalCheck(study.space, algorithm.name)),
+        _dispatcher(end, study, policy, ProposalCheck(study.space, algorithm.name)),
         KeepPolicy(study.cache.keep_top, study.study.direction[0]),
         workers=workers, memo=Memo() if study.cache.reuse else None,
         flush_every=study.cache.flush_every, abort_on_error=study.model.on_error == "abort",
@@ -143,6 +144,24 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     setup = Setup(_model_spec(study), reply_low_water=policy.reply_low_water,
                   output_dir=str(output), local_name=local_name(study), first_task_id=state.dispatcher.next_id)
     return master, setup
+
+
+def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalCheck) -> Dispatcher:
+    """The master's bookkeeping: a task per free worker, or, when tasks may span several
+    worker slots (``[model] ranks``/``nodes``), each placed on the job's nodes."""
+    budget, retries = study.study.budget, study.model.retries
+    if not study.model.parallel:
+        return Dispatcher(end.workers, policy, budget, retries, check=check)
+    check_job_size(study, len(end.workers))
+    model, algorithm = study.model, study.algorithm.name
+
+    def shape_of(params: dict) -> Shape:
+        try:
+            return model.shape(params)
+        except ValueError as error:
+            raise AlgorithmError(f"algorithm {algorithm!r} proposed {params}: {error}") from None
+
+    return PlacingDispatcher(end.hosts, shape_of, model.python is not None, policy, budget, retries, check=check)
 
 
 def study_algorithm(study: Study, workers: int, seed: int | None) -> Algorithm:
@@ -219,14 +238,32 @@ def local_name(study: Study) -> str:
     return f"mexplore-{study.study.name}-{digest}"
 
 
-def check_study(study: Study) -> None:
+def check_study(study: Study, ranks: int | None = None) -> None:
     """Checks that need more than the study file: the output directory can be one, and the
-    algorithm loads and accepts its options and the space. Run before any rank starts, so
-    such errors come at once."""
+    algorithm loads and accepts its options and the space; with the job's ``ranks`` (master
+    included) known, that its tasks fit in it. Run before any rank starts, so such errors
+    come at once."""
     check_output(study.study.output)
     check_names(study)
+    if ranks is not None:
+        check_job_size(study, ranks - 1 if ranks > 1 else 0)
     seed = 0 if study.algorithm.seed is None else study.algorithm.seed
     study_algorithm(study, 1, seed).close()
+
+
+def check_job_size(study: Study, workers: int) -> None:
+    """Refuse parallel tasks (``[model] ranks``) in a job with no worker ranks for them (an
+    in-process run), or a constant ``ranks`` larger than the job's worker count."""
+    model = study.model
+    if not model.parallel:
+        return
+    if workers == 0:
+        raise StudyFileError(str(study.source), "model.ranks", model.ranks, "an MPI run",
+                             "tasks of several ranks run on the job's worker ranks: run with -n 2 or more")
+    if isinstance(model.ranks, int) and model.ranks > workers:
+        raise StudyFileError(str(study.source), "model.ranks", model.ranks, f"at most {workers}",
+                             f"the job has {workers} worker rank(s) (-n less the master): "
+                             f"run with -n {model.ranks + 1} or more")
 
 
 def check_names(study: Study) -> None:
@@ -273,6 +310,7 @@ def _model_spec(study: Study) -> ModelSpec:
         objectives=study.study.objective, local_dir="",
         python=model.python, command=model.command, isolate=model.isolate, env=model.env,
         cwd=None if model.cwd is None else str(model.cwd), timeout=model.timeout,
+        launcher=model.launcher, mpiexec=find_mpiexec() if model.parallel and model.command else "mpiexec",
     )
 
 

@@ -45,7 +45,7 @@ the master's answer to a result usually comes well within it, and a worker aslee
 it comes would add its sleep to every hand-off."""
 
 ModelFactory = Callable[..., Callable[[Task], Result]]
-"""``make_model(spec, rank, host, report, cache, guard)``: :func:`mexplore.models.build_model`."""
+"""``make_model(spec, rank, host, report, cache, guard, task_comm)``: :func:`mexplore.models.build_model`."""
 
 
 def serve(
@@ -74,7 +74,7 @@ def serve(
     reaper = Reaper()
     try:
         model = make_model(replace(setup.model, local_dir=str(local_dir)), link.rank, host,
-                           inbox.report, _DeferSignals(cache, signals), reaper)
+                           inbox.report, _DeferSignals(cache, signals), reaper, getattr(link, "task_comm", None))
     except Exception:
         link.send(WorkerFailed(link.rank, host, f"could not load the model:\n{traceback.format_exc()}"))
         stop = _wait_for_stop(link, backoff)
@@ -170,8 +170,9 @@ class Inbox:
         self._pruned.clear()  # between tasks: a prune of a task that has ended is moot
         return self._kept.popleft() if self._kept else self.link.poll()
 
-    def report(self, task_id: int, step: float, value: float) -> None:
-        self.link.send(IntermediateValue(task_id, step, value))
+    def report(self, task_id: int, step: float, value: float, send: bool = True) -> None:
+        if send:
+            self.link.send(IntermediateValue(task_id, step, value))
         while (message := self.link.poll()) is not None:
             if isinstance(message, Prune):
                 self._pruned.add(message.task_id)

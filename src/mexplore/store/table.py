@@ -29,7 +29,9 @@ def results_frame(
     start and end (UNIX seconds), duration, rank, host, gpu, attempt, error (its summary
     line; the journal keeps the whole text and the intermediate reports), algorithm_time
     (the master's seconds in the algorithm to propose the task), lag (the proposals
-    pending when it was decided). With several
+    pending when it was decided). A task that held several worker slots (``[model] ranks``)
+    also has slots (their ranks, space-separated, the leader first) and hosts (its nodes,
+    comma-separated, each once); these columns exist only when some task did. With several
     objectives and their ``directions``, a ``pareto`` column marks the non-dominated
     ``ok`` rows. Non-finite metrics, spelled as strings in the journal, are NaN and ±inf
     here again (:func:`~.journal.iter_records` reads them back)."""
@@ -55,6 +57,9 @@ def results_frame(
             algorithm_time=record.get("algorithm_time", 0.0),
             lag=record.get("lag", 0),
         )
+        if "slots" in record:
+            row["slots"] = " ".join(map(str, record["slots"]))
+            row["hosts"] = ",".join(dict.fromkeys(record.get("hosts") or ()))
         rows.append(row)
     frame = pd.DataFrame(rows)
     if not rows:

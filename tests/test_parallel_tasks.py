@@ -1,0 +1,143 @@
+"""Tasks of several ranks under real MPI: ``ctx.comm`` for Python models, a nested
+``mpiexec`` for programs, whole nodes, and the checks before ranks start.
+
+The placement rule itself is tested without MPI in ``test_placement.py``.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import journal, run_cli, write_study
+
+MODELS = Path(__file__).parent / "models"
+
+
+def parallel_study(tmp_path: Path, model: str, *, budget: int, sizes=(1, 2, 4), extra: str = "") -> Path:
+    return write_study(tmp_path, f"""
+        [study]
+        name = "parallel"
+        budget = {budget}
+        output = "{tmp_path / 'out'}"
+
+        [model]
+        {model}
+        ranks = "{{n}}"
+        {extra}
+
+        [algorithm]
+        name = "random"
+        seed = 3
+
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+        n = {{ type = "categorical", choices = {list(sizes)} }}
+    """)
+
+
+def test_python_tasks_of_changing_sizes_get_a_communicator_of_exactly_their_ranks(tmp_path):
+    path = parallel_study(tmp_path, f'python = "{MODELS / "parallel.py"}:spmd"', budget=16)
+    done = run_cli("run", str(path), "-n", "5", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    assert len(records) == 16 and {r["status"] for r in records} == {"ok"}
+    assert {r["params"]["n"] for r in records} == {1, 2, 4}
+    for record in records:
+        n, metrics = record["params"]["n"], record["metrics"]
+        assert metrics["size"] == metrics["total"] == n
+        assert metrics["agreed"], "a broadcast from the leader reached the others"
+        assert metrics["ranks"] == " ".join(map(str, record["slots"])), "ctx.comm holds the task's slots, leader first"
+        assert record["rank"] == record["slots"][0] and len(set(record["slots"])) == n
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert set(table.columns) >= {"slots", "hosts"}
+
+
+def _most_at_once(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_a_program_gets_its_ranks_from_a_nested_launcher_and_never_oversubscribes(tmp_path):
+    log = tmp_path / "ranks.log"
+    command = f'command = ["{{python}}", "{MODELS / "mpi_program.py"}", "{log}", "0.3"]'
+    path = parallel_study(tmp_path, command, budget=10, sizes=(1, 2, 3))
+    done = run_cli("run", str(path), "-n", "4", "--progress", "off", cwd=tmp_path, timeout=240)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    assert len(records) == 10 and {r["status"] for r in records} == {"ok"}, [r.get("error") for r in records]
+    for record in records:
+        assert record["metrics"]["size"] == record["params"]["n"], "the program's world is exactly its ranks"
+    intervals = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
+    assert len(intervals) == sum(r["params"]["n"] for r in records)
+    assert _most_at_once(intervals) <= 3, "more program ranks ran at once than the job has worker slots"
+
+
+def test_whole_nodes_and_one_node_placements_on_two_simulated_nodes(tmp_path):
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "nodes"
+        budget = 8
+        output = "{tmp_path / 'out'}"
+        [model]
+        python = "{MODELS / 'parallel.py'}:spmd"
+        ranks = "{{n}}"
+        nodes = "{{k}}"
+        [algorithm]
+        name = "grid"
+        [space]
+        x = {{ type = "grid", values = [0.1, 0.2] }}
+        n = {{ type = "grid", values = [2, 3] }}
+        k = {{ type = "grid", values = [0, 2] }}
+    """)
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    argv = [sys.executable, "-m", "mexplore", "run", str(path), "--progress", "off"]
+    command = [str(mpiexec)]
+    for node, ranks in (("nodeA", 3), ("nodeB", 3)):  # workers 1-2 on nodeA (beside the master), 3-5 on nodeB
+        command += ["-n", str(ranks), "-env", "MEXPLORE_NODE_NAME", node,
+                    "-env", "MEXPLORE_LOCAL_DIR", str(tmp_path / node), *argv, ":"]
+    done = subprocess.run(command[:-1], cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    assert len(records) == 8 and {r["status"] for r in records} == {"ok"}
+    for record in records:
+        n, k = record["params"]["n"], record["params"]["k"]
+        nodes = record["metrics"]["nodes"].split(",")
+        assert len(nodes) == n
+        if k == 2:  # spread over both nodes, each held whole
+            assert sorted(set(nodes)) == ["nodeA", "nodeB"] and sorted(record["slots"]) == [1, 2, 3, 4, 5]
+        else:  # on one node: nodeB, the only one with 3 workers, for n = 3
+            assert len(set(nodes)) == 1 and (n == 2 or nodes[0] == "nodeB")
+
+
+def test_tasks_that_cannot_fit_are_refused_before_ranks_start(tmp_path):
+    path = parallel_study(tmp_path, f'python = "{MODELS / "parallel.py"}:spmd"', budget=4)
+    done = run_cli("run", str(path), "-n", "1", cwd=tmp_path)
+    assert done.returncode == 2 and "model.ranks" in done.stderr and "-n 2 or more" in done.stderr
+    fixed = Path(str(path).replace("study.toml", "fixed.toml"))
+    fixed.write_text(path.read_text().replace('ranks = "{n}"', "ranks = 6"))
+    done = run_cli("run", str(fixed), "-n", "4", cwd=tmp_path)
+    assert done.returncode == 2 and "expected at most 3" in done.stderr and "-n 7" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_proposal_larger_than_the_job_stops_the_run_and_keeps_what_finished(tmp_path):
+    path = parallel_study(tmp_path, f'python = "{MODELS / "parallel.py"}:spmd"', budget=30, sizes=(1, 2, 8))
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "can never run in this job: it needs 8 ranks and the job has 2 worker slots" in done.stderr
+    assert all(r["status"] == "ok" for r in journal(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("bad", ['ranks = 0', 'ranks = "{missing}"', 'nodes = -1'])
+def test_bad_sizes_name_the_key(tmp_path, bad):
+    path = parallel_study(tmp_path, f'python = "{MODELS / "parallel.py"}:spmd"', budget=4)
+    path.write_text(path.read_text().replace('ranks = "{n}"', bad))
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path)
+    assert done.returncode == 2 and f"model.{bad.split()[0]}" in done.stderr, done.stderr

@@ -1,0 +1,142 @@
+"""Placing tasks of several ranks on the job's worker slots (sans-I/O: no MPI here).
+
+The MPI side (real communicators, nested mpiexec) is in ``test_parallel_tasks.py``.
+"""
+
+import random
+
+import pytest
+
+from mexplore.errors import AlgorithmError
+from mexplore.queue.dispatch import PlacingDispatcher
+from mexplore.queue.placement import Placement
+from mexplore.queue.policies import Async
+from mexplore.types import Result, Shape, Status
+
+TWO_NODES = {1: "a", 2: "a", 3: "a", 4: "b", 5: "b", 6: "b", 7: "b"}  # the master sits on a
+
+
+def test_a_task_that_fits_a_node_goes_on_the_fullest_node_that_holds_it():
+    place = Placement(TWO_NODES)
+    assert place.take(Shape(ranks=2)) == ([1, 2], ["a", "a"])  # a has 3 free, b 4: best fit is a
+    assert place.take(Shape(ranks=2)) == ([4, 5], ["b", "b"])  # a has 1 left now
+    assert place.take(Shape(ranks=3)) is None  # 1 free on a, 2 on b: no node holds 3
+    assert place.free_count == 3
+    place.give_back([1, 2])
+    assert place.take(Shape(ranks=3)) == ([1, 2, 3], ["a", "a", "a"])
+
+
+def test_a_task_larger_than_any_node_takes_whole_idle_nodes():
+    place = Placement(TWO_NODES)
+    slots, hosts = place.take(Shape(ranks=5))
+    assert slots[:5] == [4, 5, 6, 7, 1] and hosts[:5] == ["b"] * 4 + ["a"]
+    assert sorted(slots) == list(range(1, 8))  # the rest of node a is held: no other task shares it
+    assert place.free_count == 0
+
+
+def test_nodes_spreads_the_ranks_evenly_over_whole_nodes():
+    place = Placement(TWO_NODES)
+    slots, hosts = place.take(Shape(ranks=4, nodes=2))
+    assert hosts[:4].count("a") == 2 and hosts[:4].count("b") == 2
+    assert sorted(slots) == list(range(1, 8))
+    place.give_back(slots)
+    assert place.take(Shape(ranks=1, nodes=1)) == ([4, 5, 6, 7], ["b"] * 4)  # a whole node, for one rank
+
+
+@pytest.mark.parametrize(("shape", "why"), [
+    (Shape(ranks=8), "needs 8 ranks and the job has 7 worker slots"),
+    (Shape(ranks=3, nodes=3), "needs 3 nodes"),
+    (Shape(ranks=1, nodes=2), "cannot be spread over 2 nodes"),
+    (Shape(ranks=7, nodes=2), "needs 4 slots per node"),
+])
+def test_a_shape_that_can_never_fit_says_why(shape, why):
+    assert why in Placement(TWO_NODES).never_fits(shape)
+    assert Placement(TWO_NODES).never_fits(Shape(ranks=6, nodes=2)) is None
+
+
+def _dispatcher(hosts, all_run=True, retries=0, budget=None):
+    return PlacingDispatcher(hosts, lambda p: Shape(ranks=p["n"], nodes=p.get("nodes", 0)), all_run, Async(),
+                             budget, retries)
+
+
+def _answer(task, worker, status=Status.OK):
+    return Result(task_id=task.id, status=status, objective=1.0 if status is Status.OK else None,
+                  started=float(worker), ended=10.0 + worker, rank=worker, error=None if status is Status.OK else "x")
+
+
+def test_random_mixes_never_oversubscribe_and_every_task_runs_once():
+    rng = random.Random(7)
+    d = _dispatcher(TWO_NODES, budget=300)
+    busy: dict[int, int] = {}  # slot -> the task holding it
+    running: dict[int, tuple] = {}  # task id -> (task, runners still to answer)
+    done: list[int] = []
+    while d.finished < 300:
+        if want := d.wanted():
+            d.propose([{"n": rng.choice((1, 1, 1, 2, 3, 5))} for _ in range(min(want, 3))])
+        for worker, (task,) in d.assign():
+            for slot in task.group.slots:
+                assert busy.get(slot, task.id) == task.id, "a slot given to two tasks at once"
+                busy[slot] = task.id
+            running.setdefault(task.id, (task, set(task.group.runners)))
+        assert running, "nothing runs although slots are free"
+        task_id = rng.choice(sorted(running))
+        task, left = running[task_id]
+        worker = left.pop()
+        final, _ = d.complete(worker, [_answer(task, worker)])
+        del busy[worker]  # a rank that has answered is free at once
+        if not left:
+            del running[task_id]
+            for slot in set(task.group.slots) - set(task.group.runners):
+                del busy[slot]
+            assert [t.id for t, _ in final] == [task_id]
+            assert final[0][1].slots == list(task.group.slots)
+            done.append(task_id)
+    assert sorted(done) == list(range(300)) and d.idle
+
+
+def test_a_large_task_is_passed_by_at_most_as_many_tasks_as_the_job_has_slots():
+    d = _dispatcher({1: "a", 2: "a", 3: "a", 4: "a"})
+    d.propose([{"n": 1}, {"n": 4}] + [{"n": 1}] * 40)
+    running = {task.id: task for _, (task,) in d.assign()}
+    assert 1 not in running  # the 4-rank task waits: slot 1 holds task 0
+    started_past = len(running) - 1
+    while 1 not in running:
+        task_id = min(running)
+        task = running.pop(task_id)
+        d.complete(task.group.leader, [_answer(task, task.group.leader)])
+        fresh = {task.id: task for _, (task,) in d.assign()}
+        started_past += len([i for i in fresh if i != 1])
+        running.update(fresh)
+    assert started_past <= 4
+    assert running[1].group.slots == (1, 2, 3, 4)
+
+
+def test_a_follower_that_fails_fails_the_task_and_a_retry_is_placed_again():
+    d = _dispatcher({1: "a", 2: "a", 3: "a"}, retries=1)
+    d.propose([{"n": 2}])
+    (leader, (task,)), (follower, _) = d.assign()
+    assert d.placement.free_count == 1
+    assert d.complete(leader, [_answer(task, leader)]) == ([], [])  # waits for its other rank
+    assert d.placement.free_count == 2  # the leader's slot is free at once
+    final, retried = d.complete(follower, [_answer(task, follower, Status.FAILED)])
+    assert final == [] and retried[0].status is Status.FAILED and "rank 2 of the task's 2" in retried[0].error
+    again = d.assign()
+    assert [t.attempt for _, (t,) in again] == [1, 1] and again[0][1][0].group is not None
+    assert d.complete(again[0][0], [_answer(task, again[0][0])]) == ([], [])
+    assert d.complete(again[0][0], [_answer(task, again[0][0])]) == ([], [])  # a duplicate is dropped
+
+
+def test_a_command_task_is_sent_to_its_leader_alone_and_holds_the_other_slots():
+    d = _dispatcher({1: "a", 2: "a", 3: "a"}, all_run=False)
+    d.propose([{"n": 3}, {"n": 1}])
+    sends = d.assign()
+    assert [(w, t.id) for w, (t,) in sends] == [(1, 0)]
+    final, _ = d.complete(1, [_answer(sends[0][1][0], 1)])
+    assert final[0][1].slots == [1, 2, 3] and d.placement.free_count == 3
+
+
+def test_a_proposal_that_can_never_fit_stops_the_run_with_the_reason():
+    d = _dispatcher({1: "a", 2: "a"})
+    with pytest.raises(AlgorithmError, match="needs 3 ranks and the job has 2 worker slots"):
+        d.propose([{"n": 3}])
+    assert d.next_id == 0 and not d.pending  # never numbered
