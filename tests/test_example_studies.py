@@ -48,3 +48,14 @@ def test_compiled_simulation_sweep_marks_the_unstable_time_step_failed(tmp_path)
     assert all("is nan" in r["error"] for r in records if r["status"] == "failed")
     [local] = (tmp_path / "local").glob("mexplore-sim-sweep-*")
     assert (local / "bin" / "heat").exists()
+
+
+def test_mpi_simulation_gives_the_same_field_at_every_rank_count(tmp_path):
+    records = run_study("heat-mpi", tmp_path)
+    assert len(records) == 8 and {r["status"] for r in records} == {"ok"}, [r.get("error") for r in records]
+    checksums: dict[tuple, set] = {}
+    for record in records:
+        params = record["params"]
+        assert record["metrics"]["ranks"] == params["ranks"] == len(record["slots"])
+        checksums.setdefault((params["nx"], params["dt"]), set()).add(record["metrics"]["checksum"])
+    assert all(len(values) == 1 for values in checksums.values()), "the decomposition changed the answer"

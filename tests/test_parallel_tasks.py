@@ -141,3 +141,28 @@ def test_bad_sizes_name_the_key(tmp_path, bad):
     path.write_text(path.read_text().replace('ranks = "{n}"', bad))
     done = run_cli("run", str(path), "-n", "3", cwd=tmp_path)
     assert done.returncode == 2 and f"model.{bad.split()[0]}" in done.stderr, done.stderr
+
+
+def test_the_mpi_simulation_as_a_python_model_on_ctx_comm(tmp_path):
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "heat"
+        objective = "max_error"
+        output = "{tmp_path / 'out'}"
+        [model]
+        python = "{MODELS.parent.parent / 'model-scripts' / 'heat_mpi.py'}:model"
+        ranks = "{{ranks}}"
+        [algorithm]
+        name = "grid"
+        [space]
+        ranks = {{ type = "grid", values = [1, 2, 3] }}
+        nx = 41
+        dt = 1e-4
+        alpha = 0.1
+        t_end = 0.2
+    """)
+    done = run_cli("run", str(path), "-n", "4", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    assert sorted(r["metrics"]["ranks"] for r in records) == [1, 2, 3]
+    assert len({r["metrics"]["checksum"] for r in records}) == 1

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import pytest
 from helpers import journal, write_study
-from slurm import PARTITION, SlurmCluster
+from slurm import NODE, PARTITION, SlurmCluster
 
 from mexplore.batch import SHIPPED_SITES
 from mexplore.config.site import load_site
@@ -125,6 +125,12 @@ def test_a_shipped_slurm_sites_directives_and_launcher_are_accepted_by_slurm(
     step = slurm.command("srun", "--test-only", *partition, *launcher[1:], "true")
     assert "to start at" in step.stderr
 
+    assert site.task_launcher is not None and site.task_launcher[0] == "srun"
+    places = {"{nodes}": "1", "{ranks}": "2", "{hosts}": NODE}
+    task_step = [places.get(item, item) for item in site.task_launcher]
+    step = slurm.command("srun", "--test-only", *partition, *task_step[1:], "true")
+    assert "to start at" in step.stderr
+
 
 def test_slurm_refuses_what_the_test_cluster_does_not_offer(slurm: SlurmCluster, tmp_path: Path) -> None:
     """The control for the test above: --test-only does judge features and options."""
@@ -134,3 +140,37 @@ def test_slurm_refuses_what_the_test_cluster_does_not_offer(slurm: SlurmCluster,
         done = subprocess.run(["sbatch", "--test-only", *options, "--wrap=true"], env=slurm.env,
                               capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode != 0 and said in done.stderr, done.stderr
+
+
+@pytest.mark.mpi
+def test_a_command_of_several_ranks_starts_through_the_sites_task_launcher_in_the_job(
+        slurm: SlurmCluster, tmp_path: Path) -> None:
+    """The worker ranks are a job step (srun); each parallel task is a nested step of its own
+    ranks (srun --overlap), with no variable of the workers' step leaking into it."""
+    program = Path(__file__).parent / "models" / "mpi_program.py"
+    write_study(tmp_path, f"""
+        [study]
+        name = "nested"
+        budget = 6
+        output = "out"
+        [model]
+        command = ["{{python}}", "{program}", "{tmp_path / 'ranks.log'}", "0.1"]
+        ranks = "{{n}}"
+        [algorithm]
+        name = "random"
+        seed = 1
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+        n = {{ type = "categorical", choices = [1, 2] }}
+    """)
+    site = slurm.write_site(tmp_path)
+    site.write_text(site.read_text() + 'task_launcher = ["srun", "--overlap", "-n", "{ranks}", "--mpi=pmi2"]\n')
+    job = job_id(submit(slurm, tmp_path, "--site", str(site), "--nodes", "1"))
+    finished = slurm.wait_finished(job)
+    log = (tmp_path / "out" / "logs" / f"nested-{job}.out").read_text()
+    assert (finished.state, finished.exit_code) == ("COMPLETED", "0:0"), log
+    records = journal(tmp_path / "out")
+    assert len(records) == 6 and {r["status"] for r in records} == {"ok"}, [r.get("error") for r in records]
+    assert {r["params"]["n"] for r in records} == {1, 2}
+    for record in records:
+        assert record["metrics"]["size"] == record["params"]["n"] == len(record["slots"])

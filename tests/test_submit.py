@@ -252,7 +252,7 @@ def test_a_bad_site_file_names_the_file_and_the_key(project: Path, dry_run) -> N
 @pytest.mark.parametrize(("line", "message"), [
     ("rank_per_node = 4", ("rank_per_node = 4: expected one of the keys scheduler, launcher, "
                            "ranks_per_node, gpus_per_node, local_dir, queue, qos, account, walltime, "
-                           "stop_before, directives, setup (did you mean 'ranks_per_node'?)")),
+                           "stop_before, directives, setup, task_launcher (did you mean 'ranks_per_node'?)")),
     ('gpus_per_node = "4"', "gpus_per_node = '4': expected an integer >= 0"),
     ('setup = "module load x"', "setup = 'module load x': expected a list of shell lines"),
     ('walltime = "1 hour"', "walltime = '1 hour': expected a duration such as"),
@@ -260,6 +260,9 @@ def test_a_bad_site_file_names_the_file_and_the_key(project: Path, dry_run) -> N
                                         "{ranks}, {nodes}, {ranks_per_node}, {gpus_per_node}, {mpiexec} "
                                         "({rank} is none of them")),
     ('qos = "debug"', "qos = 'debug': expected no qos for scheduler = 'pbs'"),
+    ('task_launcher = ["srun", "-n", "{rank}"]', ("task_launcher.2 = '{rank}': expected placeholders among "
+                                                  "{ranks}, {nodes}, {hosts}, {hostfile}, {mpiexec}")),
+    ("task_launcher = []", "task_launcher = []: expected a non-empty list of strings"),
 ])
 def test_site_file_errors_name_the_file_key_and_expectation(tmp_path: Path, line: str, message: str) -> None:
     lines = {"scheduler": '"pbs"', "launcher": '"mpiexec -n {ranks}"', "ranks_per_node": "4", "account": '"P"'}
@@ -270,6 +273,27 @@ def test_site_file_errors_name_the_file_key_and_expectation(tmp_path: Path, line
     with pytest.raises(StudyFileError) as error:
         load_site(path)
     assert str(error.value).startswith(f"{path}: {message}")
+
+
+def test_the_task_launcher_reaches_the_run_through_the_batch_script(project: Path, dry_run) -> None:
+    from mexplore.runtime.session import task_launcher
+
+    line = '["srun", "--exact", "--overlap", "-n", "{ranks}", "--nodelist", "{hosts}", "--label"]'
+    site = project / "site-settings" / "cluster.toml"
+    site.parent.mkdir()
+    site.write_text((SHIPPED_SITES / "polaris.toml").read_text() + f"task_launcher = {line}\n")
+    done = dry_run("--site", "cluster", "--nodes", "1", "--set", "site.account=P", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    [export] = [text for text in done.stdout.splitlines() if "MEXPLORE_TASK_LAUNCHER=" in text]
+    value = subprocess.run(["bash", "-c", f'{export}\nprintf %s "$MEXPLORE_TASK_LAUNCHER"'],
+                           capture_output=True, text=True, check=True).stdout
+    os.environ["MEXPLORE_TASK_LAUNCHER"] = value
+    try:
+        assert task_launcher(None) == ("srun", "--exact", "--overlap", "-n", "{ranks}", "--nodelist", "{hosts}",
+                                       "--label")
+        assert task_launcher(("mpiexec",)) == ("mpiexec",), "the study's own launcher wins"
+    finally:
+        del os.environ["MEXPLORE_TASK_LAUNCHER"]
 
 
 def test_an_unsupported_scheduler_is_refused_by_name(tmp_path: Path) -> None:

@@ -14,11 +14,12 @@ the ranks. The local site uses the same ``timeout`` when it is given a walltime.
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config.site import Site
+from ..config.site import TASK_LAUNCHER, Site
 from ..errors import MexploreError
 
 SCRIPT_NAMES = {"local": "submit.sh", "pbs": "submit.pbs", "slurm": "submit.sbatch"}
@@ -160,13 +161,16 @@ def _about(site: Site, job: Job) -> list[str]:
 
 
 def _environment(site: Site) -> list[str]:
-    """What every rank reads: the node-local directory and the GPU count. The local dir is
-    written in double quotes so a ``$USER`` in it expands in the job."""
+    """What every rank reads: the node-local directory, the GPU count and the launcher of
+    tasks of several ranks. The local dir is written in double quotes so a ``$USER`` in it
+    expands in the job."""
     lines = []
     if site.local_dir is not None:
         lines.append(f'export MEXPLORE_LOCAL_DIR="{site.local_dir}"')
     if site.gpus_per_node:
         lines.append(f"export MEXPLORE_GPUS_PER_NODE={site.gpus_per_node}")
+    if site.task_launcher is not None:
+        lines.append(f"export {TASK_LAUNCHER}={shlex.quote(json.dumps(list(site.task_launcher)))}")
     return lines
 
 

@@ -25,12 +25,15 @@ from ..errors import MISSING, StudyFileError
 from . import _overrides
 from ._limits import check_values
 from ._schema import Key, Problem, Table, suggest, validate
-from .model import seconds
+from .model import LAUNCH_PLACEHOLDERS, seconds
 from .study import read_toml, study_file_error
 
 SITE_PREFIX = "site."
 """``--set site.account=NAME`` overrides the site file; every other ``--set`` the study."""
 
+TASK_LAUNCHER = "MEXPLORE_TASK_LAUNCHER"
+"""The environment variable a batch script sets to the site's ``task_launcher`` (a JSON
+list), read by the master when the study names no ``[model] launcher``."""
 LAUNCHER_PLACEHOLDERS = ("ranks", "nodes", "ranks_per_node", "gpus_per_node", "mpiexec")
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${VAR} is left to the shell
 _CLOCK = re.compile(r"(\d+):([0-5]\d):([0-5]\d)")
@@ -60,6 +63,10 @@ class SiteTable(Table):
         default_factory=list, description='a list of scheduler options, e.g. ["-l filesystems=home:eagle"]'
     )
     setup: list[str] = Field(default_factory=list, description="a list of shell lines")
+    task_launcher: list[str] | None = Field(
+        None, min_length=1,
+        description='a non-empty list of strings such as ["srun", "--exact", "-n", "{ranks}", "--nodelist", "{hosts}"]',
+    )
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,7 @@ class Site:
     stop_before: float = 300.0
     directives: tuple[str, ...] = ()
     setup: tuple[str, ...] = ()
+    task_launcher: tuple[str, ...] | None = None
 
     def launcher_placeholders(self) -> set[str]:
         return set(_PLACEHOLDER.findall(self.launcher))
@@ -192,7 +200,22 @@ def _resolve(source: Path, table: SiteTable, account_needed: bool) -> Site:
         stop_before=walltime_seconds(table.stop_before, ("stop_before",)),
         directives=tuple(table.directives),
         setup=tuple(table.setup),
+        task_launcher=_task_launcher(table.task_launcher),
     )
+
+
+def _task_launcher(argv: list[str] | None) -> tuple[str, ...] | None:
+    """The launcher of tasks of several ranks: its placeholders are the task's placement,
+    filled on the worker that starts it (:data:`~.model.LAUNCH_PLACEHOLDERS`)."""
+    if argv is None:
+        return None
+    for index, item in enumerate(argv):
+        unknown = sorted(set(_PLACEHOLDER.findall(item)) - set(LAUNCH_PLACEHOLDERS))
+        if unknown:
+            raise Problem(("task_launcher", index), item,
+                          "placeholders among {" + "}, {".join(LAUNCH_PLACEHOLDERS) + "}",
+                          f"{{{unknown[0]}}} is none of them")
+    return tuple(argv)
 
 
 _UNUSED_BY = {

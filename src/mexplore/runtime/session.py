@@ -7,6 +7,8 @@ transport it gets is decided by :mod:`.entry`.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from ..comms.launcher import find_mpiexec
 from ..comms.messages import Setup, Stop
 from ..comms.transport import MasterEnd
 from ..config import Study, StudyFileProblem
+from ..config.site import TASK_LAUNCHER
 from ..errors import AlgorithmError, MexploreError, StudyFileError
 from ..importing import undefined_name
 from ..models import ModelSpec
@@ -310,8 +313,26 @@ def _model_spec(study: Study) -> ModelSpec:
         objectives=study.study.objective, local_dir="",
         python=model.python, command=model.command, isolate=model.isolate, env=model.env,
         cwd=None if model.cwd is None else str(model.cwd), timeout=model.timeout,
-        launcher=model.launcher, mpiexec=find_mpiexec() if model.parallel and model.command else "mpiexec",
+        launcher=task_launcher(model.launcher), mpiexec=find_mpiexec() if model.parallel and model.command else "mpiexec",
     )
+
+
+def task_launcher(study_launcher: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """What starts a command of several ranks: the study's ``[model] launcher``, else the
+    site's ``task_launcher`` (exported by its batch script), else None (the bundled mpiexec)."""
+    if study_launcher is not None:
+        return study_launcher
+    site_launcher = os.environ.get(TASK_LAUNCHER)
+    if not site_launcher:
+        return None
+    try:
+        argv = json.loads(site_launcher)
+    except ValueError:
+        argv = None
+    if not (isinstance(argv, list) and argv and all(isinstance(item, str) for item in argv)):
+        raise MexploreError(f"${TASK_LAUNCHER} = {site_launcher!r}: expected a JSON list of strings, "
+                            'such as ["srun", "-n", "{ranks}"] (the batch script of a site with task_launcher sets it)')
+    return tuple(argv)
 
 
 def _announce(study: Study, policy: Policy, workers: int, resumed: int) -> None:
@@ -319,8 +340,9 @@ def _announce(study: Study, policy: Policy, workers: int, resumed: int) -> None:
     again = f", resuming after {resumed} finished tasks" if resumed else ""
     if study.algorithm.initial:
         again += f", {len(study.algorithm.initial)} initial points first"
+    dispatch = "tasks placed on worker slots by their ranks" if study.model.parallel else describe(policy)
     print(
-        f"mexplore: study {study.study.name!r}: {study.algorithm.name} ({describe(policy)}), "
+        f"mexplore: study {study.study.name!r}: {study.algorithm.name} ({dispatch}), "
         f"{workers} worker(s), {budget}{again}; output {study.study.output}",
         file=sys.stderr,
     )
