@@ -26,7 +26,8 @@ from mexplore.store.results_file import load_output
 
 pytestmark = pytest.mark.mpi
 BUDGET = 40
-TRIALS = 10
+TRIALS = int(os.environ.get("MEXPLORE_KILL_TRIALS", "6"))
+"""Kills per run of the suite; a longer campaign: ``MEXPLORE_KILL_TRIALS=50 pytest tests/test_cache_kill.py``."""
 FLUSH_EVERY = ("", "flush_every = 0.05", "", "flush_every = 0.2")
 """Trials cycle through these: no periodic flush (all outputs on the node when the kill
 comes), and flushes frequent enough that some kills land in the middle of one."""
@@ -102,6 +103,7 @@ def kill_at(path: Path, folder: Path, lines: int) -> int:
     return finished_lines(output)
 
 
+@pytest.mark.slow
 def test_kill_minus_9_at_any_instant_then_resume_loses_no_output_of_an_ok_task(tmp_path):
     rng = random.Random(20261123)
     figures = []

@@ -273,7 +273,7 @@ def test_pruner_stops_hopeless_python_tasks_at_their_next_report(tmp_path):
 def test_pruner_kills_a_command_models_process_group(tmp_path):
     script = tmp_path / "curve.sh"
     script.write_text('for e in 0 1 2 3 4 5 6 7; do sleep 0.03; '
-                      'echo "MEXPLORE_REPORT $e $(python3 -c "print($1 / ($e + 1))")"; done\n'
+                      'echo "MEXPLORE_REPORT $e $(awk "BEGIN { print $1 / ($e + 1) }")"; done\n'
                       'echo "MEXPLORE_RESULT $1"\n')
     path = study(tmp_path, budget=16, algorithm=PRUNING).read_text().replace(
         f'python = "{MODELS / "saving.py:weights"}"', f'command = ["bash", "{script}", "{{x}}"]')

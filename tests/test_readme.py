@@ -11,8 +11,8 @@ length, a report, a script). ``source`` and ``cd`` lines carry over to the comma
 them, as in the user's shell. A few commands cannot run here and are skipped or changed,
 each with its reason in :data:`SKIPPED` and :data:`CHANGED`.
 
-The two ``pip install`` lines fill a fresh venv from pip's cache (about a minute on a
-2-core machine); the whole test takes about three minutes.
+The two ``pip install`` lines fill a fresh venv (about 45 s on a 2-core machine); the
+whole test takes about two minutes.
 """
 
 from __future__ import annotations
@@ -71,6 +71,10 @@ def new_users_environment() -> dict[str, str]:
            if k not in ("VIRTUAL_ENV", "PYTHONPATH") and not k.startswith(("PMI_", "MPI_", "HYDRA_"))}
     env["PATH"] = os.pathsep.join(part for part in env["PATH"].split(os.pathsep)
                                   if not (Path(part) / "activate").exists())
+    # pip then skips compiling every installed module to bytecode (its --no-compile; pip
+    # reads its negative options' variables this way round). Python compiles what the
+    # commands import instead: the same installs, about 25 s less of the suite's CPU.
+    env["PIP_NO_COMPILE"] = "0"
     return env
 
 
@@ -141,6 +145,7 @@ def test_every_pattern_above_finds_its_readme_command():
         assert any(re.search(pattern, command) for command in ran), f"no README command matches {pattern!r}"
 
 
+@pytest.mark.slow
 def test_every_readme_command_runs_as_written_on_a_fresh_clone(tmp_path: Path):
     clone, env, carried = fresh_clone(tmp_path / "mexplore"), new_users_environment(), []
     for command in filter(None, map(as_run, readme_commands())):

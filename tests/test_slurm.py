@@ -22,6 +22,8 @@ from slurm import NODE, PARTITION, SlurmCluster
 from mexplore.batch import SHIPPED_SITES
 from mexplore.config.site import load_site
 
+pytestmark = pytest.mark.xdist_group("slurm")  # one test process starts the cluster and runs them all
+
 MEXPLORE = Path(sys.executable).parent / "mexplore"
 SLURM_SITES = ("frontier", "perlmutter")
 
@@ -74,6 +76,7 @@ def flushed_tasks(output: Path) -> set[int]:
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 def test_a_job_stopped_by_slurms_signal_flushes_and_its_script_resumes_to_the_end(
         slurm: SlurmCluster, tmp_path: Path) -> None:
     (tmp_path / "model.py").write_text(MODEL)

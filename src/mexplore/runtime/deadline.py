@@ -22,7 +22,6 @@ import signal
 import time
 from datetime import datetime, timedelta
 
-from ..config.site import walltime_option
 from ..errors import MexploreError
 
 STOP_AT = "MEXPLORE_STOP_AT"
@@ -47,6 +46,8 @@ def stop_time(walltime: str | None, stop_at: str | None, stop_before: str | None
         return None
     if walltime is not None and stop_at is not None:
         raise MexploreError("--walltime and --stop-at both give the deadline: give one")
+    from ..config.site import walltime_option  # here: every worker rank imports this module, few need it
+
     now = time.time() if now is None else now
     deadline = now + walltime_option(walltime) if walltime is not None else _moment(stop_at, now)
     left = deadline - now
