@@ -4,6 +4,8 @@
 The placement rule itself is tested without MPI in ``test_placement.py``.
 """
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import journal, run_cli, write_study
+from helpers import journal, processes_of, run_cli, start_run, wait_until, write_study
 
+pytestmark = pytest.mark.mpi
 MODELS = Path(__file__).parent / "models"
 
 
@@ -166,3 +169,33 @@ def test_the_mpi_simulation_as_a_python_model_on_ctx_comm(tmp_path):
     records = journal(tmp_path / "out")
     assert sorted(r["metrics"]["ranks"] for r in records) == [1, 2, 3]
     assert len({r["metrics"]["checksum"] for r in records}) == 1
+
+
+def test_a_timed_out_program_of_several_ranks_leaves_no_rank_running(tmp_path):
+    command = f'command = ["{{python}}", "{MODELS / "mpi_program.py"}", "{tmp_path / "ranks.log"}", "600"]'
+    path = parallel_study(tmp_path, command, budget=2, sizes=(2,), extra='timeout = "3s"')
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 4, done.stderr  # no task finished ok
+    assert [r["status"] for r in journal(tmp_path / "out")] == ["timeout", "timeout"]
+    wait_until(lambda: not processes_of(tmp_path / "ranks.log"), "every rank of the timed-out programs is gone",
+               timeout=60)
+
+
+@pytest.mark.parametrize("kind", ["python", "command"])
+def test_kill_minus_9_amid_parallel_tasks_then_resume_is_exact(tmp_path, kind):
+    if kind == "python":
+        model = f'python = "{MODELS / "parallel.py"}:spmd"'
+    else:
+        model = f'command = ["{{python}}", "{MODELS / "mpi_program.py"}", "{tmp_path / "ranks.log"}", "0.2"]'
+    path = parallel_study(tmp_path, model, budget=12, sizes=(1, 2))
+    job = start_run(path, tmp_path, until_finished=4)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(timeout=60)
+    wait_until(lambda: not processes_of(tmp_path), "every process of the killed job is gone", timeout=60)
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, timeout=240)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids)) == 12 and {r["status"] for r in records} == {"ok"}
+    assert all(len(r["slots"]) == r["params"]["n"] for r in records)
+    assert not processes_of(tmp_path)
