@@ -271,7 +271,19 @@ class PlacingDispatcher(Dispatcher):
         return tasks
 
     def wanted(self) -> int:
-        return self._within_budget(self.policy.to_ask(self.placement.free_count, len(self.pending), len(self.running)))
+        """Proposals for the free slots. The tasks still waiting could not be placed in the
+        last round, so they do not count against the free slots (a 4-rank task waiting
+        must not leave 3 free slots idle: smaller tasks may pass it); but no more wait than
+        the job has slots, and none are asked for while nothing may pass the oldest."""
+        slots = len(self.placement.node_of)
+        if self._nothing_may_pass():
+            return 0
+        want = self.policy.to_ask(self.placement.free_count, 0, len(self.running))
+        return self._within_budget(min(want, slots - len(self.pending)))
+
+    def _nothing_may_pass(self) -> bool:
+        return bool(self.pending) and self.pending[0].id == self._first_waiting and \
+            self._passed >= len(self.placement.node_of)
 
     def assign(self) -> list[tuple[int, list[Task]]]:
         """Place waiting tasks in order; one that cannot be placed now is passed by at most
@@ -282,7 +294,7 @@ class PlacingDispatcher(Dispatcher):
         limit = len(placement.node_of)
         while self.pending and placement.free_count:
             task = self.pending.popleft()
-            if waiting and waiting[0].id == self._first_waiting and self._passed >= limit:
+            if waiting and waiting[0].id == self._first_waiting and self._passed >= limit:  # see _nothing_may_pass
                 waiting.append(task)
                 break
             shape = task.shape or Shape()
