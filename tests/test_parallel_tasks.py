@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from helpers import journal, processes_of, run_cli, start_run, wait_until, write_study
+
+from mexplore import read_table
 
 pytestmark = pytest.mark.mpi
 MODELS = Path(__file__).parent / "models"
@@ -56,6 +57,8 @@ def test_python_tasks_of_changing_sizes_get_a_communicator_of_exactly_their_rank
         assert record["rank"] == record["slots"][0] and len(set(record["slots"])) == n
     table = pd.read_csv(tmp_path / "out" / "results.csv")
     assert set(table.columns) >= {"slots", "hosts"}
+    stored = read_table(str(tmp_path / "out"))  # results.h5, by a path given as text
+    assert list(stored["slots"]) == [" ".join(map(str, r["slots"])) for r in sorted(records, key=lambda r: r["id"])]
 
 
 def _most_at_once(intervals: list[tuple[float, float]]) -> int:

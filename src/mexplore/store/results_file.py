@@ -53,12 +53,12 @@ def write_results_h5(output: Path, frame: pd.DataFrame, keep: Collection[int] | 
     return target
 
 
-def read_table(output: Path) -> pd.DataFrame:
+def read_table(output: str | os.PathLike[str]) -> pd.DataFrame:
     """The results table stored in ``<output>/results.h5``, as a DataFrame."""
     import h5py
     import pandas as pd
 
-    with h5py.File(output / RESULTS_H5, "r") as file:
+    with h5py.File(Path(output) / RESULTS_H5, "r") as file:
         table = file["table"]
         names = table.attrs["columns"]
         columns = {}
@@ -68,13 +68,13 @@ def read_table(output: Path) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def load_output(output: Path, task_id: int, name: str) -> Any:
+def load_output(output: str | os.PathLike[str], task_id: int, name: str) -> Any:
     """What task ``task_id`` saved as ``name``: an array, ``bytes`` (for saved bytes and
     files), or a dict of name -> value for a saved folder, where a symbolic link is its
     target path as a ``str``. KeyError names what is missing."""
     import h5py
 
-    with h5py.File(output / RESULTS_H5, "r") as file:
+    with h5py.File(Path(output) / RESULTS_H5, "r") as file:
         try:
             node = file[f"tasks/{task_id}/{name}"]
         except KeyError:
