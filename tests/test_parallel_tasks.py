@@ -141,7 +141,7 @@ def test_a_proposal_larger_than_the_job_stops_the_run_and_keeps_what_finished(tm
     assert all(r["status"] == "ok" for r in journal(tmp_path / "out"))
 
 
-@pytest.mark.parametrize("bad", ['ranks = 0', 'ranks = "{missing}"', 'nodes = -1'])
+@pytest.mark.parametrize("bad", ['ranks = 0', 'ranks = "{x}"', 'ranks = "{missing}"', 'nodes = -1'])
 def test_bad_sizes_name_the_key(tmp_path, bad):
     path = parallel_study(tmp_path, f'python = "{MODELS / "parallel.py"}:spmd"', budget=4)
     path.write_text(path.read_text().replace('ranks = "{n}"', bad))

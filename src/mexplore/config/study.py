@@ -243,10 +243,38 @@ def study_file_error(
 # --------------------------------------------------------------------------- resolving
 
 
+def _check_size_parameter(size: int | str, space: Space, key: str, least: int) -> None:
+    """``[model] ranks = "{n}"`` must name a parameter whose every value is a whole number
+    >= ``least``: an int range, a grid or choices of them, or a constant."""
+    if isinstance(size, int):
+        return
+    name = size[1:-1]
+    parameter = space.parameters.get(name)
+    if isinstance(parameter, Float):
+        found = "is a float range"
+    else:
+        if isinstance(parameter, Int):
+            values: list[Any] = [parameter.low]
+        elif isinstance(parameter, Categorical):
+            values = list(parameter.choices)
+        elif isinstance(parameter, Grid):
+            values = list(parameter.values_)
+        else:
+            values = [space.constants[name]]
+        bad = [value for value in values if isinstance(value, bool) or not isinstance(value, int) or value < least]
+        if not bad:
+            return
+        found = f"takes the value {bad[0]!r}"
+    raise Problem(("model", key), size, f'"{{parameter}}" naming a parameter whose values are integers >= {least}',
+                  f"[space] {name} {found}")
+
+
 def _resolve(source: Path, table: StudyFileTable) -> Study:
     """Apply the rules that tie keys together and fill the defaults that depend on others."""
     study, space = _resolve_study(table.study), _resolve_space(table.space)
     model = resolve_model(table.model, set(space.names))
+    for key, least in (("ranks", 1), ("nodes", 0)):
+        _check_size_parameter(getattr(model, key), space, key, least)
     return Study(
         source=source,
         study=study,
