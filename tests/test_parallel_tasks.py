@@ -57,6 +57,8 @@ def test_python_tasks_of_changing_sizes_get_a_communicator_of_exactly_their_rank
         assert record["rank"] == record["slots"][0] and len(set(record["slots"])) == n
     table = pd.read_csv(tmp_path / "out" / "results.csv")
     assert set(table.columns) >= {"slots", "hosts"}
+    report = run_cli("report", str(tmp_path / "out"), cwd=tmp_path)
+    assert report.returncode == 0 and (tmp_path / "out" / "report" / "index.html").exists(), report.stderr
     stored = read_table(str(tmp_path / "out"))  # results.h5, by a path given as text
     assert list(stored["slots"]) == [" ".join(map(str, r["slots"])) for r in sorted(records, key=lambda r: r["id"])]
 

@@ -213,3 +213,14 @@ def test_best_so_far_follows_the_end_order_and_skips_failed_tasks(direction, bes
     assert trace["elapsed"].tolist() == [1.0, 2.0, 4.0, 5.0, 6.0]
     assert trace["value"].tolist()[1:4] == [5.0, 3.0, 2.0] and trace["value"].isna().tolist() == [True, False, False, False, True]
     assert trace["best"].tolist()[1:] == best[1:] and pd.isna(trace["best"].iloc[0])
+
+
+def test_a_task_of_several_slots_counts_on_each_slot_of_the_timeline():
+    from mexplore.report.tables import per_slot, worker_time
+
+    frame = pd.DataFrame({"id": [0, 1], "status": ["ok", "ok"], "rank": [1, 3], "started": [10.0, 10.0],
+                          "ended": [12.0, 12.0], "slots": ["1 2", float("nan")]})
+    spread = per_slot(frame)
+    assert sorted(spread["rank"]) == [1, 2, 3] and list(spread["id"]) == [0, 0, 1]
+    assert worker_time(frame, workers=3) == (6.0, 6.0)  # slot-seconds: every slot busy all along
+    assert per_slot(frame.drop(columns="slots")).equals(frame.drop(columns="slots"))

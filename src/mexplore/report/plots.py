@@ -23,6 +23,7 @@ from .tables import (
     best_so_far,
     clock_origin,
     objective_values,
+    per_slot,
     session_spans,
     sweep_table,
     timed,
@@ -113,23 +114,24 @@ def sweep_figure(run: Run, swept: Sequence[ParameterAxis]) -> Figure:
 
 def workers_figure(run: Run, workers: str, busy: float | None) -> Figure:
     """A Gantt chart: one row per worker rank, one bar per task from its start to its end,
-    colored by status."""
+    colored by status; a task of several ranks has a bar on each slot it held."""
     import numpy as np
     from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
 
-    ran = timed(run.frame)
+    ran = per_slot(timed(run.frame))
     figure = Figure(figsize=TIMELINE, dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
     origin = clock_origin(run.frame, run.sessions)
     for status, tasks in ran.groupby("status", sort=True):
-        x0 = (tasks["started"] - origin[tasks.index]).to_numpy(float)
-        x1 = (tasks["ended"] - origin[tasks.index]).to_numpy(float)
+        shift = origin.loc[tasks.index].to_numpy(float)  # by position: a task of several slots repeats its label
+        x0 = tasks["started"].to_numpy(float) - shift
+        x1 = tasks["ended"].to_numpy(float) - shift
         y0, y1 = tasks["rank"].to_numpy(float) - 0.4, tasks["rank"].to_numpy(float) + 0.4
         boxes = np.stack([np.c_[x0, y0], np.c_[x0, y1], np.c_[x1, y1], np.c_[x1, y0]], axis=1)
         color = STATUS_COLORS.get(str(status), "black")
         axes.add_collection(PolyCollection(boxes, facecolors=color, edgecolors=color, linewidths=0.3,
-                                           label=f"{status} ({len(tasks)})"))
+                                           label=f"{status} ({tasks['id'].nunique()})"))
     axes.autoscale_view()
     ranks = sorted(ran["rank"].unique())
     if len(ranks) <= 32:

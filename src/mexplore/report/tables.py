@@ -138,11 +138,23 @@ def timed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[has_times(frame) & (frame["rank"] >= 0)]
 
 
+def per_slot(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a task that held several worker slots (its ``slots`` column, in a
+    study with ``[model] ranks``) repeated once per slot, ``rank`` set to that slot: the
+    rows of a timeline, whose busy time is then slot-seconds."""
+    if frame.empty or "slots" not in frame:
+        return frame
+    held = frame["slots"].map(lambda slots: [int(s) for s in str(slots).split()] if isinstance(slots, str) else [])
+    spread = frame.assign(rank=[slots or [rank] for slots, rank in zip(held, frame["rank"])]).explode("rank")
+    return spread.astype({"rank": frame["rank"].dtype})
+
+
 def worker_time(frame: pd.DataFrame, workers: int) -> tuple[float, float]:
     """(busy, available) worker-seconds of one session: the summed durations of the tasks
-    that ran on a worker, and ``workers`` x the span from their first start to their last
-    end. Sum them over sessions for a whole run: the time between sessions is in neither."""
-    ran = timed(frame)
+    that ran on a worker (times the slots each held), and ``workers`` x the span from their
+    first start to their last end. Sum them over sessions for a whole run: the time between
+    sessions is in neither."""
+    ran = per_slot(timed(frame))
     if ran.empty or workers < 1:
         return 0.0, 0.0
     span = float(ran["ended"].max() - ran["started"].min())
