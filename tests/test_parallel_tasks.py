@@ -204,3 +204,39 @@ def test_kill_minus_9_amid_parallel_tasks_then_resume_is_exact(tmp_path, kind):
     assert len(ids) == len(set(ids)) == 12 and {r["status"] for r in records} == {"ok"}
     assert all(len(r["slots"]) == r["params"]["n"] for r in records)
     assert not processes_of(tmp_path)
+
+
+GPU_PROGRAM = """\
+started=$(date +%s.%N)
+sleep 0.2
+echo "$started $(date +%s.%N) $CUDA_VISIBLE_DEVICES" >> "$LOG"
+echo "MEXPLORE_RESULT {\\"objective\\": 1, \\"seen\\": \\"$CUDA_VISIBLE_DEVICES\\"}"
+"""
+
+
+def test_a_command_asking_for_gpus_sees_that_many_and_no_two_tasks_share_one(tmp_path):
+    (tmp_path / "gpus.sh").write_text(GPU_PROGRAM)
+    model = f'command = ["bash", "{tmp_path / "gpus.sh"}"]\nenv = {{ LOG = "{tmp_path / "gpus.log"}" }}'
+    path = parallel_study(tmp_path, model, budget=12, sizes=(1,), extra='gpus = "{g}"')
+    path.write_text(path.read_text().replace("[space]\n", '[space]\ng = { type = "categorical", choices = [1, 2, 3] }\n'))
+    done = run_cli("run", str(path), "-n", "5", "--progress", "off", cwd=tmp_path,
+                   env={"MEXPLORE_GPUS_PER_NODE": "4"})
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    assert len(records) == 12 and {r["params"]["g"] for r in records} == {1, 2, 3}
+    for record in records:
+        seen = record["metrics"]["seen"].split(",")
+        assert len(set(seen)) == record["params"]["g"] and record["gpu"] == record["metrics"]["seen"]
+    spans = [line.split() for line in (tmp_path / "gpus.log").read_text().splitlines()]
+    for gpu in "0123":
+        using = [(float(start), float(end)) for start, end, devices in spans if gpu in devices.split(",")]
+        assert _most_at_once(using) <= 1, f"GPU {gpu} was given to two tasks at once"
+
+
+def test_more_gpus_than_a_node_has_is_refused_before_ranks_start(tmp_path):
+    path = parallel_study(tmp_path, f'python = "{MODELS / "parallel.py"}:spmd"', budget=2)
+    path.write_text(path.read_text().replace('ranks = "{n}"', "ranks = 1\ngpus = 2"))
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path, env={"MEXPLORE_GPUS_PER_NODE": "1"})
+    assert done.returncode == 2 and "model.gpus = 2: expected at most 1" in done.stderr, done.stderr
+    done = run_cli("run", str(path), "-n", "3", cwd=tmp_path)
+    assert done.returncode == 2 and "no GPU count is set" in done.stderr, done.stderr

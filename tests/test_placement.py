@@ -140,3 +140,34 @@ def test_a_proposal_that_can_never_fit_stops_the_run_with_the_reason():
     with pytest.raises(AlgorithmError, match="needs 3 ranks and the job has 2 worker slots"):
         d.propose([{"n": 3}])
     assert d.next_id == 0 and not d.pending  # never numbered
+
+
+FOUR_GPUS = {1: "1", 2: "2", 3: "3", 4: "0", 5: "1", 6: "2", 7: "3"}  # local rank mod 4; node b wraps to 0 at 4
+GPU_NODES = {1: "a", 2: "a", 3: "a", 4: "b", 5: "b", 6: "b", 7: "b"}
+
+
+def test_a_task_with_gpus_takes_slots_owning_that_many_distinct_gpus_on_one_node():
+    place = Placement(GPU_NODES, {1: "1", 2: "2", 3: "3", 4: "0", 5: "1", 6: "2", 7: "3"})
+    slots, hosts = place.take(Shape(ranks=1, gpus=2))
+    assert hosts == ["a", "a"] and len(slots) == 2  # one runs, the other is held for its GPU
+    assert place.gpus_of(slots, 2) == ("1", "2")
+    assert place.take(Shape(ranks=1, gpus=2)) == ([4, 5], ["b", "b"])  # a has one GPU left
+    assert place.take(Shape(ranks=1, gpus=3)) is None
+    assert Placement(GPU_NODES, FOUR_GPUS).never_fits(Shape(gpus=4)) is None
+
+
+def test_gpus_that_no_node_has_can_never_fit():
+    assert "at most 4" in Placement(GPU_NODES, FOUR_GPUS).never_fits(Shape(gpus=5))
+    assert "MEXPLORE_GPUS_PER_NODE" in Placement(GPU_NODES).never_fits(Shape(gpus=1))
+
+
+def test_shared_gpus_are_never_given_to_two_tasks_at_once():
+    shared = {1: "0", 2: "1", 3: "0", 4: "1"}  # 4 slots, 2 GPUs: two slots own each GPU
+    d = PlacingDispatcher({w: "a" for w in shared}, lambda p: Shape(gpus=p["g"]), False, Async(), None, gpus=shared)
+    d.propose([{"g": 1}, {"g": 1}, {"g": 1}])
+    sends = d.assign()
+    assert sorted(task.group.gpus for _, (task,) in sends) == [("0",), ("1",)]  # the third waits
+    first = sends[0][1][0]
+    d.complete(sends[0][0], [_answer(first, sends[0][0])])
+    [(_, (third,))] = d.assign()
+    assert third.group.gpus == first.group.gpus  # the freed GPU, and only then

@@ -37,10 +37,12 @@ Objective = float | list[float] | None
 @dataclass(frozen=True, slots=True)
 class Shape:
     """What a parallel task needs: ``ranks`` worker slots, on ``nodes`` whole nodes (0: on
-    one node when it fits there, else on as few whole nodes as hold it)."""
+    one node when it fits there, else on as few whole nodes as hold it), and ``gpus``
+    distinct GPUs of one node (each worker slot owns one; 0: no requirement)."""
 
     ranks: int = 1
     nodes: int = 0
+    gpus: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +50,13 @@ class Group:
     """The worker slots a parallel task was placed on. ``slots`` are world ranks, the
     leader first; ``hosts`` their nodes, in the same order. ``runners`` are the slots the
     task is sent to: all of them for a Python model (each runs the function with the
-    task's communicator), the leader alone for a program it launches over them."""
+    task's communicator), the leader alone for a program it launches over them. ``gpus``
+    are the GPUs the task was given (``Shape.gpus`` of them, owned by its slots)."""
 
     slots: tuple[int, ...]
     hosts: tuple[str, ...]
     runners: tuple[int, ...]
+    gpus: tuple[str, ...] = ()
 
     @property
     def leader(self) -> int:

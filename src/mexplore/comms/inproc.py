@@ -15,6 +15,7 @@ class InprocMasterEnd:
     def __init__(self, n_workers: int, host: str = "localhost") -> None:
         self.workers = list(range(1, n_workers + 1))
         self.hosts = dict.fromkeys(self.workers, host)
+        self.gpus: dict[int, str | None] = dict.fromkeys(self.workers)
         self.inbox: queue.SimpleQueue[tuple[int, Message]] = queue.SimpleQueue()
         self.outboxes: dict[int, queue.SimpleQueue[Message]] = {
             w: queue.SimpleQueue() for w in self.workers

@@ -40,13 +40,15 @@ class _Sends:
 
 class MpiMasterEnd:
     """The master's end on rank 0 of ``comm``. ``hosts`` maps each worker to the node it
-    said it runs on (gathered once, as every rank starts: the resource map of the job)."""
+    said it runs on and ``gpus`` to its GPU (or None), gathered once, as every rank starts:
+    the resource map of the job."""
 
     def __init__(self, host: str, comm: Any = None) -> None:
         self.comm = comm or MPI.COMM_WORLD
         self.workers = list(range(1, self.comm.Get_size()))
-        self.hosts: dict[int, str] = dict(enumerate(self.comm.gather(host, root=0)))
-        del self.hosts[0]
+        places = self.comm.gather((host, None), root=0)[1:]
+        self.hosts: dict[int, str] = {worker: place[0] for worker, place in zip(self.workers, places)}
+        self.gpus: dict[int, str | None] = {worker: place[1] for worker, place in zip(self.workers, places)}
         self._sends = _Sends()
         self._status = MPI.Status()
 
@@ -65,12 +67,12 @@ class MpiMasterEnd:
 
 class MpiWorkerEnd:
     """A worker's end: every message goes to or comes from rank 0. ``host`` is this rank's
-    node, told to the master as the job starts."""
+    node and ``gpu`` its GPU (or None), told to the master as the job starts."""
 
-    def __init__(self, host: str, comm: Any = None) -> None:
+    def __init__(self, host: str, gpu: str | None = None, comm: Any = None) -> None:
         self.comm = comm or MPI.COMM_WORLD
         self.rank = self.comm.Get_rank()
-        self.comm.gather(host, root=0)
+        self.comm.gather((host, gpu), root=0)
         self._sends = _Sends()
 
     def task_comm(self, ranks: tuple[int, ...], tag: int) -> Any:

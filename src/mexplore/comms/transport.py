@@ -14,10 +14,11 @@ from .messages import Message
 
 class MasterEnd(Protocol):
     """The master's side: talks to every worker, never blocks. ``hosts`` names each
-    worker's node."""
+    worker's node, ``gpus`` its GPU (None: none)."""
 
     workers: list[int]
     hosts: dict[int, str]
+    gpus: dict[int, str | None]
 
     def send(self, worker: int, message: Message) -> None: ...
 

@@ -76,6 +76,7 @@ class ModelTable(Table):
     isolate: bool = Field(False, description="true or false")
     ranks: int | str = Field(1, description='an integer >= 1, or "{parameter}" to take it from each point')
     nodes: int | str = Field(0, description='an integer >= 1, or "{parameter}" to take it from each point')
+    gpus: int | str = Field(0, description='an integer >= 0, or "{parameter}" to take it from each point')
     launcher: list[str] | None = Field(
         None, description='a list of strings such as ["srun", "-n", "{ranks}", "--nodelist", "{hosts}"], '
         "or [] when the command starts its ranks itself",

@@ -37,7 +37,8 @@ class ModelSection:
     at the first failure); a stop waits for the tasks in flight.
 
     ``ranks`` and ``nodes`` (an int, or ``"{parameter}"`` read from each point) say how many
-    worker slots a task holds and on how many whole nodes (0: one node when it fits); a
+    worker slots a task holds and on how many whole nodes (0: one node when it fits), and
+    ``gpus`` how many distinct GPUs of one node its slots must own; a
     command with more than one rank is started through ``launcher`` (None: the site's, else
     the bundled ``mpiexec -n {ranks}``).
     """
@@ -52,17 +53,19 @@ class ModelSection:
     isolate: bool = False
     ranks: int | str = 1
     nodes: int | str = 0
+    gpus: int | str = 0
     launcher: tuple[str, ...] | None = None
 
     @property
     def parallel(self) -> bool:
         """Whether a task may hold more than one worker slot: then every task is placed."""
-        return self.ranks != 1 or self.nodes != 0
+        return self.ranks != 1 or self.nodes != 0 or self.gpus != 0
 
     def shape(self, params: dict[str, Any]) -> Shape:
         """What the task at ``params`` needs; ValueError naming the key when a value read
         from the point is not a whole number in range."""
-        return Shape(ranks=_size(self.ranks, params, "ranks", 1), nodes=_size(self.nodes, params, "nodes", 0))
+        return Shape(ranks=_size(self.ranks, params, "ranks", 1), nodes=_size(self.nodes, params, "nodes", 0),
+                     gpus=_size(self.gpus, params, "gpus", 0))
 
     def to_dict(self) -> dict[str, Any]:
         """TOML-ready; absent values are left out (TOML has no null)."""
@@ -77,7 +80,7 @@ class ModelSection:
         if self.python:
             table["isolate"] = self.isolate
         if self.parallel:
-            table |= {"ranks": self.ranks, "nodes": self.nodes}
+            table |= {"ranks": self.ranks, "nodes": self.nodes, "gpus": self.gpus}
         if self.launcher is not None:
             table["launcher"] = list(self.launcher)
         return table
@@ -105,7 +108,7 @@ def resolve_model(table: ModelTable, names: set[str]) -> ModelSection:
             if getattr(table, key):
                 raise Problem(("model", key), getattr(table, key), "no such key for a python model run in the worker",
                               "a child process is needed for it: add isolate = true")
-    if table.isolate and (table.ranks != 1 or table.nodes != 0):
+    if table.isolate and (table.ranks != 1 or table.nodes != 0 or table.gpus != 0):
         raise Problem(("model", "isolate"), True, "isolate only with ranks = 1 (a parallel Python task runs in its "
                       "worker ranks, to share ctx.comm)", "use a command for a program that must run apart")
     cwd = None
@@ -119,6 +122,7 @@ def resolve_model(table: ModelTable, names: set[str]) -> ModelSection:
         env=dict(table.env), cwd=cwd, timeout=seconds(table.timeout, ("model", "timeout")), retries=table.retries,
         on_error=table.on_error, isolate=table.isolate,
         ranks=_size_key(table.ranks, "ranks", 1, names), nodes=_size_key(table.nodes, "nodes", 0, names),
+        gpus=_size_key(table.gpus, "gpus", 0, names),
         launcher=None if table.launcher is None else _argv(table.launcher, ("model", "launcher"), names),
     )
 

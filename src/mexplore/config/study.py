@@ -273,7 +273,7 @@ def _resolve(source: Path, table: StudyFileTable) -> Study:
     """Apply the rules that tie keys together and fill the defaults that depend on others."""
     study, space = _resolve_study(table.study), _resolve_space(table.space)
     model = resolve_model(table.model, set(space.names))
-    for key, least in (("ranks", 1), ("nodes", 0)):
+    for key, least in (("ranks", 1), ("nodes", 0), ("gpus", 0)):
         _check_size_parameter(getattr(model, key), space, key, least)
     return Study(
         source=source,

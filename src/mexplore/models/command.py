@@ -101,7 +101,7 @@ class CommandModel:
         if task.group is not None and task.shape is not None:
             places |= launch_places(task.shape, task.group, folder) | {"mpiexec": self.spec.mpiexec}
             argv_template = (*launcher_for(self.spec.launcher, places["nodes"]), *argv_template)
-            env = outside_the_job(env)
+            env = outside_the_job(env) | visible_devices(",".join(task.group.gpus) if task.group.gpus else None)
         started = time.time()
         argv = [fill(item, places) for item in argv_template]
         if unpassable := _with_nul(task.params, argv):

@@ -19,9 +19,14 @@ _LOCAL_RANK_VARIABLES = (
 _VISIBLE_DEVICE_VARIABLES = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK")
 
 
+def gpus_per_node(environ: Mapping[str, str] = os.environ) -> int:
+    """The GPU count of a node, 0 when none is set."""
+    return int(environ.get(GPUS_PER_NODE, "0") or 0)
+
+
 def assigned_gpu(environ: Mapping[str, str] = os.environ) -> str | None:
     """This worker's GPU index as a string, or None when no GPU count is set."""
-    gpus = int(environ.get(GPUS_PER_NODE, "0") or 0)
+    gpus = gpus_per_node(environ)
     if gpus <= 0:
         return None
     local = next((environ[name] for name in _LOCAL_RANK_VARIABLES if name in environ), "0")

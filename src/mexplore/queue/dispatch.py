@@ -248,10 +248,10 @@ class PlacingDispatcher(Dispatcher):
     def __init__(
         self, hosts: dict[int, str], shape_of: Callable[[dict[str, Any]], Shape], all_run: bool,
         policy: Policy, budget: int | None, retries: int = 0,
-        check: Callable[[dict[str, Any]], None] | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None, gpus: dict[int, str | None] | None = None,
     ) -> None:
         super().__init__(hosts, policy, budget, retries, check)
-        self.placement = Placement(hosts)
+        self.placement = Placement(hosts, gpus)
         self.shape_of = shape_of
         self.all_run = all_run
         self._parts: dict[int, dict[int, Result]] = {}  # task id -> the answers of its slots so far
@@ -306,7 +306,8 @@ class PlacingDispatcher(Dispatcher):
                 if waiting[0].id != self._first_waiting:
                     self._first_waiting, self._passed = waiting[0].id, 0
                 self._passed += 1
-            task = replace(task, group=group_for(*taken, shape.ranks, self.all_run))
+            gpus = placement.gpus_of(taken[0], shape.gpus) if shape.gpus else ()
+            task = replace(task, group=group_for(*taken, shape.ranks, self.all_run, gpus))
             self.running[task.id] = (task.group.leader, task)
             self._parts[task.id] = {}
             sends += [(runner, [task]) for runner in task.group.runners]
@@ -332,8 +333,12 @@ class PlacingDispatcher(Dispatcher):
                 continue
             del self.running[task.id], self._parts[task.id]
             self.placement.give_back(slot for slot in group.slots if slot not in group.runners)
+            if group.gpus:
+                self.placement.give_back_gpus(group.hosts[0], group.gpus)
             merged = _merged(group.leader, parts)
             merged.slots, merged.hosts = list(group.slots), list(group.hosts)
+            if group.gpus:
+                merged.gpu = ",".join(group.gpus)
             if merged.status in RETRIED and task.attempt < self.retries:
                 self.pending.appendleft(replace(task, attempt=task.attempt + 1, group=None))
                 retried.append(merged)

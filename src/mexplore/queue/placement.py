@@ -12,6 +12,9 @@ The rule, in the order tasks wait:
   when R is more than any node has, it takes as few whole free nodes as hold R;
 - a task with ``nodes = N`` takes N whole free nodes (no other task shares them) and its
   R ranks are spread evenly over them;
+- a task with ``gpus = G`` goes on one node, on free slots that own G distinct GPUs
+  (slots owning a GPU not yet taken first); it holds more slots than its ranks when they
+  own fewer GPUs than it needs, so no other task runs on its GPUs;
 - a task that cannot be placed now lets the tasks behind it pass, but only until as many
   have started past it as the job has slots: from then on nothing starts before it, so
   the slots it needs free up and a stream of small tasks cannot starve a large one.
@@ -27,16 +30,19 @@ from ..types import Group, Shape
 class Placement:
     """The free worker slots of each node and the choice of slots for a task.
 
-    ``hosts`` maps each worker rank to its node. A node's slots are its worker ranks, in
-    rank order (on the master's node, one fewer than elsewhere)."""
+    ``hosts`` maps each worker rank to its node and ``gpus`` (if given) to the GPU it owns
+    or None. A node's slots are its worker ranks, in rank order (on the master's node, one
+    fewer than elsewhere)."""
 
-    def __init__(self, hosts: Mapping[int, str]) -> None:
+    def __init__(self, hosts: Mapping[int, str], gpus: Mapping[int, str | None] | None = None) -> None:
         self.node_of = dict(hosts)
+        self.gpu_of = {rank: (gpus or {}).get(rank) for rank in self.node_of}
         self.slots_of: dict[str, tuple[int, ...]] = {}
         for rank in sorted(self.node_of):
             node = self.node_of[rank]
             self.slots_of[node] = (*self.slots_of.get(node, ()), rank)
         self._free: dict[str, set[int]] = {node: set(slots) for node, slots in self.slots_of.items()}
+        self._gpus_in_use: dict[str, set[str]] = {node: set() for node in self.slots_of}
         self.free_count = len(self.node_of)
         self.largest = max((len(slots) for slots in self.slots_of.values()), default=0)
 
@@ -44,6 +50,14 @@ class Placement:
     def never_fits(self, shape: Shape) -> str | None:
         """Why a task of this shape can never be placed in this job, or None if it can."""
         total, nodes = len(self.node_of), len(self.slots_of)
+        if shape.gpus:
+            most = max((len(self._gpus(slots)) for slots in self.slots_of.values()), default=0)
+            if shape.nodes > 1 or shape.ranks > self.largest:
+                return "a task with gpus runs on one node and it needs more ranks or nodes than one node has"
+            if shape.gpus > most:
+                where = f"the job's nodes have at most {most}" if most else \
+                    "the job's workers have none (MEXPLORE_GPUS_PER_NODE, or the site's gpus_per_node, is not set)"
+                return f"it needs {shape.gpus} GPUs on one node and {where}"
         if shape.ranks > total:
             return f"it needs {shape.ranks} ranks and the job has {total} worker slots"
         if shape.nodes > nodes:
@@ -61,6 +75,8 @@ class Placement:
     def take(self, shape: Shape) -> tuple[list[int], list[str]] | None:
         """Slots for a task of ``shape`` (leader first) and their nodes, now taken; None
         when they are not free now."""
+        if shape.gpus:
+            return self._with_gpus(shape)
         if shape.nodes == 0 and shape.ranks <= self.largest:
             return self._on_one_node(shape.ranks)
         return self._on_whole_nodes(shape)
@@ -110,6 +126,43 @@ class Placement:
             self._take(node, self.slots_of[node])
         return runners + reserved, hosts + [self.node_of[rank] for rank in reserved]
 
+    def _with_gpus(self, shape: Shape) -> tuple[list[int], list[str]] | None:
+        """Free slots of one node owning ``shape.gpus`` distinct GPUs, at least
+        ``shape.ranks`` of them: on the node with the fewest free slots that has them."""
+        choices = []
+        for node, free in self._free.items():
+            owners: dict[str, int] = {}
+            in_use = self._gpus_in_use[node]
+            for rank in sorted(free):
+                gpu = self.gpu_of[rank]
+                if gpu is not None and gpu not in owners and gpu not in in_use and len(owners) < shape.gpus:
+                    owners[gpu] = rank
+            if len(owners) < shape.gpus:
+                continue
+            chosen = list(owners.values())
+            chosen += [rank for rank in sorted(free) if rank not in owners.values()][:max(0, shape.ranks - len(chosen))]
+            if len(chosen) >= shape.ranks:
+                choices.append((len(free), node, chosen))
+        if not choices:
+            return None
+        _, node, chosen = min(choices)
+        self._take(node, chosen)
+        self._gpus_in_use[node].update(self.gpus_of(chosen, shape.gpus))
+        return chosen, [node] * len(chosen)
+
+    def gpus_of(self, slots: Iterable[int], count: int) -> tuple[str, ...]:
+        """The first ``count`` distinct GPUs the ``slots`` own."""
+        return tuple(self._gpus(slots))[:count]
+
+    def give_back_gpus(self, node: str, gpus: Iterable[str]) -> None:
+        """A task given ``gpus`` (on ``node``) has ended: others may have them. (Several
+        slots may own one GPU, when a node has more workers than GPUs: a GPU is in use, for
+        tasks that ask for GPUs, until the task holding it ends, whichever slot owns it.)"""
+        self._gpus_in_use[node].difference_update(gpus)
+
+    def _gpus(self, slots: Iterable[int]) -> dict[str, None]:
+        return dict.fromkeys(gpu for rank in slots if (gpu := self.gpu_of[rank]) is not None)
+
     def _take(self, node: str, slots: Iterable[int]) -> None:
         free = self._free[node]
         for rank in slots:
@@ -117,9 +170,9 @@ class Placement:
             self.free_count -= 1
 
 
-def group_for(slots: list[int], hosts: list[str], ranks: int, all_run: bool) -> Group:
+def group_for(slots: list[int], hosts: list[str], ranks: int, all_run: bool, gpus: tuple[str, ...] = ()) -> Group:
     """The :class:`Group` of a task placed on ``slots``: its first ``ranks`` slots run it
     (all of them for a Python model, the leader alone when it launches a program); the
-    rest of a whole node is only held."""
+    rest (of a whole node, or slots taken for their GPUs) is only held."""
     used = tuple(slots[:ranks])
-    return Group(slots=tuple(slots), hosts=tuple(hosts), runners=used if all_run else used[:1])
+    return Group(slots=tuple(slots), hosts=tuple(hosts), runners=used if all_run else used[:1], gpus=gpus)

@@ -46,7 +46,8 @@ def stop_time(walltime: str | None, stop_at: str | None, stop_before: str | None
         return None
     if walltime is not None and stop_at is not None:
         raise MexploreError("--walltime and --stop-at both give the deadline: give one")
-    from ..config.site import walltime_option  # here: every worker rank imports this module, few need it
+    # Imported here: every worker rank imports this module, and few need the site rules.
+    from ..config.site import walltime_option
 
     now = time.time() if now is None else now
     deadline = now + walltime_option(walltime) if walltime is not None else _moment(stop_at, now)

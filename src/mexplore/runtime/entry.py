@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ..comms.transport import MasterEnd
 from ..errors import MexploreError
 from ..models import build_model
+from ..models.gpu import assigned_gpu
 from ..node import node_name
 from .signals import StopSignals
 from .strays import kill_strays
@@ -37,7 +38,7 @@ def run_mpi(load_study: Callable[[], object], progress_mode: str, ignored_ranks:
     if mpi.world_rank() != 0:
         signals.install()  # a stop signal interrupts the model; the worker then flushes
         try:
-            serve(mpi.MpiWorkerEnd(node_name()), build_model, signals=signals)
+            serve(mpi.MpiWorkerEnd(node_name(), assigned_gpu()), build_model, signals=signals)
         except BaseException:
             mpi.abort_on_error()
         finally:

@@ -24,6 +24,7 @@ from ..config.site import TASK_LAUNCHER
 from ..errors import AlgorithmError, MexploreError, StudyFileError
 from ..importing import undefined_name
 from ..models import ModelSpec
+from ..models.gpu import GPUS_PER_NODE, gpus_per_node
 from ..objectives import Direction
 from ..queue.build import build_algorithm
 from ..queue.dispatch import Dispatcher, PlacingDispatcher
@@ -164,7 +165,8 @@ def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalChe
         except ValueError as error:
             raise AlgorithmError(f"algorithm {algorithm!r} proposed {params}: {error}") from None
 
-    return PlacingDispatcher(end.hosts, shape_of, model.python is not None, policy, budget, retries, check=check)
+    return PlacingDispatcher(end.hosts, shape_of, model.python is not None, policy, budget, retries, check=check,
+                             gpus=end.gpus)
 
 
 def study_algorithm(study: Study, workers: int, seed: int | None) -> Algorithm:
@@ -267,6 +269,11 @@ def check_job_size(study: Study, workers: int) -> None:
         raise StudyFileError(str(study.source), "model.ranks", model.ranks, f"at most {workers}",
                              f"the job has {workers} worker rank(s) (-n less the master): "
                              f"run with -n {model.ranks + 1} or more")
+    if isinstance(model.gpus, int) and model.gpus > gpus_per_node():
+        have = gpus_per_node()
+        raise StudyFileError(str(study.source), "model.gpus", model.gpus, f"at most {have}",
+                             f"{GPUS_PER_NODE} says a node has {have} GPU(s)" if have else
+                             f"no GPU count is set: set {GPUS_PER_NODE} (the site's gpus_per_node does)")
 
 
 def check_names(study: Study) -> None:
