@@ -150,3 +150,27 @@ def test_a_process_a_python_model_leaves_running_does_not_keep_the_job_alive(tmp
     assert done.returncode == 0, done.stderr
     assert len(journal(tmp_path / "out")) == 6
     wait_until(lambda: not processes_of(tmp_path / "local"), "the stray process is gone", timeout=60)
+
+
+def test_the_reaper_kills_a_program_it_was_never_told_of_by_its_mark(tmp_path):
+    """The worker may be killed between starting a program and registering its group: the
+    program still carries the worker's mark, and the reaper finds it by that."""
+    import io
+    import subprocess
+    import sys
+
+    from mexplore.models.reaper import Reaper, reap
+
+    guard = Reaper()
+    unregistered = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                                    env={**os.environ, **guard.environment}, start_new_session=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    try:
+        assert reap(io.StringIO(""), guard.token) == set()
+        unregistered.wait(timeout=60)
+        assert unregistered.returncode == -signal.SIGKILL
+        assert other.poll() is None, "a process without the mark is left alone"
+    finally:
+        for process in (unregistered, other):
+            process.kill()
+            process.wait()

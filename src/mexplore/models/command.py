@@ -78,7 +78,7 @@ class CommandModel:
         self.local_dir = Path(spec.local_dir)
         self.report = report
         self.base_env = {**os.environ, **spec.env, **visible_devices(gpu),
-                         "MEXPLORE_LOCAL_DIR": str(self.local_dir)}
+                         "MEXPLORE_LOCAL_DIR": str(self.local_dir), **(guard.environment if guard else {})}
 
     def __call__(self, task: Task) -> Result:
         folder = task_dir(self.local_dir, task.id, task.attempt)

@@ -42,6 +42,9 @@ READER_JOIN = 5.0
 class GroupGuard(Protocol):
     """Who must know a program's process group, to kill it if the worker dies first."""
 
+    environment: dict[str, str]
+    """Variables every program carries, by which the guard finds it even unregistered."""
+
     def start(self) -> None: ...
     def started(self, pgid: int) -> None: ...
     def ended(self, pgid: int) -> None: ...

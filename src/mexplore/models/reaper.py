@@ -9,6 +9,12 @@ The worker tells it each group it starts and ends over a pipe; when that pipe cl
 worker is gone (the kernel closes it whatever killed the worker), and the reaper kills
 every group still registered before it leaves.
 
+A program the worker started but had not yet registered when it was killed (the kill
+came between the fork and the write to the pipe: seen on a loaded machine) is found
+another way: every program carries ``MEXPLORE_REAPER=<token>`` in its environment, the
+token private to this worker, and the reaper also kills, at the end, every process whose
+environment holds it (children and grandchildren inherit it).
+
 ``python -m mexplore.models.reaper`` is the reaper itself; :class:`Reaper` is the worker's
 side. The reaper starts when a command model is built, before any program runs (started
 with the first task instead, a kill while it starts would leave that task's program
@@ -18,10 +24,15 @@ unknown to it), and only then: a Python-model worker never pays for it.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import IO
+
+MARK = "MEXPLORE_REAPER"
+"""The environment variable naming the reaper a program belongs to."""
 
 
 class Reaper:
@@ -30,12 +41,18 @@ class Reaper:
     def __init__(self) -> None:
         self._pipe: IO[str] | None = None
         self._process: subprocess.Popen | None = None
+        self.token = secrets.token_hex(8)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What every program this worker starts carries, so the reaper finds it even unregistered."""
+        return {MARK: self.token}
 
     def start(self) -> None:
         """Start the reaper now (once), so it is in place before the first program."""
         if self._pipe is None:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "mexplore.models.reaper"], stdin=subprocess.PIPE,
+                [sys.executable, "-m", "mexplore.models.reaper", self.token], stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL, start_new_session=True, text=True, bufsize=1,
             )
             self._pipe = self._process.stdin
@@ -60,9 +77,10 @@ class Reaper:
         self._pipe.write(line)  # line-buffered: the reaper knows the group before the model runs
 
 
-def reap(lines: IO[str]) -> set[int]:
+def reap(lines: IO[str], token: str | None = None) -> set[int]:
     """Read ``+pgid`` / ``-pgid`` lines until the worker's end of the pipe closes, then kill
-    every group still registered; returns those groups."""
+    every group still registered, and every process marked with ``token``; returns the
+    groups."""
     groups: set[int] = set()
     for line in lines:
         sign, number = line[:1], line[1:].strip()
@@ -73,13 +91,32 @@ def reap(lines: IO[str]) -> set[int]:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    if token:
+        for pid in marked(token):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
     return groups
+
+
+def marked(token: str) -> list[int]:
+    """Pids of the processes whose environment holds ``MEXPLORE_REAPER=token`` (Linux /proc)."""
+    wanted = f"{MARK}={token}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:  # ended while we looked, or not ours to read
+            continue
+    return found
 
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for the job: the worker handles it
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # likewise a scheduler's warning; EOF is the cue
-    reap(sys.stdin)
+    reap(sys.stdin, sys.argv[1] if len(sys.argv) > 1 else None)
     return 0
 
 
