@@ -104,10 +104,14 @@ def marked(token: str) -> list[int]:
     """Pids of the processes whose environment holds ``MEXPLORE_REAPER=token`` (Linux /proc)."""
     wanted = f"{MARK}={token}".encode()
     found = []
-    for entry in Path("/proc").glob("[0-9]*"):
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:  # no /proc: nothing to find
+        return []
+    for pid in pids:
         try:
-            if wanted in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
+            if wanted in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found.append(pid)
         except OSError:  # ended while we looked, or not ours to read
             continue
     return found

@@ -22,16 +22,26 @@ from pathlib import Path
 PROC = Path("/proc")
 
 
+def process_ids() -> list[int]:
+    """The pids in ``/proc`` now (none where there is no ``/proc``). Listed, not globbed:
+    ``Path.glob`` stats each entry and raises ProcessLookupError for a process that ends
+    meanwhile, which once crashed a worker at its very end."""
+    try:
+        return [int(name) for name in os.listdir(PROC) if name.isdigit()]
+    except OSError:
+        return []
+
+
 def descendants(pid: int) -> list[int]:
     """The pids of ``pid``'s living descendants (children first), from ``/proc``."""
     children: dict[int, list[int]] = {}
-    for entry in PROC.glob("[0-9]*/stat") if PROC.is_dir() else ():
+    for other in process_ids():
         try:
             # "pid (comm) state ppid ...": comm may hold spaces and parentheses
-            fields = entry.read_text().rpartition(")")[2].split()
-        except OSError:  # it ended while we looked
+            fields = (PROC / str(other) / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # it ended while we looked (ENOENT, or ESRCH mid-read)
             continue
-        children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+        children.setdefault(int(fields[1]), []).append(other)
     found, frontier = [], [pid]
     while frontier:
         below = children.get(frontier.pop(), [])
