@@ -47,6 +47,8 @@ Parameters (each optional; :data:`DEFAULTS` holds the defaults, an unknown name 
 - ``activation``: ``relu``, ``tanh`` or ``sigmoid``.
 - ``label_noise``, ``feature_noise``: the noise injected into the training set (above).
 - ``seed``, ``repeat``: together, the seed of the task's random generator.
+- ``ranks``: how many ranks train it, for a study that sets ``[model] ranks = "{ranks}"``;
+  the training reads the rank count from ``ctx.comm``, so the value is only checked here.
 - ``save_weights``: true keeps the trained weights with ``ctx.save``, as ``W0``, ``b0``,
   ``W1``, ... (input layer first).
 
@@ -75,6 +77,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "repeat": 0,
     "save_weights": False,
+    "ranks": 1,
 }
 
 N_CLASSES = 4
@@ -234,9 +237,41 @@ def settings(params: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def data_parallel_gradients(network: Network, X: np.ndarray, y: np.ndarray, batch: np.ndarray,
+                            p: dict[str, Any], comm: Any) -> tuple[float, Network]:
+    """The mini-batch's loss and gradients computed by all the task's ranks together: each
+    takes a contiguous share of the batch, weighs its mean by its share's size, and the
+    sums over ranks (``Allreduce``) are the serial batch's mean. Weight decay is added once,
+    after the sum. Every rank then holds the same gradients and takes the same step."""
+    from mpi4py import MPI  # only tasks of several ranks need it, and they have it
+
+    share = np.array_split(batch, comm.Get_size())[comm.Get_rank()]
+    weight = len(share) / len(batch)
+    if len(share):
+        layers = forward(network, X[share], p["activation"])
+        loss, d_logits, _ = cross_entropy(layers[-1][0], y[share])
+        local = backward(network, layers, d_logits * weight, p["activation"], 0.0)
+    else:  # a batch smaller than the rank count leaves this rank nothing
+        loss, local = 0.0, [(np.zeros_like(W), np.zeros_like(b)) for W, b in network]
+    flat = np.concatenate([part.ravel() for pair in local for part in pair] + [[loss * weight]])
+    comm.Allreduce(MPI.IN_PLACE, flat)
+    gradients, at = [], 0
+    for W, b in network:
+        dW = flat[at:at + W.size].reshape(W.shape) + p["l2"] * W
+        at += W.size
+        gradients.append((dW, flat[at:at + b.size].copy()))
+        at += b.size
+    return float(flat[-1]), gradients
+
+
 def train(params: dict[str, Any], ctx: Any) -> dict[str, float]:
     """Train on the (noisy) training set; ``ctx.report(epoch, val_loss)`` after every epoch,
-    which raises ``mexplore.Pruned`` when a pruner stops the task (left to propagate)."""
+    which raises ``mexplore.Pruned`` when a pruner stops the task (left to propagate).
+
+    On a task of several ranks (``[model] ranks``, ``ctx.comm``) it trains data-parallel:
+    every rank holds the whole network and the same random stream; each computes the
+    gradients of its share of every mini-batch and an allreduce sums them, so the result
+    is the serial one up to rounding, at any rank count."""
     p = settings(params)
     rng = np.random.default_rng([int(p["seed"]), int(p["repeat"])])
     X_clean, y_clean, X_val, y_val = dataset()
@@ -245,14 +280,19 @@ def train(params: dict[str, Any], ctx: Any) -> dict[str, float]:
     network = init_network(sizes, p["activation"], rng)
     optimizer = Adam(network, p["lr"])
     batch_size = int(p["batch_size"])
+    comm = ctx.comm if getattr(ctx, "comm", None) is not None and ctx.comm.Get_size() > 1 else None
     for epoch in range(1, int(p["epochs"]) + 1):
         order = rng.permutation(len(y))
         batch_losses = []
         for start in range(0, len(y), batch_size):
             batch = order[start:start + batch_size]
-            layers = forward(network, X[batch], p["activation"])
-            loss, d_logits, _ = cross_entropy(layers[-1][0], y[batch])
-            optimizer.step(network, backward(network, layers, d_logits, p["activation"], p["l2"]))
+            if comm is None:
+                layers = forward(network, X[batch], p["activation"])
+                loss, d_logits, _ = cross_entropy(layers[-1][0], y[batch])
+                gradients = backward(network, layers, d_logits, p["activation"], p["l2"])
+            else:
+                loss, gradients = data_parallel_gradients(network, X, y, batch, p, comm)
+            optimizer.step(network, gradients)
             batch_losses.append(loss)
         val_loss, val_accuracy = evaluate(network, X_val, y_val, p["activation"])
         if not np.isfinite(val_loss):

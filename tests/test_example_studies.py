@@ -59,3 +59,14 @@ def test_mpi_simulation_gives_the_same_field_at_every_rank_count(tmp_path):
         assert record["metrics"]["ranks"] == params["ranks"] == len(record["slots"])
         checksums.setdefault((params["nx"], params["dt"]), set()).add(record["metrics"]["checksum"])
     assert all(len(values) == 1 for values in checksums.values()), "the decomposition changed the answer"
+
+
+def test_data_parallel_training_reaches_the_same_network_at_every_rank_count(tmp_path):
+    records = run_study("mlp-data-parallel", tmp_path, "-n", "5", "--set", "space.epochs=2")
+    assert len(records) == 6 and {r["status"] for r in records} == {"ok"}, [r.get("error") for r in records]
+    losses: dict[float, list[float]] = {}
+    for record in records:
+        assert len(record["slots"]) == record["params"]["ranks"]
+        losses.setdefault(record["params"]["lr"], []).append(record["objective"])
+    for values in losses.values():
+        assert max(values) - min(values) <= 1e-9 * abs(values[0]), "the rank count changed the training"

@@ -176,6 +176,63 @@ def test_the_mpi_simulation_as_a_python_model_on_ctx_comm(tmp_path):
     assert len({r["metrics"]["checksum"] for r in records}) == 1
 
 
+def test_a_prune_stops_every_rank_of_a_python_task_at_the_same_step(tmp_path):
+    """ctx.report is a collective on a task of several ranks: were the ranks to act on the
+    master's word each on its own, one could stop while the others wait in the model's
+    next collective, and the run would hang (this test's timeout)."""
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "pruned"
+        budget = 6
+        output = "{tmp_path / 'out'}"
+        [model]
+        python = "{MODELS / 'parallel.py'}:reports_until_pruned"
+        ranks = "{{n}}"
+        [algorithm]
+        name = "optuna.random"
+        seed = 3
+        pruner = "threshold"
+        pruner_options = {{ upper = 0.5 }}
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+        n = {{ type = "categorical", choices = [2, 3] }}
+    """)
+    done = run_cli("run", str(path), "-n", "4", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    assert len(records) == 6 and {r["status"] for r in records} == {"pruned"}, records
+
+
+def test_the_mlp_trains_data_parallel_to_the_serial_result(tmp_path):
+    """model-scripts/mlp.py on ctx.comm: each rank takes a share of every mini-batch and an
+    allreduce sums the gradients, so 2 and 3 ranks reach the serial network up to rounding."""
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "mlp-parallel"
+        objective = "val_loss"
+        output = "{tmp_path / 'out'}"
+        [model]
+        python = "{MODELS.parent.parent / 'model-scripts' / 'mlp.py'}:train"
+        ranks = "{{ranks}}"
+        [algorithm]
+        name = "grid"
+        [space]
+        ranks = {{ type = "grid", values = [1, 2, 3] }}
+        epochs = 2
+        hidden = 16
+        batch_size = 50
+    """)
+    done = run_cli("run", str(path), "-n", "4", "--progress", "off", cwd=tmp_path,
+                   env={"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    records = sorted(journal(tmp_path / "out"), key=lambda r: r["params"]["ranks"])
+    assert [r["status"] for r in records] == ["ok"] * 3, records
+    serial = records[0]["objective"]
+    for record in records[1:]:
+        assert record["objective"] == pytest.approx(serial, rel=1e-9), record["params"]
+        assert len(record["slots"]) == record["params"]["ranks"]
+
+
 def test_a_timed_out_program_of_several_ranks_leaves_no_rank_running(tmp_path):
     command = f'command = ["{{python}}", "{MODELS / "mpi_program.py"}", "{tmp_path / "ranks.log"}", "600"]'
     path = parallel_study(tmp_path, command, budget=2, sizes=(2,), extra='timeout = "3s"')
@@ -231,6 +288,28 @@ def test_a_command_asking_for_gpus_sees_that_many_and_no_two_tasks_share_one(tmp
     for gpu in "0123":
         using = [(float(start), float(end)) for start, end, devices in spans if gpu in devices.split(",")]
         assert _most_at_once(using) <= 1, f"GPU {gpu} was given to two tasks at once"
+
+
+RANK_GPU_PROGRAM = """\
+echo "$MPI_LOCALRANKID $CUDA_VISIBLE_DEVICES" >> "$LOG.$MEXPLORE_TASK_ID"
+if [ "$MPI_LOCALRANKID" = 0 ]; then echo 'MEXPLORE_RESULT {"objective": 1}'; fi
+"""
+
+
+def test_each_rank_of_a_program_with_gpus_gets_its_own_share(tmp_path):
+    (tmp_path / "ranks.sh").write_text(RANK_GPU_PROGRAM)
+    model = f'command = ["bash", "{tmp_path / "ranks.sh"}"]\nenv = {{ LOG = "{tmp_path / "gpus"}" }}'
+    path = parallel_study(tmp_path, model, budget=4, sizes=(2,), extra="gpus = 4")
+    done = run_cli("run", str(path), "-n", "5", "--progress", "off", cwd=tmp_path,
+                   env={"MEXPLORE_GPUS_PER_NODE": "4"})
+    assert done.returncode == 0, done.stderr
+    for record in journal(tmp_path / "out"):
+        lines = (tmp_path / f"gpus.{record['id']}").read_text().split("\n")
+        shares = dict(line.split() for line in lines if line)
+        assert sorted(shares) == ["0", "1"], "the nested launcher started both ranks"
+        assert all(len(share.split(",")) == 2 for share in shares.values())
+        assert sorted(",".join(shares.values()).split(",")) == sorted(record["gpu"].split(",")), \
+            "the ranks' shares are disjoint and together the task's GPUs"
 
 
 def test_more_gpus_than_a_node_has_is_refused_before_ranks_start(tmp_path):

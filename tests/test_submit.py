@@ -261,7 +261,7 @@ def test_a_bad_site_file_names_the_file_and_the_key(project: Path, dry_run) -> N
                                         "({rank} is none of them")),
     ('qos = "debug"', "qos = 'debug': expected no qos for scheduler = 'pbs'"),
     ('task_launcher = ["srun", "-n", "{rank}"]', ("task_launcher.2 = '{rank}': expected placeholders among "
-                                                  "{ranks}, {nodes}, {hosts}, {hostfile}, {mpiexec}")),
+                                                  "{ranks}, {nodes}, {hosts}, {ranks_per_node}, {hostfile}, {mpiexec}")),
     ("task_launcher = []", "task_launcher = []: expected a non-empty list of strings"),
 ])
 def test_site_file_errors_name_the_file_key_and_expectation(tmp_path: Path, line: str, message: str) -> None:
@@ -281,7 +281,9 @@ def test_the_task_launcher_reaches_the_run_through_the_batch_script(project: Pat
     line = '["srun", "--exact", "--overlap", "-n", "{ranks}", "--nodelist", "{hosts}", "--label"]'
     site = project / "site-settings" / "cluster.toml"
     site.parent.mkdir()
-    site.write_text((SHIPPED_SITES / "polaris.toml").read_text() + f"task_launcher = {line}\n")
+    shipped = (SHIPPED_SITES / "polaris.toml").read_text().splitlines()
+    site.write_text("".join(f"{text}\n" for text in shipped if not text.startswith("task_launcher")) +
+                    f"task_launcher = {line}\n")
     done = dry_run("--site", "cluster", "--nodes", "1", "--set", "site.account=P", "--dry-run")
     assert done.returncode == 0, done.stderr
     [export] = [text for text in done.stdout.splitlines() if "MEXPLORE_TASK_LAUNCHER=" in text]

@@ -16,3 +16,14 @@ def spmd(params, ctx):
     return {"objective": float(params["x"]), "size": comm.Get_size(), "total": total,
             "ranks": " ".join(map(str, ranks)), "nodes": ",".join(nodes),
             "agreed": leader_says == f"task {ctx.task_id} from {ctx.rank}"}
+
+
+def reports_until_pruned(params, ctx):
+    """Every rank reports at every step and then joins a collective, as a data-parallel
+    training loop does: a rank that stopped alone at a prune would leave the others
+    waiting in that collective for ever."""
+    comm = ctx.comm
+    for step in range(1, 10_000):
+        ctx.report(step, float(params["x"]) + 1.0)
+        comm.allreduce(step)
+    return {"objective": float(params["x"])}

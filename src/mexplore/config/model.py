@@ -18,7 +18,7 @@ from ..types import Shape
 from ._schema import Key, ModelTable, Problem
 
 TASK_PLACEHOLDERS = ("params_file", "result_file", "task_dir", "task_id", "attempt", "python")
-LAUNCH_PLACEHOLDERS = ("ranks", "nodes", "hosts", "hostfile", "mpiexec")
+LAUNCH_PLACEHOLDERS = ("ranks", "nodes", "hosts", "ranks_per_node", "hostfile", "mpiexec")
 """What a parallel command's argv and ``launcher`` may name besides the task's fields."""
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")

@@ -100,7 +100,7 @@ class CommandModel:
         argv_template = self.argv
         if task.group is not None and task.shape is not None:
             places |= launch_places(task.shape, task.group, folder) | {"mpiexec": self.spec.mpiexec}
-            argv_template = (*launcher_for(self.spec.launcher, places["nodes"]), *argv_template)
+            argv_template = (*launcher_for(self.spec.launcher, places["nodes"], task.shape), *argv_template)
             env = outside_the_job(env) | visible_devices(",".join(task.group.gpus) if task.group.gpus else None)
         started = time.time()
         argv = [fill(item, places) for item in argv_template]

@@ -66,9 +66,24 @@ class Context:
     def report(self, step: float, value: float) -> None:
         """Tell the master an intermediate value (a validation loss after an epoch). With a
         ``pruner``, raises :class:`Pruned` when the master decided, after an earlier report,
-        that this task should stop."""
-        if self.reporter is not None:
+        that this task should stop.
+
+        On a task of several ranks it is a collective of ``comm``: every rank calls it at
+        the same step, and they raise :class:`Pruned` together. The master's word reaches
+        each rank on its own; were each to act on it alone, one rank could stop while the
+        others went on into a collective it never joins, and the task would hang."""
+        if self.reporter is None:
+            return
+        if self.comm is None or self.comm.Get_size() == 1:
             self.reporter(self.task_id, float(step), float(value))
+            return
+        try:
+            self.reporter(self.task_id, float(step), float(value))
+            pruned = False
+        except Pruned:
+            pruned = True
+        if any(self.comm.allgather(pruned)):
+            raise Pruned(f"task {self.task_id} was pruned at step {step}")
 
     def save(self, name: str, value: Any) -> None:
         """Keep ``value`` (a numpy array, ``bytes``, or the path of a file or folder) as

@@ -11,12 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from ..rank_gpus import LOCAL_RANK_VARIABLES, VISIBLE_DEVICE_VARIABLES
+
 GPUS_PER_NODE = "MEXPLORE_GPUS_PER_NODE"
-_LOCAL_RANK_VARIABLES = (
-    "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "PALS_LOCAL_RANKID",
-    "PMI_LOCAL_RANK", "MPI_LOCAL_RANK",
-)
-_VISIBLE_DEVICE_VARIABLES = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK")
 
 
 def gpus_per_node(environ: Mapping[str, str] = os.environ) -> int:
@@ -29,10 +26,10 @@ def assigned_gpu(environ: Mapping[str, str] = os.environ) -> str | None:
     gpus = gpus_per_node(environ)
     if gpus <= 0:
         return None
-    local = next((environ[name] for name in _LOCAL_RANK_VARIABLES if name in environ), "0")
+    local = next((environ[name] for name in LOCAL_RANK_VARIABLES if name in environ), "0")
     return str(int(local) % gpus)
 
 
 def visible_devices(gpu: str | None) -> dict[str, str]:
     """The variables that pin CUDA, ROCm and Level Zero programs to ``gpu``."""
-    return {} if gpu is None else dict.fromkeys(_VISIBLE_DEVICE_VARIABLES, gpu)
+    return {} if gpu is None else dict.fromkeys(VISIBLE_DEVICE_VARIABLES, gpu)

@@ -31,22 +31,25 @@ def outside_the_job(env: Mapping[str, str]) -> dict[str, str]:
 
 def launch_places(shape: Shape, group: Group, folder: Path) -> dict[str, str]:
     """The values of ``{ranks}``, ``{nodes}``, ``{hosts}`` (the task's nodes, comma-separated,
-    each once) and ``{hostfile}`` (a file in the task folder with one line per rank: the
-    node it should run on) for a task placed on ``group``."""
+    each once), ``{ranks_per_node}`` (the most ranks it has on one node, for launchers that
+    want ``--ppn``) and ``{hostfile}`` (a file in the task folder with one line per rank:
+    the node it should run on) for a task placed on ``group``."""
     hosts = group.hosts[:shape.ranks]
     unique = list(dict.fromkeys(hosts))
     hostfile = folder / "hostfile"
     hostfile.write_text("".join(f"{host}\n" for host in hosts))
     return {"ranks": str(shape.ranks), "nodes": str(len(unique)), "hosts": ",".join(unique),
-            "hostfile": str(hostfile)}
+            "ranks_per_node": str(max(hosts.count(host) for host in unique)), "hostfile": str(hostfile)}
 
 
-def launcher_for(launcher: tuple[str, ...] | None, nodes: str) -> tuple[str, ...]:
+def launcher_for(launcher: tuple[str, ...] | None, nodes: str, shape: Shape) -> tuple[str, ...]:
     """The launcher line put before a parallel task's command: the study's or the site's
     (``[model] launcher``, ``task_launcher``), else the bundled ``mpiexec -n {ranks}``, given
-    ``-f {hostfile}`` when the task spans several nodes."""
-    if launcher is not None:
-        return launcher
-    if nodes == "1":
-        return ("{mpiexec}", "-n", "{ranks}")
-    return ("{mpiexec}", "-f", "{hostfile}", "-n", "{ranks}")
+    ``-f {hostfile}`` when the task spans several nodes. A task of several ranks with GPUs
+    has each rank take its own share of them first (:mod:`mexplore.rank_gpus`), unless the
+    launcher is empty (the command starts its ranks itself)."""
+    if launcher is None:
+        launcher = ("{mpiexec}", "-n", "{ranks}") if nodes == "1" else ("{mpiexec}", "-f", "{hostfile}", "-n", "{ranks}")
+    if launcher and shape.gpus > 0 and shape.ranks > 1:
+        return (*launcher, "{python}", "-m", "mexplore.rank_gpus")
+    return launcher

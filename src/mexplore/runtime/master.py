@@ -177,9 +177,10 @@ class Master:
                 "(--set model.on_error=continue)"
             )
         if state.none_succeeded:
+            shown = "reasons above; " if self.log.progress.mode != "off" else ""  # --progress off printed none
             return TasksFailing(
                 f"no task finished ok: {state.failed} of the {state.dispatcher.finished} finished tasks failed "
-                f"(reasons above; `mexplore results {self.log.output} --failed` lists them)"
+                f"({shown}`mexplore results {self.log.output} --failed` lists them)"
             )
         return None
 
