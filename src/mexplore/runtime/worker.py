@@ -114,7 +114,9 @@ def _flush(rank: int, cache: TaskCache, output: Path, keep: Collection[int] | No
     try:
         summary = cache.flush(output, keep)
     except Exception as exc:
-        return Flushed(rank=rank, error=f"flush of {cache.path} failed: {type(exc).__name__}: {exc}")
+        return Flushed(rank=rank, error=f"flush of {cache.path} failed: {type(exc).__name__}: {exc}; the outputs "
+                                        "stay there, on this node: free space on the output, then run the same "
+                                        "command again on this node to flush them")
     return Flushed(rank=rank, path=None if summary.path is None else str(summary.path), tasks=summary.tasks,
                    nbytes=summary.nbytes, seconds=summary.seconds)
 
