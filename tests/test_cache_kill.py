@@ -5,8 +5,10 @@ Each trial starts ``mexplore run -n 3`` in its own session (as a batch job is), 
 the journal holds a random number of results (polling the file, so a loaded machine only
 makes it slower), SIGKILLs the process group, checks that no process of the job is left,
 resumes with the same command to the end, and reads every ``ok`` task's outputs back
-through ``load_output``. The saved arrays encode the task's id and point, so an output
-attached to the wrong task is caught as surely as a lost one.
+through ``load_output``. The saved outputs encode the task's id and point, so an output
+attached to the wrong task is caught as surely as a lost one. Trials alternate, two by
+two, between a Python model saving with ``ctx.save`` and a command model leaving files in
+its ``artifacts/`` folder (whose program the kill must not leave running).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from mexplore.store.results_file import load_output
 
 pytestmark = pytest.mark.mpi
 BUDGET = 40
-TRIALS = int(os.environ.get("MEXPLORE_KILL_TRIALS", "6"))
+TRIALS = int(os.environ.get("MEXPLORE_KILL_TRIALS", "10"))
 """Kills per run of the suite; a longer campaign: ``MEXPLORE_KILL_TRIALS=50 pytest tests/test_cache_kill.py``."""
 FLUSH_EVERY = ("", "flush_every = 0.05", "", "flush_every = 0.2")
 """Trials cycle through these: no periodic flush (all outputs on the node when the kill
@@ -47,8 +49,19 @@ def model(params, ctx):
 """
 
 
-def study(folder: Path, flush_every: str, seed: int) -> Path:
+COMMAND = """\
+printf '%s' "$1" > "$MEXPLORE_ARTIFACTS_DIR/point"
+printf 'task %s' "$MEXPLORE_TASK_ID" > "$MEXPLORE_ARTIFACTS_DIR/note"
+sleep 0.02
+echo "MEXPLORE_RESULT $1"
+"""
+
+
+def study(folder: Path, flush_every: str, seed: int, kind: str) -> Path:
     (folder / "model.py").write_text(MODEL)
+    (folder / "model.sh").write_text(COMMAND)
+    model = f'python = "{folder / "model.py"}:model"' if kind == "python" else \
+        f'command = ["bash", "{folder / "model.sh"}", "{{x}}"]'
     return write_study(folder, f"""
         [study]
         name = "kill"
@@ -57,7 +70,7 @@ def study(folder: Path, flush_every: str, seed: int) -> Path:
         output = "{folder / 'out'}"
 
         [model]
-        python = "{folder / 'model.py'}:model"
+        {model}
 
         [algorithm]
         seed = {seed}
@@ -110,9 +123,10 @@ def test_kill_minus_9_at_any_instant_then_resume_loses_no_output_of_an_ok_task(t
     for trial in range(TRIALS):
         folder = tmp_path / f"trial{trial}"
         folder.mkdir()
-        path = study(folder, FLUSH_EVERY[trial % len(FLUSH_EVERY)], seed=trial)
+        kind = ("python", "command")[trial // 2 % 2]
+        path = study(folder, FLUSH_EVERY[trial % len(FLUSH_EVERY)], seed=trial, kind=kind)
         killed_at = kill_at(path, folder, rng.randint(1, BUDGET - 4))
-        where = f"trial {trial} ({FLUSH_EVERY[trial % len(FLUSH_EVERY)] or 'no periodic flush'}), " \
+        where = f"trial {trial} ({kind}, {FLUSH_EVERY[trial % len(FLUSH_EVERY)] or 'no periodic flush'}), " \
                 f"killed after {killed_at} results, files in {folder}"
 
         resumed = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=folder, env=environment(folder),
@@ -129,12 +143,16 @@ def test_kill_minus_9_at_any_instant_then_resume_loses_no_output_of_an_ok_task(t
         for record in records:
             task, x = record["id"], record["params"]["x"]
             try:
-                outputs = [load_output(folder / "out", task, name) for name in ("point", "id", "note")]
+                point, note = (load_output(folder / "out", task, name) for name in ("point", "note"))
             except KeyError:
                 lost.append(task)
                 continue
-            assert outputs[0].tolist() == [x] * 50, f"{where}: task {task} holds another task's point"
-            assert outputs[1].tolist() == [task] and outputs[2] == f"task {task}".encode(), where
+            if kind == "python":
+                assert point.tolist() == [x] * 50, f"{where}: task {task} holds another task's point"
+                assert load_output(folder / "out", task, "id").tolist() == [task], where
+            else:
+                assert float(point) == pytest.approx(x, rel=1e-12), f"{where}: task {task} holds another's point"
+            assert note == f"task {task}".encode(), f"{where}: task {task} holds {note!r}"
         assert not lost, f"{where}: the outputs of ok tasks {lost} are lost"
         assert not list((folder / "local").rglob("cache/*/*")), f"{where}: the node-local cache was not emptied"
         figures.append(killed_at)

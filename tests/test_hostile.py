@@ -28,6 +28,10 @@ class BadFloat:
         raise RuntimeError("no float for you")
 
 
+class Mine(BaseException):
+    """Not an Exception: a bare ``except Exception`` in a worker would let it through."""
+
+
 class BadRepr:
     def __repr__(self):
         raise RuntimeError("no repr for you")
@@ -61,6 +65,8 @@ def model(params, ctx):
         raise KeyboardInterrupt("not a real Ctrl-C")
     if case == "generator-exit":
         raise GeneratorExit
+    if case == "own-base-exception":
+        raise Mine("a BaseException of the model's own")
     raise ValueError(f"unknown case {case!r}")
 '''
 
@@ -74,6 +80,7 @@ PYTHON_CASES = {
     "huge": "more than the limit of 1 MiB",
     "keyboard-interrupt": "KeyboardInterrupt: not a real Ctrl-C",
     "generator-exit": "GeneratorExit",
+    "own-base-exception": "Mine: a BaseException of the model's own",
 }
 
 COMMAND_MODEL = '''
@@ -253,3 +260,17 @@ def test_a_command_model_with_hostile_results_fails_those_tasks_only(tmp_path):
         assert runs[mode]["status"] == "ok", runs[mode]["error"]
     assert runs["ok-1"]["metrics"] == {"nan": "NaN"}
     assert len(read_table(tmp_path / "out")) == len(values)
+
+
+@pytest.mark.mpi
+def test_a_python_model_ending_its_process_is_named_with_the_remedy(tmp_path):
+    """os._exit cannot be caught: the job ends, but the user learns which task on which rank
+    did it and that isolate = true is the way to run such a model."""
+    module = tmp_path / "exits.py"
+    module.write_text("import os\n\ndef model(params, ctx):\n    os._exit(3)\n")
+    path = _study(tmp_path, f'python = "{module}:model"', ["only"], budget=1, objective="loss")
+    done = run_cli("run", str(path), "-n", "2", cwd=tmp_path, env={"MEXPLORE_LOCAL_DIR": str(tmp_path / "local")},
+                   timeout=300)
+    assert done.returncode != 0
+    assert "the model called os._exit(3) in task 0" in done.stderr, done.stderr
+    assert "[model] isolate = true" in done.stderr
