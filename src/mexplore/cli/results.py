@@ -108,7 +108,7 @@ def _lag(frame: pd.DataFrame, workers: int) -> str | None:
     if frame.empty or "lag" not in frame:
         return None
     lag = frame["lag"].fillna(0)
-    return (f"lag: mean {lag.mean():.1f}, max {int(lag.max())} with {workers} workers "
+    return (f"lag: mean {lag.mean():.1f}, max {int(lag.max())} with {workers} worker{'s' if workers != 1 else ''} "
             "(tasks pending when each task was proposed)")
 
 

@@ -120,7 +120,7 @@ def verdict(spans: Iterable[Span], workers: int) -> Verdict | None:
     if waiting is None or waiting.share < NOTICEABLE:
         return None
     said = (f"workers waited for the algorithm's proposals {waiting.share:.0%} of the time "
-            f"({waiting.algorithm * 1e3:.3g} ms of algorithm per task, {workers} workers)")
+            f"({waiting.algorithm * 1e3:.3g} ms of algorithm per task, {workers} worker{'s' if workers != 1 else ''})")
     if waiting.load >= 1:
         advice = ("it cannot keep up: use a cheaper algorithm (or cheaper [algorithm.options]), "
                   'policy = "batch" if one ask(n) costs little more than ask(1), longer tasks, or fewer '

@@ -181,11 +181,12 @@ class Progress:
         elapsed = time.monotonic() - self._started
         return self._new / elapsed if elapsed > 0 else 0.0
 
-    def summary(self) -> str:
+    def summary(self, ended: bool = False) -> str:
+        """The counts and rate; while the run goes on, also the time left at that rate."""
         total = "" if self.total is None else f"/{self.total}"
         rate = self.rate()
         line = f"{self.done}{total} done, {self._details()}, {rate:.1f} tasks/s"
-        if self.total is not None and rate > 0:
+        if self.total is not None and rate > 0 and not ended:
             line += f", ETA {_duration((self.total - self.done) / rate)}"
         return line
 
@@ -195,7 +196,7 @@ class Progress:
             self._bar.set_postfix_str(self._details(), refresh=True)
             self._bar.close()
         if self.mode != "off":
-            lines = [f"{'finished' if completed else 'stopped'}: {self.summary()}", *self._reasons()]
+            lines = [f"{'finished' if completed else 'stopped'}: {self.summary(ended=True)}", *self._reasons()]
             if (now := verdict(self._spans, self.workers)) is not None:
                 lines.append(now.line)
             self.stream.writelines(f"mexplore: {line}\n" for line in lines)
