@@ -27,9 +27,7 @@ def evolve(queue, space, options):
     while pending:
         future = next(queue.as_completed(pending))  # whichever task finishes first
         pending.remove(future)
-        result = future.result()
-        if result.status == "cancelled":
-            return  # the study's budget is spent
+        result = future.result()  # raises BudgetSpent, ending this function, once the budget is spent
         if result.ok:
             population.append((result.objective, result.params))
             population.sort(key=lambda member: member[0])

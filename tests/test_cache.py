@@ -329,7 +329,7 @@ def test_an_artifacts_folder_that_is_a_link_fails_the_task_with_the_reason(tmp_p
                       'echo "MEXPLORE_RESULT 1.5"\n')
     spec = ModelSpec(objectives=("loss",), local_dir=str(tmp_path / "local"), command=("bash", str(script)))
     cache = cache_at(tmp_path)
-    model = CommandModel(spec, 1, "node", None, lambda *report: None, cache)
+    model = CommandModel(spec, 1, "node", None, lambda *report, send=True: None, cache)
     result = model(Task(0, {}))
     cache.commit(0)
     assert result.status == Status.FAILED

@@ -127,7 +127,7 @@ def command_model(tmp_path: Path):
     script = tmp_path / "hostile_command.py"
     script.write_text(COMMAND_MODEL)
     spec = ModelSpec(("objective",), str(tmp_path / "local"), command=(sys.executable, str(script), "{mode}"))
-    return build_model(spec, rank=1, host="h", report=lambda *_: None)
+    return build_model(spec, rank=1, host="h", report=lambda *_, send=True: None)
 
 
 @pytest.mark.parametrize("mode", sorted(COMMAND_CASES))

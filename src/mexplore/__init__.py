@@ -20,9 +20,11 @@ _EXPORTS = {
     "Direction": "mexplore.objectives",
     "TaskQueue": "mexplore.queue.futures",
     "Future": "mexplore.queue.futures",
+    "BudgetSpent": "mexplore.errors",
     # writing a model
     "Context": "mexplore.models.context",
     "Pruned": "mexplore.errors",
+    "Stopped": "mexplore.errors",
     # reading results
     "Result": "mexplore.types",
     "Status": "mexplore.types",
@@ -56,7 +58,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
     from .algorithms.base import Algorithm, StudyInfo
     from .api import Run, RunFailed, open_run, run
-    from .errors import MexploreError, Pruned
+    from .errors import BudgetSpent, MexploreError, Pruned, Stopped
     from .models.context import Context
     from .objectives import Direction
     from .queue.futures import Future, TaskQueue

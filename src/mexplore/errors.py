@@ -66,3 +66,15 @@ class Interrupted(BaseException):
 class Pruned(Exception):
     """Raised by ``ctx.report`` when the algorithm's pruner stops the task: let it propagate
     (the task is recorded as ``pruned``), or catch it to clean up and re-raise."""
+
+
+class Stopped(Pruned):
+    """Raised by ``ctx.report`` when the algorithm stopped the task on purpose
+    (``future.stop()``): the task is recorded as ``cancelled``. A :class:`Pruned`, so a
+    model that cleans up on a prune cleans up on a stop too."""
+
+
+class BudgetSpent(MexploreError):
+    """Raised by ``future.result()`` for a task that will never run: the run ended (its
+    budget spent, or a stop signal) before a worker took it. Waiting on it further would
+    wait for ever, and a made-up result would mislead the algorithm."""

@@ -75,6 +75,9 @@ class Algorithm(ABC):
     prunes = False
     """Whether :meth:`report` may stop running tasks; only such algorithms accept
     ``[algorithm] pruner``."""
+    stops = False
+    """Whether the algorithm may ask for running tasks to be stopped (:meth:`stopping`);
+    the master asks only such algorithms, so others pay nothing for it."""
     thinks_in_background = False
     """True for algorithms that may propose nothing now and something later with no result
     in between (they compute in a thread of their own); for any other, proposing nothing
@@ -112,6 +115,12 @@ class Algorithm(ABC):
         task: it ends as ``pruned``. The default never prunes; the ``optuna.*`` algorithms
         ask their ``pruner`` (and set ``prunes``)."""
         return False
+
+    def stopping(self) -> list[int]:
+        """Running tasks to stop now (each ends as ``cancelled``): polled by the master
+        between messages when :attr:`stops` is True. The IoC queue's ``future.stop()``
+        answers through it."""
+        return []
 
     def replay(self, results: list[Result]) -> None:
         """Take in the results of the run being resumed; by default, like :meth:`tell`."""

@@ -66,9 +66,11 @@ class IntermediateValue:
 
 @dataclass(slots=True)
 class Prune:
-    """Master -> worker: stop this running task; the algorithm's pruner judged it hopeless."""
+    """Master -> worker: stop this running task; the algorithm's pruner judged it hopeless,
+    or (``stop``) the algorithm asked for it (``future.stop()``: the task ends ``cancelled``)."""
 
     task_id: int
+    stop: bool = False
 
 
 @dataclass(slots=True)

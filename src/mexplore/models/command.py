@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..types import Outcome, Place, Result, Status, Task
-from .context import Pruned, Reporter, task_dir
+from .context import Pruned, Reporter, Stopped, task_dir
 from .gpu import visible_devices
 from .launch import launch_places, launcher_for, outside_the_job
 from .outcome import interpret, parse_text
@@ -113,9 +113,11 @@ class CommandModel:
                 stdout_path=folder / "stdout.txt", stderr_path=folder / "stderr.txt",
                 timeout=self.spec.timeout, limit=OUTPUT_LIMIT,
                 on_report=lambda step, value: self.report(task.id, step, value), guard=self.guard,
+                check=lambda: self.report(task.id, 0.0, 0.0, send=False),
             )
-        except Pruned:  # the master stopped it after a report; its process group is killed
-            return Result.ran(task, self.place, Outcome(status=Status.PRUNED), started, time.time())
+        except Pruned as stopped:  # by the pruner after a report, or by the algorithm; its process group is killed
+            status = Status.CANCELLED if isinstance(stopped, Stopped) else Status.PRUNED
+            return Result.ran(task, self.place, Outcome(status=status), started, time.time())
         ended = time.time()
         outcome = self._outcome(ended_with, result_file)
         if (problem := self._keep_outputs(task.id, folder)) is not None:

@@ -9,9 +9,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..errors import Pruned
+from ..errors import Pruned, Stopped
 
-__all__ = ["Context", "Pruned", "Reporter", "Saver", "task_dir"]
+__all__ = ["Context", "Pruned", "Reporter", "Saver", "Stopped", "task_dir"]
 
 Saver = Callable[[int, str, Any], None]
 """``saver(task_id, name, value)``: stores a task's output in the worker's node-local cache."""
@@ -79,10 +79,15 @@ class Context:
             return
         try:
             self.reporter(self.task_id, float(step), float(value))
-            pruned = False
+            heard = ""
+        except Stopped:
+            heard = "stopped"
         except Pruned:
-            pruned = True
-        if any(self.comm.allgather(pruned)):
+            heard = "pruned"
+        heard_by_any = set(self.comm.allgather(heard))
+        if "stopped" in heard_by_any:
+            raise Stopped(f"task {self.task_id} was stopped at step {step}")
+        if "pruned" in heard_by_any:
             raise Pruned(f"task {self.task_id} was pruned at step {step}")
 
     def save(self, name: str, value: Any) -> None:

@@ -75,10 +75,13 @@ def run_program(
     on_report: Callable[[float, float], None],
     grace: float = 5.0,
     guard: GroupGuard | None = None,
+    check: Callable[[], None] | None = None,
 ) -> Exit:
     """Run ``argv`` to its end (or its timeout); call ``on_report(step, value)`` from this
-    thread for every ``MEXPLORE_REPORT`` line while it runs. ``guard`` is told the
-    program's process group when it starts and when it is gone (:mod:`.reaper`)."""
+    thread for every ``MEXPLORE_REPORT`` line while it runs, and ``check()`` every
+    :data:`POLL_EVERY` (it raises to stop the program: the worker was told to stop it).
+    ``guard`` is told the program's process group when it starts and when it is gone
+    (:mod:`.reaper`)."""
     reports: queue.SimpleQueue[tuple[float, float]] = queue.SimpleQueue()
     with open(stdout_path, "wb") as out_file, open(stderr_path, "wb") as err_file:
         try:
@@ -93,7 +96,7 @@ def run_program(
         stdout = _Reader(process.stdout, out_file, limit, reports)
         stderr = _Reader(process.stderr, err_file, limit, None)
         try:
-            timed_out = _wait(process, timeout, grace, reports, on_report)
+            timed_out = _wait(process, timeout, grace, reports, on_report, check)
         finally:  # also when the worker is interrupted by a stop signal while it waits
             _kill_group(process.pid, signal.SIGKILL)  # whatever it left behind
             if guard is not None:
@@ -113,6 +116,7 @@ def _wait(
     grace: float,
     reports: queue.SimpleQueue,
     on_report: Callable[[float, float], None],
+    check: Callable[[], None] | None,
 ) -> bool:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -123,6 +127,8 @@ def _wait(
             pass
         while not reports.empty():
             on_report(*reports.get())
+        if check is not None:
+            check()
         if deadline is not None and time.monotonic() >= deadline:
             _kill_group(process.pid, signal.SIGTERM)
             try:

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from ..errors import Interrupted
 from ..importing import load_target
 from ..types import Group, Outcome, Place, Result, Status, Task
-from .context import Context, Pruned, Reporter, Saver
+from .context import Context, Pruned, Reporter, Saver, Stopped
 from .outcome import interpret, recordable_text
 from .spec import ModelSpec
 
@@ -63,8 +63,8 @@ class PythonFunctionModel:
             with _exit_named(task, place), self._communicator(group, task.id) as ctx.comm:
                 returned = self.function(task.params, ctx)
             outcome = Outcome(status=Status.OK) if follower else interpret(returned, self.objectives)
-        except Pruned:
-            outcome = Outcome(status=Status.PRUNED)
+        except Pruned as stopped:
+            outcome = Outcome(status=Status.CANCELLED if isinstance(stopped, Stopped) else Status.PRUNED)
         except Interrupted:
             raise
         except BaseException:  # the one boundary where user code may fail, with anything

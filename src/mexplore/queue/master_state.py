@@ -43,10 +43,12 @@ class SendTasks:
 
 @dataclass(slots=True)
 class SendPrune:
-    """Tell ``worker`` to stop the running task ``task_id``."""
+    """Tell ``worker`` to stop the running task ``task_id``: pruned, or (``stop``) stopped
+    by the algorithm, which makes it ``cancelled``."""
 
     worker: int
     task_id: int
+    stop: bool = False
 
 
 @dataclass(slots=True)
@@ -208,15 +210,16 @@ class MasterState:
             return []
         return [Judge(entry[1], step, value)]
 
-    def prune(self, task_id: int) -> list[Instruction]:
-        """The algorithm judged the task hopeless: tell its worker (every slot running a
-        parallel task), once."""
+    def prune(self, task_id: int, stop: bool = False) -> list[Instruction]:
+        """The algorithm judged the task hopeless, or (``stop``) asked to stop it: tell its
+        worker (every slot running a parallel task), once. A task no longer running is
+        left alone: its result is on its way."""
         entry = self.dispatcher.running.get(task_id)
         if entry is None or task_id in self._pruning:
             return []
         self._pruning.add(task_id)
         group = entry[1].group
-        return [SendPrune(worker, task_id) for worker in (group.runners if group else (entry[0],))]
+        return [SendPrune(worker, task_id, stop) for worker in (group.runners if group else (entry[0],))]
 
     def algorithm_took(self, seconds: float) -> None:
         """Time spent in the algorithm (ask, tell, report): billed to its next proposals."""

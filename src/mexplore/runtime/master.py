@@ -201,7 +201,7 @@ class Master:
             elif isinstance(instruction, Judge):
                 self._judge(instruction)
             elif isinstance(instruction, SendPrune):
-                self.end.send(instruction.worker, Prune(instruction.task_id))
+                self.end.send(instruction.worker, Prune(instruction.task_id, instruction.stop))
             elif isinstance(instruction, SendFlush):
                 for worker in self.end.workers:
                     self.end.send(worker, Flush(instruction.keep))
@@ -273,6 +273,9 @@ class Master:
         return True
 
     def _feed(self) -> bool:
+        if self.algorithm.stops:
+            for task_id in self._call_algorithm("stopping", self.algorithm.stopping):
+                self.execute(self.state.prune(task_id, stop=True))
         wanted = self.state.wanted()
         if wanted and not self.algorithm.finished:
             proposals = self._call_algorithm("propose", self.algorithm.propose, self.state.proposal_ids(wanted))

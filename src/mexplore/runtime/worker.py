@@ -30,7 +30,7 @@ from ..comms.messages import (
     WorkerFailed,
 )
 from ..comms.transport import WorkerEnd
-from ..errors import Interrupted, Pruned
+from ..errors import Interrupted, Pruned, Stopped
 from ..models.context import remove_task_dirs_below
 from ..models.reaper import Reaper
 from ..node import local_root, node_name
@@ -166,7 +166,7 @@ class Inbox:
     def __init__(self, link: WorkerEnd) -> None:
         self.link = link
         self._kept: deque[Any] = deque()
-        self._pruned: set[int] = set()
+        self._pruned: dict[int, bool] = {}  # task id -> stopped by the algorithm (else pruned)
 
     def poll(self) -> Any:
         self._pruned.clear()  # between tasks: a prune of a task that has ended is moot
@@ -177,10 +177,12 @@ class Inbox:
             self.link.send(IntermediateValue(task_id, step, value))
         while (message := self.link.poll()) is not None:
             if isinstance(message, Prune):
-                self._pruned.add(message.task_id)
+                self._pruned[message.task_id] = message.stop
             else:
                 self._kept.append(message)
         if task_id in self._pruned:
+            if self._pruned[task_id]:
+                raise Stopped(f"task {task_id} stopped by the algorithm")
             raise Pruned(f"task {task_id} pruned after step {step:g}")
 
 
