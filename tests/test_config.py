@@ -219,7 +219,7 @@ def test_unknown_study_key_suggests_the_close_one(project: Path) -> None:
     assert_names(error, "study.toml", "study.budgt", 5, "one of the keys name, budget, objective")
     assert str(error) == (
         "study.toml: study.budgt = 5: expected one of the keys name, budget, objective, "
-        "direction, output, optuna_journal (did you mean 'budget'?)"
+        "direction, output, optuna_journal, kind (did you mean 'budget'?)"
     )
 
 

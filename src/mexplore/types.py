@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 TABLE_COLUMNS = (
-    "id", "status", "started", "ended", "duration", "rank", "host", "gpu", "attempt", "error",
+    "id", "kind", "status", "started", "ended", "duration", "rank", "host", "gpu", "attempt", "error",
     "algorithm_time", "lag", "slots", "hosts",
 )
 """Columns every row of the results table has besides objectives, ``p:`` params and ``m:``
@@ -74,7 +74,10 @@ class Task:
 
     ``shape`` and ``group`` are set only in a study whose tasks may span several worker
     slots: what the task needs, and where it was placed (a task going back to the queue
-    for a retry is placed again)."""
+    for a retry is placed again).
+
+    ``kind`` names the auxiliary model (``[models.<kind>]``) the task runs; None for the
+    study's objective kind, the one its budget counts."""
 
     id: int
     params: dict[str, Any]
@@ -84,6 +87,17 @@ class Task:
     lag: int = 0
     shape: Shape | None = None
     group: Group | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A proposal of an auxiliary kind (``queue.submit(params, kind="train")``): ``params``
+    for the ``kind`` model, free-form, outside the budget and the ``[space]`` check. The
+    objective kind's proposals stay plain dicts."""
+
+    params: dict[str, Any]
+    kind: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +138,8 @@ class Result:
     (``[cache] reuse``). ``algorithm_time`` is the master's seconds in the algorithm to
     propose it, and ``lag`` the tasks pending when it was proposed (see :class:`Task`).
     ``slots`` and ``hosts`` are the worker ranks a parallel task held and their nodes
-    (None for a task of one slot, whose ``rank`` and ``host`` say it).
+    (None for a task of one slot, whose ``rank`` and ``host`` say it). ``kind`` is the
+    auxiliary kind the task ran (None: the objective kind).
 
     Build one with a named constructor: :meth:`ran` on a worker, :meth:`for_task` on the
     master, :meth:`from_record` from the journal. Every field has a default and a journal
@@ -149,6 +164,7 @@ class Result:
     lag: int = 0
     slots: list[int] | None = None
     hosts: list[str] | None = None
+    kind: str | None = None
 
     @classmethod
     def ran(cls, task: Task, place: Place, outcome: Outcome, started: float, ended: float) -> Result:
@@ -163,13 +179,14 @@ class Result:
         """A result the master makes itself for ``task`` (cancelled, answered from an
         earlier result...): the task's id, params, attempt, algorithm time and lag, then ``fields``."""
         return cls(task_id=task.id, status=status, params=task.params, attempt=task.attempt,
-                   algorithm_time=task.algorithm_time, lag=task.lag, **fields)
+                   algorithm_time=task.algorithm_time, lag=task.lag, kind=task.kind, **fields)
 
     def attach(self, task: Task, reports: list[tuple[float, float]]) -> None:
         """Make a worker's result whole on the master, which owns it once received: the
         task's params, algorithm time and lag, and the reports that came while it ran. (In
         place: this runs once per task on the master's hot path.)"""
         self.params, self.algorithm_time, self.lag, self.reports = task.params, task.algorithm_time, task.lag, reports
+        self.kind = task.kind
 
     @property
     def ok(self) -> bool:
@@ -177,11 +194,11 @@ class Result:
 
     def to_record(self) -> dict[str, Any]:
         """The JSON-ready form written to the journal (one line per finished task).
-        ``reused_from``, ``slots`` and ``hosts`` are written only when set."""
+        ``reused_from``, ``slots``, ``hosts`` and ``kind`` are written only when set."""
         record = _record_of(self)
         record["status"] = self.status.value
         record["algorithm_time"] = round(self.algorithm_time, 7)
-        for optional in ("reused_from", "slots", "hosts"):
+        for optional in ("reused_from", "slots", "hosts", "kind"):
             if record[optional] is None:
                 del record[optional]
         return record

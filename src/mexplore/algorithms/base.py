@@ -60,6 +60,9 @@ class StudyInfo:
     """The run's output directory, for an algorithm that keeps files of its own there."""
     seed: int | None = None
     """The study's seed, or the one drawn and recorded for this run."""
+    kinds: tuple[str, ...] = ()
+    """The study's auxiliary task kinds (``[models.<kind>]`` besides the objective kind),
+    which an imperative algorithm may submit (``queue.submit(params, kind=...)``)."""
 
 
 class Algorithm(ABC):

@@ -36,7 +36,9 @@ def results_command(args: argparse.Namespace) -> int:
     frame, objectives = run.frame, run.objectives
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no tasks"
-    print(f"{run.output}: {len(frame)} tasks ({summary})")
+    kinds = frame["kind"].value_counts().to_dict() if "kind" in frame else {}
+    auxiliary = "".join(f", {n} of kind {kind}" for kind, n in sorted(kinds.items()))
+    print(f"{run.output}: {len(frame)} tasks ({summary}{auxiliary})")
     for line in _reasons(frame, None if wanted else run.output):
         print(line)
     if wanted:
@@ -49,7 +51,8 @@ def results_command(args: argparse.Namespace) -> int:
     best = best_rows(frame, objectives[0], run.directions[0], args.top)
     if best.empty:
         return 0
-    shown = ["id", *objectives, *[c for c in best.columns if c.startswith(("p:", "m:"))], "duration", "rank"]
+    own = [c for c in best.columns if c.startswith(("p:", "m:")) and best[c].notna().any()]  # not other kinds'
+    shown = ["id", *objectives, *own, "duration", "rank"]
     print(best[shown].to_string(index=False))
     return 0
 

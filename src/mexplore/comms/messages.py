@@ -7,7 +7,7 @@ tags. Payloads are the shared :mod:`mexplore.types`; nothing here knows about st
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..types import Result, Task
@@ -22,7 +22,8 @@ class Setup:
     ``output_dir`` is where flushes go; ``local_name`` the study's folder under each
     node's local directory (which each worker finds itself: it differs per node);
     ``first_task_id``: this session's tasks have ids from it on (lower ones are an earlier
-    session's, whose leftovers on the node may go).
+    session's, whose leftovers on the node may go). ``kinds`` describes the auxiliary
+    kinds' models by name, built by a worker when it first gets a task of one.
     """
 
     model: Any
@@ -30,6 +31,7 @@ class Setup:
     output_dir: str = ""
     local_name: str = "mexplore"
     first_task_id: int = 0
+    kinds: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

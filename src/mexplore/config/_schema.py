@@ -57,6 +57,7 @@ class StudyTable(Table):
     )
     output: str | None = Field(None, min_length=1, description="a directory path")
     optuna_journal: bool = Field(False, description="true or false")
+    kind: str | None = Field(None, min_length=1, description="the name of one of the [models.<kind>] tables")
 
 
 class ModelTable(Table):
@@ -112,7 +113,12 @@ class StudyFileTable(Table):
     """The whole file. ``space`` entries are checked one by one (see ``PARAMETER_TABLES``)."""
 
     study: StudyTable = Field(description='a [study] table with at least name = "..."')
-    model: ModelTable = Field(description='a [model] table with python = "file.py:function"')
+    # None when absent (the default is not validated): not "ModelTable | None", whose
+    # errors pydantic would report against the None branch, at "model" instead of its key
+    model: ModelTable = Field(None, description='a [model] table with python = "file.py:function"')  # type: ignore[assignment]
+    models: dict[str, ModelTable] = Field(
+        default_factory=dict, description="[models.<kind>] tables, each a model table like [model]"
+    )
     algorithm: AlgorithmTable = Field(default_factory=AlgorithmTable, description="a table")
     cache: CacheTable = Field(default_factory=CacheTable, description="a table")
     space: dict[str, Any] = Field(

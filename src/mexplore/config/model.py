@@ -96,54 +96,55 @@ def _size(value: int | str, params: dict[str, Any], key: str, least: int) -> int
     return got
 
 
-def resolve_model(table: ModelTable, names: set[str]) -> ModelSection:
-    """Check ``[model]`` against itself and the space's parameter ``names``."""
+def resolve_model(table: ModelTable, names: set[str] | None, at: Key = ("model",)) -> ModelSection:
+    """Check a model table (``[model]``, or ``[models.<kind>]`` at ``at``) against itself
+    and the space's parameter ``names``; None for an auxiliary kind, whose params are
+    free-form, so any ``{placeholder}`` may name one of them."""
     if (table.python is None) == (table.command is None):
-        raise Problem(("model",), dict(table.model_dump(exclude_defaults=True)),
+        raise Problem(at, dict(table.model_dump(exclude_defaults=True)),
                       "exactly one of python = \"file.py:function\" and command = [...]")
     if table.isolate and table.command is not None:
-        raise Problem(("model", "isolate"), True, "isolate only with python (a command already runs apart)")
+        raise Problem((*at, "isolate"), True, "isolate only with python (a command already runs apart)")
     if table.python is not None and not table.isolate:
         for key in ("timeout", "env", "cwd"):
             if getattr(table, key):
-                raise Problem(("model", key), getattr(table, key), "no such key for a python model run in the worker",
+                raise Problem((*at, key), getattr(table, key), "no such key for a python model run in the worker",
                               "a child process is needed for it: add isolate = true")
     if table.isolate and (table.ranks != 1 or table.nodes != 0 or table.gpus != 0):
-        raise Problem(("model", "isolate"), True, "isolate only with ranks = 1 (a parallel Python task runs in its "
+        raise Problem((*at, "isolate"), True, "isolate only with ranks = 1 (a parallel Python task runs in its "
                       "worker ranks, to share ctx.comm)", "use a command for a program that must run apart")
     cwd = None
     if table.cwd is not None:
         cwd = absolute(table.cwd)
         if not cwd.is_dir():
-            raise Problem(("model", "cwd"), table.cwd, "an existing directory")
+            raise Problem((*at, "cwd"), table.cwd, "an existing directory")
     return ModelSection(
-        python=None if table.python is None else _python_target(table.python),
-        command=None if table.command is None else _command(table.command, names),
-        env=dict(table.env), cwd=cwd, timeout=seconds(table.timeout, ("model", "timeout")), retries=table.retries,
+        python=None if table.python is None else _python_target(table.python, (*at, "python")),
+        command=None if table.command is None else _argv(table.command, (*at, "command"), names),
+        env=dict(table.env), cwd=cwd, timeout=seconds(table.timeout, (*at, "timeout")), retries=table.retries,
         on_error=table.on_error, isolate=table.isolate,
-        ranks=_size_key(table.ranks, "ranks", 1, names), nodes=_size_key(table.nodes, "nodes", 0, names),
-        gpus=_size_key(table.gpus, "gpus", 0, names),
-        launcher=None if table.launcher is None else _argv(table.launcher, ("model", "launcher"), names),
+        ranks=_size_key(table.ranks, (*at, "ranks"), 1, names), nodes=_size_key(table.nodes, (*at, "nodes"), 0, names),
+        gpus=_size_key(table.gpus, (*at, "gpus"), 0, names),
+        launcher=None if table.launcher is None else _argv(table.launcher, (*at, "launcher"), names),
     )
 
 
-def _size_key(value: int | str, key: str, least: int, names: set[str]) -> int | str:
+def _size_key(value: int | str, key: Key, least: int, names: set[str] | None) -> int | str:
     """``ranks``/``nodes``: an int (``nodes`` may be 0: as few as fit), or ``"{parameter}"``."""
     expected = f'an integer >= {least}, or "{{parameter}}" naming a parameter of [space]'
     if isinstance(value, int):
         if isinstance(value, bool) or value < least:
-            raise Problem(("model", key), value, expected)
+            raise Problem(key, value, expected)
         return value
     match = _PLACEHOLDER.fullmatch(value)
-    if match is None or match.group(1) not in names:
+    if match is None or (names is not None and match.group(1) not in names):
         why = None if match is None else f"[space] has no parameter {match.group(1)!r}"
-        raise Problem(("model", key), value, expected, why)
+        raise Problem(key, value, expected, why)
     return value
 
 
-def _python_target(spec: str) -> str:
+def _python_target(spec: str, key: Key) -> str:
     """Check ``target:function``; a file target must exist and is made absolute."""
-    key = ("model", "python")
     expected = '"path/to/file.py:function" or "package.module:function"'
     if spec.count(":") != 1:
         raise Problem(key, spec, expected)
@@ -160,18 +161,15 @@ def _python_target(spec: str) -> str:
     return spec
 
 
-def _command(argv: list[str], names: set[str]) -> tuple[str, ...]:
-    """Placeholders must name a task field or a parameter; items naming an existing file
-    (relative to where mexplore runs) become absolute, since the program runs elsewhere."""
-    return _argv(argv, ("model", "command"), names)
-
-
-def _argv(argv: list[str], key: Key, names: set[str]) -> tuple[str, ...]:
-    known = {*TASK_PLACEHOLDERS, *LAUNCH_PLACEHOLDERS, *names, "repeat"}
+def _argv(argv: list[str], key: Key, names: set[str] | None) -> tuple[str, ...]:
+    """Placeholders must name a task field or a parameter (any name, for an auxiliary
+    kind's free-form params: ``names`` None); items naming an existing file (relative to
+    where mexplore runs) become absolute, since the program runs elsewhere."""
+    known = {*TASK_PLACEHOLDERS, *LAUNCH_PLACEHOLDERS, *(names or ()), "repeat"}
     resolved = []
     for index, item in enumerate(argv):
         unknown = [name for name in _PLACEHOLDER.findall(item) if name not in known]
-        if unknown:
+        if unknown and names is not None:
             raise Problem((*key, index), item,
                           f"placeholders among {{{'}, {'.join(sorted(known))}}}",
                           f"{{{unknown[0]}}} is neither a task field nor a parameter")

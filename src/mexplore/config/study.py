@@ -18,7 +18,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,8 @@ class StudySection:
     ``budget`` is the number of evaluations, or None to run until the algorithm is done (a
     sweep runs all its points). ``objective`` and ``direction`` always have the same length.
     ``optuna_journal``: the master keeps ``<output>/optuna-journal.log`` up to date, for
-    optuna-dashboard (docs/export.md).
+    optuna-dashboard (docs/export.md). ``kind`` names the objective kind of a study of
+    several ``[models.<kind>]`` (None for a study with one ``[model]``).
     """
 
     name: str
@@ -69,6 +70,7 @@ class StudySection:
     direction: tuple[str, ...]
     output: Path
     optuna_journal: bool = False
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,9 @@ class Study:
     algorithm: AlgorithmSection
     space: Space
     cache: CacheSection = CacheSection()
+    kinds: dict[str, ModelSection] = field(default_factory=dict)
+    """The auxiliary kinds (``[models.<kind>]`` other than the objective kind, which is
+    ``model``): run when an algorithm submits them, outside the budget and ``[space]``."""
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved study as a TOML-ready dict, which :func:`load_study` reads back as is.
@@ -149,9 +154,14 @@ class Study:
             algorithm["initial"] = [dict(point) for point in self.algorithm.initial]
         if self.algorithm.from_run is not None:
             algorithm["from"] = str(self.algorithm.from_run)
+        if self.study.kind is not None:
+            study["kind"] = self.study.kind
+        models = ({"model": self.model.to_dict()} if self.study.kind is None else
+                  {"models": {self.study.kind: self.model.to_dict(),
+                              **{kind: section.to_dict() for kind, section in self.kinds.items()}}})
         return {
             "study": study,
-            "model": self.model.to_dict(),
+            **models,
             "algorithm": algorithm,
             "cache": self.cache.to_dict(),
             "space": _space_to_dict(self.space),
@@ -243,7 +253,7 @@ def study_file_error(
 # --------------------------------------------------------------------------- resolving
 
 
-def _check_size_parameter(size: int | str, space: Space, key: str, least: int) -> None:
+def _check_size_parameter(size: int | str, space: Space, key: Key, least: int) -> None:
     """``[model] ranks = "{n}"`` must name a parameter whose every value is a whole number
     >= ``least``: an int range, a grid or choices of them, or a constant."""
     if isinstance(size, int):
@@ -265,24 +275,61 @@ def _check_size_parameter(size: int | str, space: Space, key: str, least: int) -
         if not bad:
             return
         found = f"takes the value {bad[0]!r}"
-    raise Problem(("model", key), size, f'"{{parameter}}" naming a parameter whose values are integers >= {least}',
+    raise Problem(key, size, f'"{{parameter}}" naming a parameter whose values are integers >= {least}',
                   f"[space] {name} {found}")
 
 
 def _resolve(source: Path, table: StudyFileTable) -> Study:
     """Apply the rules that tie keys together and fill the defaults that depend on others."""
     study, space = _resolve_study(table.study), _resolve_space(table.space)
-    model = resolve_model(table.model, set(space.names))
+    kind, model_table, at = _objective_kind(table)
+    model = resolve_model(model_table, set(space.names), at)
     for key, least in (("ranks", 1), ("nodes", 0), ("gpus", 0)):
-        _check_size_parameter(getattr(model, key), space, key, least)
+        _check_size_parameter(getattr(model, key), space, (*at, key), least)
+    kinds = {name: _auxiliary_kind(name, entry) for name, entry in (table.models or {}).items() if name != kind}
+    if kinds and model.parallel:
+        raise Problem((*at, "ranks"), model.ranks, "1 in a study with several [models.<kind>] (for now)",
+                      "tasks of several ranks and task kinds do not mix yet")
     return Study(
         source=source,
-        study=study,
+        study=replace(study, kind=kind),
         model=model,
         algorithm=_resolve_algorithm(table.algorithm, space, study),
         space=space,
         cache=resolve_cache(table.cache),
+        kinds=kinds,
     )
+
+
+def _objective_kind(table: StudyFileTable) -> tuple[str | None, ModelTable, Key]:
+    """The objective kind's name (None for a [model] study), its table and its key: the
+    one ``[study] kind`` names, else the first ``[models.<kind>]``."""
+    if (table.model is None) == (not table.models):
+        found = "both [model] and [models.<kind>]" if table.model is not None else "neither"
+        raise Problem(("model",), MISSING, 'a [model] table with python = "file.py:function", or '
+                      "[models.<kind>] tables for a study of several task kinds", f"the file has {found}")
+    if not table.models:
+        if table.study.kind is not None:
+            raise Problem(("study", "kind"), table.study.kind, "no kind in a study with one [model] table",
+                          "kinds are the names of [models.<kind>] tables")
+        assert table.model is not None
+        return None, table.model, ("model",)
+    for name in table.models:
+        if not _NAME.fullmatch(name):
+            raise Problem(("models", name), name, "a kind named with letters, digits, '-', '_' and '.'")
+    kind = table.study.kind or next(iter(table.models))
+    if kind not in table.models:
+        raise Problem(("study", "kind"), kind, "one of the kinds " + ", ".join(table.models),
+                      suggest(kind, list(table.models)))
+    return kind, table.models[kind], ("models", kind)
+
+
+def _auxiliary_kind(name: str, table: ModelTable) -> ModelSection:
+    """An auxiliary kind's model: free-form params (any placeholder), one slot per task."""
+    section = resolve_model(table, None, ("models", name))
+    if section.parallel:
+        raise Problem(("models", name, "ranks"), section.ranks, "1 (an auxiliary kind's tasks hold one slot, for now)")
+    return section
 
 
 def _resolve_study(table: StudyTable) -> StudySection:

@@ -42,7 +42,9 @@ def interpret(returned: Any, objectives: tuple[str, ...]) -> Outcome:
     """The outcome of one model return value.
 
     A bare number is the objective (single-objective studies); a mapping must hold every
-    objective key, and its other keys become metrics. Never raises for what a model returns.
+    objective key, and its other keys become metrics. With no objectives (an auxiliary
+    kind's model: a surrogate's training), a mapping is all metrics, anything else (None
+    included) is the metric ``value``. Never raises for what a model returns.
     """
     try:
         return _interpret(returned, objectives)
@@ -53,6 +55,9 @@ def interpret(returned: Any, objectives: tuple[str, ...]) -> Outcome:
 
 
 def _interpret(returned: Any, objectives: tuple[str, ...]) -> Outcome:
+    if not objectives:
+        metrics = returned if isinstance(returned, Mapping) else {} if returned is None else {"value": returned}
+        return Outcome(status=Status.OK, metrics=jsonable(dict(metrics)))
     if isinstance(returned, Mapping):
         metrics = {k: v for k, v in returned.items() if k not in objectives}
         missing = [name for name in objectives if name not in returned]

@@ -15,7 +15,7 @@ from statistics import median_low
 from typing import Any
 
 from ..errors import AlgorithmError
-from ..types import Result, Shape, Status, Task
+from ..types import Result, Shape, Status, Submission, Task
 from .placement import Placement, group_for
 from .policies import Policy
 
@@ -49,16 +49,22 @@ class Dispatcher:
     ``check`` sees every proposal before it is numbered and raises to refuse it (the run's
     :class:`~mexplore.space.ProposalCheck`): a bad point never gets an id, a worker or a
     journal line.
+
+    ``kinds`` are the study's auxiliary task kinds: a proposal may be a
+    :class:`~mexplore.types.Submission` of one of them. Such tasks run like the others but
+    are outside the budget (:attr:`finished` counts the objective kind's only) and the check.
     """
 
     def __init__(
         self, workers: Iterable[int], policy: Policy, budget: int | None, retries: int = 0,
-        check: Callable[[dict[str, Any]], None] | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None, kinds: frozenset[str] = frozenset(),
     ) -> None:
         self.policy = policy
         self.check = check
         self.budget = budget
         self.retries = retries
+        self.kinds = kinds
+        self.auxiliary = 0  # auxiliary tasks numbered and not finished: outside the budget
         self.finished = 0
         self.next_id = 0
         self.pending: deque[Task] = deque()
@@ -82,7 +88,7 @@ class Dispatcher:
     def resume(self, results: Iterable[Result]) -> None:
         """Count tasks a previous run finished; new ids continue after the largest."""
         for result in results:
-            self.finished += 1
+            self.finished += result.kind is None
             self.next_id = max(self.next_id, result.task_id + 1)
 
     def number(self, params_list: Iterable[dict[str, Any]], algorithm_time: float = 0.0) -> list[Task]:
@@ -90,12 +96,33 @@ class Dispatcher:
         each cost ``algorithm_time`` to propose. They wait for :meth:`enqueue` (or
         :meth:`answered_without_running`). Each is checked first, when there is a ``check``.
         Their lag is the number of tasks proposed and not finished before them."""
+        if self.kinds:
+            return self._number_kinds(list(params_list), algorithm_time)
         if self.check is not None:
             params_list = list(params_list)
             for params in params_list:
                 self.check(params)
         first, lag = self.next_id, len(self.pending) + len(self.running)
         tasks = [Task(first + i, params, 0, 0.0, algorithm_time, lag) for i, params in enumerate(params_list)]
+        self.next_id += len(tasks)
+        self._round_cost += algorithm_time * len(tasks)
+        return tasks
+
+    def _number_kinds(self, proposals: list[Any], algorithm_time: float) -> list[Task]:
+        """:meth:`number` in a study of several kinds: a :class:`Submission` is a task of
+        its kind, unchecked; a dict is the objective kind's, checked."""
+        for proposal in proposals:
+            if type(proposal) is Submission:
+                if proposal.kind not in self.kinds:
+                    raise AlgorithmError(f"kind {proposal.kind!r}: the study has no [models.{proposal.kind}] "
+                                     f"(its auxiliary kinds: {', '.join(sorted(self.kinds))})")
+            elif self.check is not None:
+                self.check(proposal)
+        first, lag = self.next_id, len(self.pending) + len(self.running)
+        tasks = [Task(first + i, proposal.params, 0, 0.0, algorithm_time, lag, kind=proposal.kind)
+                 if type(proposal) is Submission else Task(first + i, proposal, 0, 0.0, algorithm_time, lag)
+                 for i, proposal in enumerate(proposals)]
+        self.auxiliary += sum(task.kind is not None for task in tasks)
         self.next_id += len(tasks)
         self._round_cost += algorithm_time * len(tasks)
         return tasks
@@ -145,7 +172,12 @@ class Dispatcher:
                 final.append((task, result))
         returned = len(final) + len(retried)
         if returned:
-            self.finished += len(final)
+            if self.auxiliary:
+                auxiliary = sum(task.kind is not None for task, _ in final)
+                self.auxiliary -= auxiliary
+                self.finished += len(final) - auxiliary
+            else:
+                self.finished += len(final)
             held = self._held[worker] = self._held[worker] - returned
             if held == 0:
                 self._emptied[worker] = last_end
@@ -181,7 +213,8 @@ class Dispatcher:
 
     def _within_budget(self, want: int) -> int:
         if self.budget is not None:
-            want = min(want, self.budget - self.finished - len(self.running) - len(self.pending))
+            outstanding = len(self.running) + len(self.pending) - self.auxiliary
+            want = min(want, self.budget - self.finished - outstanding)
         return max(want, 0)
 
     def assign(self) -> list[tuple[int, list[Task]]]:

@@ -19,7 +19,7 @@ from typing import Any
 from ..algorithms.base import Algorithm, StudyInfo
 from ..errors import BudgetSpent
 from ..space import Space, point_key
-from ..types import Result, Status
+from ..types import Result, Status, Submission
 
 
 class Future:
@@ -27,9 +27,10 @@ class Future:
     about to get it. :attr:`status` says where it is: ``queued`` (waiting for a worker),
     ``running`` (handed to one) or ``done`` (a result, or it will never run)."""
 
-    def __init__(self, queue: TaskQueue, params: dict[str, Any], priority: float) -> None:
+    def __init__(self, queue: TaskQueue, params: dict[str, Any], priority: float, kind: str | None = None) -> None:
         self.params = params
         self.priority = priority
+        self.kind = kind
         self.task_id: int | None = None
         self._queue = queue
         self._result: Result | None = None
@@ -96,15 +97,21 @@ class TaskQueue:
         self._closed = False
 
     # -- the algorithm's side -----------------------------------------------------------
-    def submit(self, params: dict[str, Any], priority: float = 0) -> Future:
+    def submit(self, params: dict[str, Any], priority: float = 0, kind: str | None = None) -> Future:
         """Queue one evaluation; higher ``priority`` runs first. Returns at once. The
-        constants of ``[space]`` are added to ``params`` (a value given there wins)."""
-        future = Future(self, {**self._constants, **params}, priority)
+        constants of ``[space]`` are added to ``params`` (a value given there wins).
+
+        ``kind`` names an auxiliary kind (``[models.<kind>]``, a surrogate's training):
+        its params are free-form (any JSON-able dict), and its tasks are outside the budget."""
+        if kind is not None and kind not in self.info.kinds:
+            known = ", ".join(self.info.kinds) or "none"
+            raise ValueError(f"submit(kind={kind!r}): the study has no [models.{kind}] (its auxiliary kinds: {known})")
+        future = Future(self, {**self._constants, **params} if kind is None else dict(params), priority, kind)
         with self._changed:
-            replayed = self._take_replayed(future.params) if self._replayed else None
+            replayed = self._take_replayed(kind, future.params) if self._replayed else None
             if replayed is not None:
                 future._result = replayed
-                self._taken += 1
+                self._taken += kind is None
             elif self._closed:
                 future._never = _never_runs(self.info)
             else:
@@ -175,9 +182,9 @@ class TaskQueue:
                 return future
         return None
 
-    def _take_replayed(self, params: dict[str, Any]) -> Result | None:
+    def _take_replayed(self, kind: str | None, params: dict[str, Any]) -> Result | None:
         """A finished result of the resumed run for these params, each used once."""
-        key = point_key(params)
+        key = _replay_key(kind, params)
         copies = self._replayed.get(key)
         if not copies:
             return None
@@ -187,15 +194,19 @@ class TaskQueue:
         return result
 
     # -- the engine's side --------------------------------------------------------------
-    def dispatch(self, task_ids: range) -> list[dict[str, Any]]:
-        """The highest-priority submitted points, to become the tasks ``task_ids``."""
-        taken = []
+    def dispatch(self, task_ids: range) -> list[dict[str, Any] | Submission]:
+        """The highest-priority submitted points, to become the tasks ``task_ids``: an
+        auxiliary kind's as a :class:`~mexplore.types.Submission`."""
+        taken: list[dict[str, Any] | Submission] = []
         with self._changed:
             while len(taken) < len(task_ids) and (future := self._pop()) is not None:
                 future.task_id = task_ids[len(taken)]
                 self._dispatched[future.task_id] = future
-                taken.append(future.params)
-            self._taken += len(taken)
+                if future.kind is None:
+                    taken.append(future.params)
+                    self._taken += 1
+                else:
+                    taken.append(Submission(future.params, future.kind))
             if taken:
                 self._changed.notify_all()  # their status is now running
         return taken
@@ -259,6 +270,11 @@ class TaskQueue:
             self._changed.notify_all()
 
 
+def _replay_key(kind: str | None, params: dict[str, Any]) -> str:
+    """Which journaled result answers a submission: same kind, same params."""
+    return point_key(params) if kind is None else f"{kind}\0{point_key(params)}"
+
+
 def _cancelled(params: dict[str, Any]) -> Result:
     return Result(task_id=-1, status=Status.CANCELLED, params=params, error="cancelled")
 
@@ -308,7 +324,7 @@ class ImperativeAlgorithm(Algorithm):
 
     def replay(self, results: list[Result]) -> None:
         for result in results:
-            self.queue._replayed.setdefault(point_key(result.params), []).append(result)
+            self.queue._replayed.setdefault(_replay_key(result.kind, result.params), []).append(result)
 
     @property
     def name(self) -> str:

@@ -246,7 +246,7 @@ class MasterState:
             return out
         answered = []
         for task in tasks:
-            earlier = self.memo.lookup(task.params)
+            earlier = None if task.kind is not None else self.memo.lookup(task.params)
             if earlier is None:
                 self.dispatcher.enqueue([task])
             else:

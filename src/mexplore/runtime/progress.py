@@ -62,6 +62,7 @@ class Progress:
         self.failed = 0
         self.pruned = 0
         self.cancelled = 0
+        self.auxiliary = 0  # tasks of auxiliary kinds ([models.<kind>]): not in done, outside the budget
         self.running = 0
         self.best: float | None = None
         self.lag = 0  # of the latest live result
@@ -93,7 +94,10 @@ class Progress:
         """Count ``results``; ``live`` ones (not a resumed journal's) are timed for
         :mod:`.bottleneck`, and a failure for a reason not seen before is shown at once."""
         sign = self.direction.sign
+        auxiliary = 0
         for result in results:
+            if result.kind is not None:
+                auxiliary += 1
             if live and result.rank >= 0:  # it ran now (a reused result did not)
                 self._spans.append(Span(result.rank, result.started, result.ended, result.algorithm_time, result.ok))
                 self.lag = result.lag
@@ -110,8 +114,9 @@ class Progress:
                 self.best is None or sign * value < sign * self.best  # Direction.better, inlined: per task
             ):
                 self.best = value
-        self.done += len(results)
-        return len(results)
+        self.done += len(results) - auxiliary
+        self.auxiliary += auxiliary
+        return len(results) - auxiliary
 
     def _failure(self, result: Result, live: bool) -> None:
         reason = self.failures.add(result.task_id, result.status, result.error)
@@ -160,6 +165,7 @@ class Progress:
     def _details(self) -> str:
         pruned = f" pruned={self.pruned}" if self.pruned else ""
         cancelled = f" cancelled={self.cancelled}" if self.cancelled else ""
+        cancelled += f" auxiliary={self.auxiliary}" if self.auxiliary else ""
         lag = f" lag={self.lag} (mean {self._lags / self._live:.1f})" if self._live else ""
         details = f"failed={self.failed}{self._by_reason()}{pruned}{cancelled} running={self.running}{lag}"
         if self.objective is None:  # several objectives: no single best

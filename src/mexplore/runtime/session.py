@@ -21,6 +21,7 @@ from ..comms.messages import Setup, Stop
 from ..comms.transport import MasterEnd
 from ..config import Study, StudyFileProblem
 from ..config.site import TASK_LAUNCHER
+from ..config.model import ModelSection
 from ..errors import AlgorithmError, MexploreError, StudyFileError
 from ..importing import undefined_name
 from ..models import ModelSpec
@@ -145,7 +146,9 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
                                output, study.algorithm.name)
         log.optuna = LiveOptunaExport.start(output, header, previous)
     master = Master(end, algorithm, state, log, signals)
-    setup = Setup(_model_spec(study), reply_low_water=policy.reply_low_water,
+    setup = Setup(_model_spec(study.model, study.study.objective),
+                  kinds={kind: _model_spec(section, ()) for kind, section in study.kinds.items()},
+                  reply_low_water=policy.reply_low_water,
                   output_dir=str(output), local_name=local_name(study), first_task_id=state.dispatcher.next_id)
     return master, setup
 
@@ -155,7 +158,7 @@ def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalChe
     worker slots (``[model] ranks``/``nodes``), each placed on the job's nodes."""
     budget, retries = study.study.budget, study.model.retries
     if not study.model.parallel:
-        return Dispatcher(end.workers, policy, budget, retries, check=check)
+        return Dispatcher(end.workers, policy, budget, retries, check=check, kinds=frozenset(study.kinds))
     check_job_size(study, len(end.workers))
     model, algorithm = study.model, study.algorithm.name
 
@@ -184,6 +187,7 @@ def study_info(study: Study, workers: int, seed: int | None) -> StudyInfo:
     return StudyInfo(
         objectives=study.study.objective, directions=tuple(Direction(d) for d in study.study.direction),
         budget=study.study.budget, workers=workers, output=study.study.output, seed=seed,
+        kinds=tuple(study.kinds),
     )
 
 
@@ -280,8 +284,12 @@ def check_names(study: Study) -> None:
     """Refuse a model function or algorithm class that its ``.py`` file does not define
     (``model.py:brannin``), naming the study file, the key and the closest names. The file
     is read, not imported: a model may load a GPU stack the launching process must not."""
-    for key, target, expected in (("model.python", study.model.python, "a function the file defines"),
-                                  ("algorithm.name", study.algorithm.name, "a class or function the file defines")):
+    model_key = "model.python" if study.study.kind is None else f"models.{study.study.kind}.python"
+    targets = [(model_key, study.model.python, "a function the file defines"),
+               *((f"models.{kind}.python", section.python, "a function the file defines")
+                 for kind, section in study.kinds.items()),
+               ("algorithm.name", study.algorithm.name, "a class or function the file defines")]
+    for key, target, expected in targets:
         where, _, name = (target or "").rpartition(":")
         if not where.endswith(".py"):
             continue
@@ -313,11 +321,11 @@ def make_output(output: Path) -> None:
         raise MexploreError(f"cannot create the output directory {output}: {exc.strerror or exc}") from None
 
 
-def _model_spec(study: Study) -> ModelSpec:
-    """The model as workers build it; ``local_dir`` is filled in by each worker (per node)."""
-    model = study.model
+def _model_spec(model: ModelSection, objectives: tuple[str, ...]) -> ModelSpec:
+    """A model as workers build it (an auxiliary kind's has no ``objectives``); ``local_dir``
+    is filled in by each worker (per node)."""
     return ModelSpec(
-        objectives=study.study.objective, local_dir="",
+        objectives=objectives, local_dir="",
         python=model.python, command=model.command, isolate=model.isolate, env=model.env,
         cwd=None if model.cwd is None else str(model.cwd), timeout=model.timeout,
         launcher=task_launcher(model.launcher), mpiexec=find_mpiexec() if model.parallel and model.command else "mpiexec",

@@ -33,9 +33,10 @@ from ..comms.transport import WorkerEnd
 from ..errors import Interrupted, Pruned, Stopped
 from ..models.context import remove_task_dirs_below
 from ..models.reaper import Reaper
+from ..models.kinds import ModelsByKind
 from ..node import local_root, node_name
 from ..store.cache import CACHE_DIR, TaskCache, free_flush_name
-from ..types import Result, Task
+from ..types import Place, Result, Task
 from .signals import StopSignals
 from .worker_state import WorkerState
 
@@ -72,9 +73,14 @@ def serve(
     inbox = Inbox(link)
     remove_task_dirs_below(local_dir, setup.first_task_id)  # an earlier session's, on this node
     reaper = Reaper()
+    def build(spec: Any) -> Callable[[Task], Result]:
+        return make_model(replace(spec, local_dir=str(local_dir)), link.rank, host,
+                          inbox.report, _DeferSignals(cache, signals), reaper, getattr(link, "task_comm", None))
+
     try:
-        model = make_model(replace(setup.model, local_dir=str(local_dir)), link.rank, host,
-                           inbox.report, _DeferSignals(cache, signals), reaper, getattr(link, "task_comm", None))
+        model = build(setup.model)
+        if setup.kinds:
+            model = ModelsByKind(model, setup.kinds, build, Place(link.rank, host))
     except Exception:
         link.send(WorkerFailed(link.rank, host, f"could not load the model:\n{traceback.format_exc()}"))
         stop = _wait_for_stop(link, backoff)

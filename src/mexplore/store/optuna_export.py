@@ -117,10 +117,13 @@ class OptunaExporter:
         return cls(study, header, {i for i in held if isinstance(i, int)})
 
     def add(self, results: Iterable[Result]) -> Added:
-        """Add each result not yet in the study as a finished trial, in one storage call."""
+        """Add each result not yet in the study as a finished trial, in one storage call.
+        An auxiliary kind's task (a surrogate's training) is no trial of the study."""
         added = Added(states={})
         trials = []
         for result in results:
+            if result.kind is not None:
+                continue
             if result.task_id in self.task_ids:
                 added.already += 1
                 continue

@@ -31,7 +31,9 @@ def results_frame(
     (the master's seconds in the algorithm to propose the task), lag (the proposals
     pending when it was decided). A task that held several worker slots (``[model] ranks``)
     also has slots (their ranks, space-separated, the leader first) and hosts (its nodes,
-    comma-separated, each once); these columns exist only when some task did. With several
+    comma-separated, each once); these columns exist only when some task did. A study of
+    several kinds has a ``kind`` column, empty for the objective kind's rows and naming the
+    auxiliary kind (``[models.<kind>]``) of the others. With several
     objectives and their ``directions``, a ``pareto`` column marks the non-dominated
     ``ok`` rows. Non-finite metrics, spelled as strings in the journal, are NaN and ±inf
     here again (:func:`~.journal.iter_records` reads them back)."""
@@ -40,6 +42,8 @@ def results_frame(
     rows = []
     for record in iter_records(journal):
         row = {"id": record["id"], "status": record["status"]}
+        if "kind" in record:
+            row["kind"] = record["kind"]
         objective = record.get("objective")
         values = objective if isinstance(objective, list) else [objective] * len(objectives)
         row.update(zip(objectives, values))
@@ -65,6 +69,8 @@ def results_frame(
     if not rows:
         return frame
     frame = frame.sort_values("id", kind="stable").reset_index(drop=True)
+    if "kind" in frame:  # beside the id, as in the journal, not wherever the first such row put it
+        frame.insert(1, "kind", frame.pop("kind"))
     if len(objectives) > 1 and len(directions) == len(objectives):
         frame["pareto"] = pareto_mask(frame, objectives, directions)
     return frame
@@ -101,8 +107,10 @@ def write_results_csv(frame: pd.DataFrame, output: Path) -> Path:
 
 
 def best_rows(frame: pd.DataFrame, objective: str, direction: Direction | str, top: int) -> pd.DataFrame:
-    """The ``top`` finished (``ok``) rows, best first, by one objective."""
+    """The ``top`` finished (``ok``) rows of the objective kind, best first, by one objective."""
     if frame.empty:
         return frame
     done = frame[frame["status"] == "ok"]
+    if "kind" in done:
+        done = done[done["kind"].isna()]
     return done.sort_values(objective, ascending=Direction(direction).ascending, kind="stable").head(top)

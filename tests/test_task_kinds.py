@@ -1,0 +1,121 @@
+"""Several task kinds (``[models.<kind>]``): an auxiliary kind's tasks run on the workers
+beside the objective kind's, outside the budget, the ``[space]`` check and the best."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import journal, run_cli, write_study
+
+from mexplore.config import load_study
+from mexplore.errors import StudyFileError
+
+MODELS = '''
+import numpy as np
+
+
+def simulate(params, ctx):
+    return {"y": (params["x"] - 0.3) ** 2}
+
+
+def train(params, ctx):
+    """A surrogate: a quadratic fitted to what the simulations gave (free-form params)."""
+    return {"coef": np.polyfit(params["xs"], params["ys"], 2).tolist(), "points": len(params["xs"])}
+'''
+
+STEER = '''
+import numpy as np
+
+
+def steer(queue, space, options):
+    rng = np.random.default_rng(options["seed"])
+    first = queue.map([space.sample(rng) for _ in range(6)])
+    fit = queue.submit({"xs": [r.params["x"] for r in first], "ys": [r.objective for r in first]},
+                       kind="train").result()
+    assert fit.ok and fit.kind == "train", fit
+    candidates = [space.sample(rng) for _ in range(50)]
+    futures = [queue.submit(c, priority=-np.polyval(fit.metrics["coef"], c["x"])) for c in candidates]
+    for future in futures:
+        future.result()  # BudgetSpent once the 12 simulations are done: the function ends
+'''
+
+
+def study(folder: Path, extra: str = "") -> Path:
+    (folder / "models.py").write_text(MODELS)
+    (folder / "steer.py").write_text(STEER)
+    return write_study(folder, f"""
+        [study]
+        name = "kinds"
+        budget = 12
+        objective = "y"
+        output = "{folder / 'out'}"
+        {extra}
+        [models.simulate]
+        python = "{folder / 'models.py'}:simulate"
+        [models.train]
+        python = "{folder / 'models.py'}:train"
+        [algorithm]
+        name = "{folder / 'steer.py'}:steer"
+        seed = 7
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+
+
+@pytest.mark.mpi
+def test_a_surrogate_trained_as_its_own_kind_steers_the_simulations(tmp_path: Path) -> None:
+    done = run_cli("run", str(study(tmp_path)), "-n", "3", "--progress", "log", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "12/12 done" in done.stderr and "auxiliary=1" in done.stderr, done.stderr
+    records = journal(tmp_path / "out")
+    simulations = [r for r in records if "kind" not in r]
+    [training] = [r for r in records if r.get("kind") == "train"]
+    assert len(simulations) == 12, "the budget counts the objective kind only"
+    assert training["status"] == "ok" and training["metrics"]["points"] == 6 and "xs" in training["params"]
+    steered = [abs(r["params"]["x"] - 0.3) for r in simulations if r["id"] > training["id"]]
+    assert len(steered) == 6 and max(steered) < 0.1, "the surrogate's best candidates ran first"
+
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert list(table.columns[:3]) == ["id", "kind", "status"]
+    assert table["kind"].fillna("").tolist().count("train") == 1
+    best = run_cli("results", str(tmp_path / "out"), "--top", "13", cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    shown = [line.split()[0] for line in best.stdout.splitlines()[3:]]
+    assert len(shown) == 12 and str(training["id"]) not in shown, best.stdout
+    assert "p:xs" not in best.stdout, "the auxiliary kind's own columns are not shown with the best"
+
+    again = run_cli("run", str(study(tmp_path)), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(journal(tmp_path / "out")) == 13, "a resume of the finished run replays, runs nothing"
+
+
+def test_the_objective_kind_is_named_or_the_first(tmp_path: Path) -> None:
+    first = load_study(study(tmp_path))
+    assert first.study.kind == "simulate" and list(first.kinds) == ["train"]
+    assert first.model.python.endswith(":simulate")
+    written = tmp_path / "written.toml"
+    import tomli_w
+    written.write_bytes(tomli_w.dumps(first.to_dict()).encode())
+    assert load_study(written) == first, "study.toml as run reads back the same"
+    named = load_study(study(tmp_path, 'kind = "train"'))
+    assert named.study.kind == "train" and list(named.kinds) == ["simulate"]
+
+
+@pytest.mark.parametrize(("extra", "model", "message"), [
+    ('kind = "trian"', "", "study.kind = 'trian': expected one of the kinds simulate, train (did you mean 'train'?)"),
+    ("", '[model]\npython = "x.py:f"', "both [model] and [models.<kind>]"),
+    ("", "[models.train]\nranks = 2", "models.train = {'ranks': 2}: expected exactly one of python"),
+])
+def test_kind_errors_name_the_key(tmp_path: Path, extra: str, model: str, message: str) -> None:
+    path = study(tmp_path, extra)
+    if model:
+        path.write_text(path.read_text().replace("[algorithm]", f"{model}\n[algorithm]", 1)
+                        if "[models.train]" not in model else
+                        path.read_text().replace("[models.train]\n", "[models.other]\n", 1)
+                        .replace("[algorithm]", f"{model}\n[algorithm]", 1))
+    with pytest.raises(StudyFileError) as error:
+        load_study(path)
+    assert message in str(error.value), str(error.value)
