@@ -3,8 +3,8 @@
 import threading
 
 import pytest
-
 from helpers import small_space
+
 from mexplore.algorithms.base import StudyInfo
 from mexplore.errors import BudgetSpent
 from mexplore.queue.futures import ImperativeAlgorithm, TaskQueue

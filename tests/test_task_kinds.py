@@ -3,7 +3,6 @@ beside the objective kind's, outside the budget, the ``[space]`` check and the b
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd

@@ -35,6 +35,7 @@ from ._schema import (
     GridTable,
     IntTable,
     Key,
+    ModelTable,
     Problem,
     StudyFileTable,
     StudyTable,

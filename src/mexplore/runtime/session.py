@@ -20,8 +20,8 @@ from ..comms.launcher import find_mpiexec
 from ..comms.messages import Setup, Stop
 from ..comms.transport import MasterEnd
 from ..config import Study, StudyFileProblem
-from ..config.site import TASK_LAUNCHER
 from ..config.model import ModelSection
+from ..config.site import TASK_LAUNCHER
 from ..errors import AlgorithmError, MexploreError, StudyFileError
 from ..importing import undefined_name
 from ..models import ModelSpec

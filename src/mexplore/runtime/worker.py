@@ -32,8 +32,8 @@ from ..comms.messages import (
 from ..comms.transport import WorkerEnd
 from ..errors import Interrupted, Pruned, Stopped
 from ..models.context import remove_task_dirs_below
-from ..models.reaper import Reaper
 from ..models.kinds import ModelsByKind
+from ..models.reaper import Reaper
 from ..node import local_root, node_name
 from ..store.cache import CACHE_DIR, TaskCache, free_flush_name
 from ..types import Place, Result, Task
