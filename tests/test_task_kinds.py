@@ -3,20 +3,26 @@ beside the objective kind's, outside the budget, the ``[space]`` check and the b
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import journal, run_cli, write_study
+from helpers import journal, processes_of, run_cli, start_run, wait_until, write_study
 
 from mexplore.config import load_study
 from mexplore.errors import StudyFileError
 
 MODELS = '''
+import os
+import time
+
 import numpy as np
 
 
 def simulate(params, ctx):
+    time.sleep(float(os.environ.get("SIMULATE_SECONDS", "0")))
     return {"y": (params["x"] - 0.3) ** 2}
 
 
@@ -89,6 +95,29 @@ def test_a_surrogate_trained_as_its_own_kind_steers_the_simulations(tmp_path: Pa
     again = run_cli("run", str(study(tmp_path)), "-n", "3", "--progress", "off", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(journal(tmp_path / "out")) == 13, "a resume of the finished run replays, runs nothing"
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("kill_after", [2, 7, 10])
+def test_kill_minus_9_of_a_steered_run_then_resume_loses_and_duplicates_nothing(tmp_path: Path, kill_after: int):
+    """The journal replays both kinds to the algorithm (by kind and params): the resumed
+    function takes the same decisions, reruns only what was in flight, and ends with the
+    budget's 12 simulations and one training, each id once."""
+    path = study(tmp_path)
+    slow = {"SIMULATE_SECONDS": "0.05"}
+    job = start_run(path, tmp_path, until_finished=kill_after, env=slow)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(timeout=60)
+    wait_until(lambda: not processes_of(tmp_path), "every process of the killed job is gone", timeout=60)
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, env=slow)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids)), "no task journaled twice"
+    assert sum("kind" not in r for r in records) == 12 and sum(r.get("kind") == "train" for r in records) == 1
+    training = next(r for r in records if r.get("kind") == "train")
+    steered = [abs(r["params"]["x"] - 0.3) for r in records if "kind" not in r and r["id"] > training["id"]]
+    assert steered and max(steered) < 0.1, "the resumed function took the same decisions"
 
 
 def test_the_objective_kind_is_named_or_the_first(tmp_path: Path) -> None:
