@@ -8,7 +8,7 @@ from helpers import small_space
 from mexplore.algorithms.base import StudyInfo
 from mexplore.errors import BudgetSpent
 from mexplore.queue.futures import ImperativeAlgorithm, TaskQueue
-from mexplore.types import Result, Status
+from mexplore.types import ResizePool, Result, Status, StopTask
 
 
 def serve(algorithm, rounds=200):
@@ -140,7 +140,7 @@ def test_stop_withdraws_a_waiting_task_and_asks_the_master_to_stop_a_running_one
     running, waiting = queue.submit({"x": 1}, priority=1), queue.submit({"x": 2})
     queue.dispatch(range(10, 11))
     assert waiting.stop() and waiting.result().status is Status.CANCELLED
-    assert running.stop() and queue.take_stops() == [10] and queue.take_stops() == []
+    assert running.stop() and queue.take_steering() == [StopTask(10)] and queue.take_steering() == []
     queue.resolve([Result(task_id=10, params={"x": 1}, status=Status.CANCELLED)])
     assert not running.stop(), "a task that is done cannot be stopped"
     assert queue.dispatch(range(11, 12)) == [], "the withdrawn task is never handed out"
@@ -200,3 +200,20 @@ def test_agents_in_several_threads_share_one_queue():
         thread.join()
     assert sorted(p["x"] for p in handed) == sorted(f.params["x"] for f in futures)
     assert len(handed) == 2000
+
+
+def test_dispatch_takes_only_the_kinds_asked_for_by_priority_and_resize_is_a_request():
+    queue = TaskQueue(StudyInfo(kinds=("train",), kind="simulate"))
+    low = queue.submit({"x": 1}, priority=1)
+    train = queue.submit({"points": [1, 2]}, priority=9, kind="train")
+    high = queue.submit({"x": 2}, priority=5)
+    assert queue.dispatch(range(2), frozenset({None})) == [{"x": 2}, {"x": 1}], "no free worker trains"
+    assert (high.task_id, low.task_id, train.status) == (0, 1, "queued")
+    [submission] = queue.dispatch(range(2, 4), frozenset({None, "train"}))
+    assert (submission.kind, submission.params) == ("train", {"points": [1, 2]})
+    queue.resize("train", 2)
+    assert queue.take_steering() == [ResizePool("train", 2)]
+    with pytest.raises(ValueError, match="expected one of the study's kinds simulate, train"):
+        queue.resize("trian", 1)
+    with pytest.raises(ValueError, match="no \\[models.infer\\]"):
+        queue.submit({}, kind="infer")

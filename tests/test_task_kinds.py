@@ -28,6 +28,7 @@ def simulate(params, ctx):
 
 def train(params, ctx):
     """A surrogate: a quadratic fitted to what the simulations gave (free-form params)."""
+    time.sleep(float(os.environ.get("TRAIN_SECONDS", "0")))
     return {"coef": np.polyfit(params["xs"], params["ys"], 2).tolist(), "points": len(params["xs"])}
 '''
 
@@ -147,3 +148,41 @@ def test_kind_errors_name_the_key(tmp_path: Path, extra: str, model: str, messag
     with pytest.raises(StudyFileError) as error:
         load_study(path)
     assert message in str(error.value), str(error.value)
+
+
+POOLED = '''
+import numpy as np
+
+
+def steer(queue, space, options):
+    rng = np.random.default_rng(options["seed"])
+    simulations = [queue.submit(space.sample(rng)) for _ in range(12)]
+    trainings = [queue.submit({"xs": [0.0, 0.5, 1.0], "ys": [1.0, 0.0, 1.0]}, kind="train") for _ in range(3)]
+    for future in trainings:
+        future.result()
+    queue.resize("train", 0)  # training is over: its worker joins the simulations
+    for future in simulations:
+        future.result()
+    queue.map([space.sample(rng) for _ in range(9)])
+'''
+
+
+@pytest.mark.mpi
+def test_pools_keep_kinds_apart_until_resized(tmp_path: Path) -> None:
+    path = study(tmp_path, "budget = 21")
+    path.write_text(path.read_text().replace("budget = 12\n", "").replace("[algorithm]", "[pools]\ntrain = 1\n[algorithm]"))
+    (tmp_path / "steer.py").write_text(POOLED)
+    done = run_cli("run", str(path), "-n", "4", "--progress", "log", cwd=tmp_path,
+                   env={"SIMULATE_SECONDS": "0.05", "TRAIN_SECONDS": "0.3"})
+    assert done.returncode == 0, done.stderr
+    assert "pools train 1" in done.stderr and "pool train: 0 worker(s) asked" in done.stderr, done.stderr
+    records = journal(tmp_path / "out")
+    trainings = [r for r in records if r.get("kind") == "train"]
+    simulations = [r for r in records if "kind" not in r]
+    assert len(trainings) == 3 and len(simulations) == 21
+    [trainer] = {r["rank"] for r in trainings}
+    last_training = max(r["ended"] for r in trainings)
+    before = [r for r in simulations if r["started"] < last_training]
+    assert before and trainer not in {r["rank"] for r in before}, "no simulation on the train worker while pooled"
+    after = [r for r in simulations if r["started"] > last_training]
+    assert trainer in {r["rank"] for r in after}, "after the resize, the train worker runs simulations"

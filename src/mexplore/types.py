@@ -91,6 +91,22 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
+class StopTask:
+    """An algorithm's request (``future.stop()``): stop the running task ``task_id``."""
+
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResizePool:
+    """An algorithm's request (``queue.resize``): give the pool of ``kind`` (its name, the
+    objective kind's included) ``workers`` workers."""
+
+    kind: str
+    workers: int
+
+
+@dataclass(frozen=True, slots=True)
 class Submission:
     """A proposal of an auxiliary kind (``queue.submit(params, kind="train")``): ``params``
     for the ``kind`` model, free-form, outside the budget and the ``[space]`` check. The

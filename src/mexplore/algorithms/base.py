@@ -39,7 +39,7 @@ from typing import Any
 
 from ..objectives import Direction
 from ..space import Space
-from ..types import Result
+from ..types import ResizePool, Result, StopTask
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,8 @@ class StudyInfo:
     kinds: tuple[str, ...] = ()
     """The study's auxiliary task kinds (``[models.<kind>]`` besides the objective kind),
     which an imperative algorithm may submit (``queue.submit(params, kind=...)``)."""
+    kind: str | None = None
+    """The objective kind's name in a study of several kinds (None with one ``[model]``)."""
 
 
 class Algorithm(ABC):
@@ -78,9 +80,12 @@ class Algorithm(ABC):
     prunes = False
     """Whether :meth:`report` may stop running tasks; only such algorithms accept
     ``[algorithm] pruner``."""
-    stops = False
-    """Whether the algorithm may ask for running tasks to be stopped (:meth:`stopping`);
-    the master asks only such algorithms, so others pay nothing for it."""
+    steers = False
+    """Whether the algorithm may ask the master to stop running tasks or resize pools
+    (:meth:`steering`); the master asks only such algorithms, so others pay nothing for it."""
+    proposes_kinds = False
+    """Whether the algorithm can propose tasks of chosen kinds only (``propose_kinds``), as
+    a study with ``[pools]`` needs; others propose the objective kind only."""
     thinks_in_background = False
     """True for algorithms that may propose nothing now and something later with no result
     in between (they compute in a thread of their own); for any other, proposing nothing
@@ -119,10 +124,10 @@ class Algorithm(ABC):
         ask their ``pruner`` (and set ``prunes``)."""
         return False
 
-    def stopping(self) -> list[int]:
-        """Running tasks to stop now (each ends as ``cancelled``): polled by the master
-        between messages when :attr:`stops` is True. The IoC queue's ``future.stop()``
-        answers through it."""
+    def steering(self) -> list[StopTask | ResizePool]:
+        """Requests for the master, polled between messages when :attr:`steers` is True:
+        running tasks to stop (each ends ``cancelled``), pools to resize. The IoC queue's
+        ``future.stop()`` and ``queue.resize`` answer through it."""
         return []
 
     def replay(self, results: list[Result]) -> None:

@@ -119,6 +119,9 @@ class StudyFileTable(Table):
     models: dict[str, ModelTable] = Field(
         default_factory=dict, description="[models.<kind>] tables, each a model table like [model]"
     )
+    pools: dict[str, int | float] = Field(
+        default_factory=dict, description="a table of worker counts (or fractions of the workers) by kind"
+    )
     algorithm: AlgorithmTable = Field(default_factory=AlgorithmTable, description="a table")
     cache: CacheTable = Field(default_factory=CacheTable, description="a table")
     space: dict[str, Any] = Field(

@@ -121,6 +121,8 @@ class Study:
     kinds: dict[str, ModelSection] = field(default_factory=dict)
     """The auxiliary kinds (``[models.<kind>]`` other than the objective kind, which is
     ``model``): run when an algorithm submits them, outside the budget and ``[space]``."""
+    pools: dict[str, int | float] = field(default_factory=dict)
+    """``[pools]``: workers (a count, or a fraction of the job's) given to a kind, by name."""
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved study as a TOML-ready dict, which :func:`load_study` reads back as is.
@@ -160,6 +162,8 @@ class Study:
         models = ({"model": self.model.to_dict()} if self.study.kind is None else
                   {"models": {self.study.kind: self.model.to_dict(),
                               **{kind: section.to_dict() for kind, section in self.kinds.items()}}})
+        if self.pools:
+            models["pools"] = dict(self.pools)
         return {
             "study": study,
             **models,
@@ -299,7 +303,23 @@ def _resolve(source: Path, table: StudyFileTable) -> Study:
         space=space,
         cache=resolve_cache(table.cache),
         kinds=kinds,
+        pools=_resolve_pools(table.pools, [name for name in (kind, *kinds) if name is not None]),
     )
+
+
+def _resolve_pools(pools: dict[str, int | float], kinds: list[str]) -> dict[str, int | float]:
+    """``[pools]``: each key a kind of the study, each value a count >= 0 or a fraction in (0, 1]."""
+    if pools and not kinds:
+        raise Problem(("pools",), pools, "no [pools] in a study with one [model]", "pools give workers to the "
+                      "kinds of [models.<kind>] tables")
+    for name, value in pools.items():
+        if name not in kinds:
+            raise Problem(("pools", name), value, "a key naming one of the kinds " + ", ".join(kinds),
+                          suggest(name, kinds))
+        if isinstance(value, bool) or (isinstance(value, int) and value < 0) or (
+                isinstance(value, float) and not 0 < value <= 1):
+            raise Problem(("pools", name), value, "a worker count >= 0, or a fraction of the workers in (0, 1]")
+    return dict(pools)
 
 
 def _objective_kind(table: StudyFileTable) -> tuple[str | None, ModelTable, Key]:

@@ -19,7 +19,7 @@ from typing import Any
 from ..algorithms.base import Algorithm, StudyInfo
 from ..errors import BudgetSpent
 from ..space import Space, point_key
-from ..types import Result, Status, Submission
+from ..types import ResizePool, Result, Status, StopTask, Submission
 
 
 class Future:
@@ -87,12 +87,12 @@ class TaskQueue:
         """The study (objectives, directions, budget, workers, output, seed)."""
         self._constants = dict(constants or {})
         self._changed = threading.Condition()
-        self._heap: list[tuple[float, int, int, Future]] = []  # (-priority, order, version, future)
+        self._heaps: dict[str | None, list[tuple[float, int, int, Future]]] = {}  # by kind: (-priority, order, version, future)
         self._queued = 0  # futures waiting in the heap (it also holds stale entries)
         self._order = itertools.count()
         self._dispatched: dict[int, Future] = {}  # by task id, until its result comes
         self._replayed: dict[str, list[Result]] = {}
-        self._stops: list[int] = []  # running tasks to stop, for the master
+        self._steering: list[StopTask | ResizePool] = []  # the algorithm's requests, for the master
         self._taken = 0  # tasks handed out or answered from the journal: what the budget counts
         self._closed = False
 
@@ -160,27 +160,47 @@ class TaskQueue:
         with self._changed:
             return max(self.info.budget - self._taken, 0)
 
-    # -- the heap: lazy removal, so a priority change or a cancel costs O(log n) ---------
+    def resize(self, kind: str, workers: int) -> None:
+        """Give the pool of ``kind`` (``[pools]``) ``workers`` workers: idle ones move at
+        once, busy ones as they finish their task. Returns at once."""
+        known = (self.info.kind, *self.info.kinds)
+        if kind not in known:
+            raise ValueError(f"resize({kind!r}): expected one of the study's kinds {', '.join(map(str, known))}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"resize({kind!r}, {workers!r}): expected a worker count >= 0")
+        with self._changed:
+            self._steering.append(ResizePool(kind, workers))
+
+    # -- the heaps, one per kind: lazy removal, so a priority change or a cancel costs O(log n)
     def _push(self, future: Future) -> None:
-        """Put ``future`` in the heap (again: an earlier entry of it becomes stale)."""
+        """Put ``future`` in its kind's heap (again: an earlier entry of it becomes stale)."""
         future._version += 1
-        heapq.heappush(self._heap, (-future.priority, next(self._order), future._version, future))
+        entry = (-future.priority, next(self._order), future._version, future)
+        heapq.heappush(self._heaps.setdefault(future.kind, []), entry)
 
     def _reprioritize(self, future: Future, priority: float) -> None:
         future.priority = priority
         if future.task_id is None and not future.done() and future._queue is self:
             self._push(future)  # the old entry is now stale
-            if len(self._heap) > 2 * self._queued + 64:
-                self._heap = [entry for entry in self._heap if entry[2] == entry[3]._version]
-                heapq.heapify(self._heap)
+            heap = self._heaps[future.kind]
+            if len(heap) > 2 * self._queued + 64:
+                heap[:] = [entry for entry in heap if entry[2] == entry[3]._version]
+                heapq.heapify(heap)
 
-    def _pop(self) -> Future | None:
-        while self._heap:
-            _, _, version, future = heapq.heappop(self._heap)
-            if version == future._version and future.task_id is None and not future.done():
-                self._queued -= 1
-                return future
-        return None
+    def _pop(self, kinds: frozenset[str | None] | None = None) -> Future | None:
+        """The highest-priority waiting future (of one of ``kinds``, None: any kind)."""
+        best: list | None = None
+        for kind, heap in self._heaps.items():
+            if kinds is not None and kind not in kinds:
+                continue
+            while heap and not _live(heap[0]):
+                heapq.heappop(heap)
+            if heap and (best is None or heap[0] < best[0]):
+                best = heap
+        if best is None:
+            return None
+        self._queued -= 1
+        return heapq.heappop(best)[3]
 
     def _take_replayed(self, kind: str | None, params: dict[str, Any]) -> Result | None:
         """A finished result of the resumed run for these params, each used once."""
@@ -194,12 +214,13 @@ class TaskQueue:
         return result
 
     # -- the engine's side --------------------------------------------------------------
-    def dispatch(self, task_ids: range) -> list[dict[str, Any] | Submission]:
-        """The highest-priority submitted points, to become the tasks ``task_ids``: an
-        auxiliary kind's as a :class:`~mexplore.types.Submission`."""
+    def dispatch(self, task_ids: range, kinds: frozenset[str | None] | None = None) -> list[dict[str, Any] | Submission]:
+        """The highest-priority submitted points (of ``kinds`` only, when given: those
+        some free worker runs), to become the tasks ``task_ids``: an auxiliary kind's as a
+        :class:`~mexplore.types.Submission`."""
         taken: list[dict[str, Any] | Submission] = []
         with self._changed:
-            while len(taken) < len(task_ids) and (future := self._pop()) is not None:
+            while len(taken) < len(task_ids) and (future := self._pop(kinds)) is not None:
                 future.task_id = task_ids[len(taken)]
                 self._dispatched[future.task_id] = future
                 if future.kind is None:
@@ -231,11 +252,11 @@ class TaskQueue:
         """Submitted tasks not yet handed to a worker."""
         return self._queued
 
-    def take_stops(self) -> list[int]:
-        """The running tasks the algorithm asked to stop since the last call."""
+    def take_steering(self) -> list[StopTask | ResizePool]:
+        """What the algorithm asked of the master since the last call: tasks to stop, pools to resize."""
         with self._changed:
-            stops, self._stops = self._stops, []
-        return stops
+            steering, self._steering = self._steering, []
+        return steering
 
     def _cancel(self, future: Future) -> bool:
         with self._changed:
@@ -253,7 +274,7 @@ class TaskQueue:
                 return False
             if future.task_id is None:
                 return self._cancel(future)
-            self._stops.append(future.task_id)
+            self._steering.append(StopTask(future.task_id))
             return True
 
     def _close(self) -> None:
@@ -268,6 +289,12 @@ class TaskQueue:
                 future._never = never
             self._dispatched.clear()
             self._changed.notify_all()
+
+
+def _live(entry: tuple[float, int, int, Future]) -> bool:
+    """Whether a heap entry is its future's current one, for a future still waiting."""
+    future = entry[3]
+    return entry[2] == future._version and future.task_id is None and not future.done()
 
 
 def _replay_key(kind: str | None, params: dict[str, Any]) -> str:
@@ -296,7 +323,8 @@ class ImperativeAlgorithm(Algorithm):
     """
 
     thinks_in_background = True
-    stops = True
+    steers = True
+    proposes_kinds = True
     learns = property(lambda self: bool(getattr(self._run, "learns", True)))
 
     def __init__(
@@ -330,13 +358,17 @@ class ImperativeAlgorithm(Algorithm):
     def name(self) -> str:
         return getattr(self._run, "__name__", "run")
 
-    def propose(self, task_ids: range) -> list[dict[str, Any]]:
+    def propose(self, task_ids: range) -> list[dict[str, Any] | Submission]:
+        self._start()
+        return self.queue.dispatch(task_ids)
+
+    def _start(self) -> None:
+        """Start the function's thread on the first proposal; raise what it raised."""
         if not self._started:
             self._started = True
             self._thread.start()
         if self.error is not None:
             raise self.error
-        return self.queue.dispatch(task_ids)
 
     def tell(self, results: list[Result]) -> None:
         self.queue.resolve(results)
@@ -345,8 +377,13 @@ class ImperativeAlgorithm(Algorithm):
         self.queue.reported(task_id, step, value)
         return False
 
-    def stopping(self) -> list[int]:
-        return self.queue.take_stops()
+    def steering(self) -> list[StopTask | ResizePool]:
+        return self.queue.take_steering()
+
+    def propose_kinds(self, task_ids: range, kinds: frozenset[str | None]) -> list[dict[str, Any] | Submission]:
+        """:meth:`propose`, of the ``kinds`` some free worker runs (a study with ``[pools]``)."""
+        self._start()
+        return self.queue.dispatch(task_ids, kinds)
 
     @property
     def finished(self) -> bool:

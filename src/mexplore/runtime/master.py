@@ -46,10 +46,11 @@ from ..queue.master_state import (
     SendPrune,
     SendTasks,
 )
+from ..queue.pools import PoolDispatcher
 from ..store.disk import OutputUnwritable
 from ..store.journal import JournalWriter
 from ..store.task_ids import TASK_IDS_NAME, write_reserved
-from ..types import Result
+from ..types import ResizePool, Result, StopTask
 from .live import LiveStatus
 from .optuna_live import LiveOptunaExport
 from .progress import Progress
@@ -273,17 +274,42 @@ class Master:
         return True
 
     def _feed(self) -> bool:
-        if self.algorithm.stops:
-            for task_id in self._call_algorithm("stopping", self.algorithm.stopping):
-                self.execute(self.state.prune(task_id, stop=True))
+        if self.algorithm.steers:
+            for request in self._call_algorithm("steering", self.algorithm.steering):
+                self._steer(request)
         wanted = self.state.wanted()
         if wanted and not self.algorithm.finished:
-            proposals = self._call_algorithm("propose", self.algorithm.propose, self.state.proposal_ids(wanted))
+            proposals = self._propose(self.state.proposal_ids(wanted))
             self._check(wanted, proposals)
             self.execute(self.state.proposed(proposals))
         sends = self.state.assign()
         self.execute(sends)
         return bool(sends)
+
+    def _propose(self, task_ids: range) -> list:
+        """The algorithm's proposals for ``task_ids``; with pools, of the kinds a free
+        worker runs only (an algorithm that cannot choose proposes only when its kind,
+        the objective one, can run)."""
+        dispatcher = self.state.dispatcher
+        if not isinstance(dispatcher, PoolDispatcher):
+            return self._call_algorithm("propose", self.algorithm.propose, task_ids)
+        kinds = dispatcher.runnable()
+        if self.algorithm.proposes_kinds:
+            return self._call_algorithm("propose", self.algorithm.propose_kinds, task_ids, kinds)
+        return self._call_algorithm("propose", self.algorithm.propose, task_ids) if None in kinds else []
+
+    def _steer(self, request: StopTask | ResizePool) -> None:
+        """Carry out what the algorithm asked: stop a running task, resize a pool."""
+        if isinstance(request, StopTask):
+            self.execute(self.state.prune(request.task_id, stop=True))
+            return
+        dispatcher = self.state.dispatcher
+        if not isinstance(dispatcher, PoolDispatcher):
+            raise AlgorithmError(f"queue.resize({request.kind!r}, {request.workers}): the study has no [pools]")
+        objective = self.algorithm.info.kind
+        now, target = dispatcher.resize(None if request.kind == objective else request.kind, request.workers)
+        self.log.progress.note(f"pool {request.kind}: {target} worker(s) asked, {now} now; pools: "
+                               f"{dispatcher.describe(objective or 'objective')}")
 
     def _check(self, wanted: int, proposals: list) -> None:
         """Contract breaches that would overshoot the budget or wait forever."""

@@ -33,6 +33,7 @@ from ..queue.keep import KeepPolicy
 from ..queue.master_state import STOP_EARLY_AFTER, Ending, MasterState
 from ..queue.memo import Memo
 from ..queue.policies import Policy, describe, make_policy
+from ..queue.pools import PoolDispatcher, pool_sizes
 from ..space import ProposalCheck
 from ..store.cache import CACHE_DIR
 from ..store.disk import OutputUnwritable
@@ -157,6 +158,14 @@ def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalChe
     """The master's bookkeeping: a task per free worker, or, when tasks may span several
     worker slots (``[model] ranks``/``nodes``), each placed on the job's nodes."""
     budget, retries = study.study.budget, study.model.retries
+    if study.pools:
+        named = {None if kind == study.study.kind else kind: size for kind, size in study.pools.items()}
+        try:
+            sizes = pool_sizes(named, len(end.workers))
+        except ValueError as error:
+            raise StudyFileError(str(study.source), "pools", dict(study.pools), f"at most {len(end.workers)} workers",
+                                 str(error)) from None
+        return PoolDispatcher(end.workers, sizes, policy, budget, retries, check=check, kinds=frozenset(study.kinds))
     if not study.model.parallel:
         return Dispatcher(end.workers, policy, budget, retries, check=check, kinds=frozenset(study.kinds))
     check_job_size(study, len(end.workers))
@@ -187,7 +196,7 @@ def study_info(study: Study, workers: int, seed: int | None) -> StudyInfo:
     return StudyInfo(
         objectives=study.study.objective, directions=tuple(Direction(d) for d in study.study.direction),
         budget=study.study.budget, workers=workers, output=study.study.output, seed=seed,
-        kinds=tuple(study.kinds),
+        kinds=tuple(study.kinds), kind=study.study.kind,
     )
 
 
@@ -356,6 +365,8 @@ def _announce(study: Study, policy: Policy, workers: int, resumed: int) -> None:
     if study.algorithm.initial:
         again += f", {len(study.algorithm.initial)} initial points first"
     dispatch = "tasks placed on worker slots by their ranks" if study.model.parallel else describe(policy)
+    if study.pools:
+        dispatch += "; pools " + ", ".join(f"{kind} {size}" for kind, size in study.pools.items())
     print(
         f"mexplore: study {study.study.name!r}: {study.algorithm.name} ({dispatch}), "
         f"{workers} worker(s), {budget}{again}; output {study.study.output}",
