@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AlgorithmError
-from .types import Result
+from .types import REF_PREFIX, Result
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +160,8 @@ class ProposalCheck:
     wrong: the algorithm, the parameter, the value and the bound or type expected.
 
     The rules: a proposal is a dict naming every parameter and every constant (with the
-    constant's value), and nothing else but ``repeat``; a ``float`` takes an int or a float
+    constant's value), and nothing else but ``repeat`` and keys whose value is a ref (data
+    passed by reference, ``queue.put``: an input, not a searched parameter); a ``float`` takes an int or a float
     (not a bool) within its range; an ``int`` takes an int only (not a bool, not 3.0: the
     model would get a float where it counts on an int) on its step from ``low``; a
     ``categorical`` or ``grid`` takes a value equal to one of its choices, where a bool
@@ -215,7 +216,7 @@ class ProposalCheck:
             if name == REPEAT and name not in self._names:
                 if not _is_count(point[name]):
                     return f"{REPEAT} = {point[name]!r}: expected a sweep's repeat number, an int >= 0"
-            elif name not in self._names:
+            elif name not in self._names and not (isinstance(point[name], str) and point[name].startswith(REF_PREFIX)):
                 return (f"{name} = {point[name]!r}, which is not in [space] (its names: "
                         f"{', '.join(space.names)})")
         return ""

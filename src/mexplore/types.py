@@ -12,6 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+REF_PREFIX = "mexplore-ref:"
+"""What starts a ref: a handle, in a task's params, to data passed by reference (``queue.put``)."""
+
+
+def output_ref(task_id: int, name: str) -> str:
+    """The ref of what task ``task_id`` shared as ``name`` (``ctx.share``)."""
+    return f"{REF_PREFIX}task/{task_id}/{name}"
+
+
 TABLE_COLUMNS = (
     "id", "kind", "status", "started", "ended", "duration", "rank", "host", "gpu", "attempt", "error",
     "algorithm_time", "lag", "slots", "hosts",
@@ -155,7 +164,8 @@ class Result:
     propose it, and ``lag`` the tasks pending when it was proposed (see :class:`Task`).
     ``slots`` and ``hosts`` are the worker ranks a parallel task held and their nodes
     (None for a task of one slot, whose ``rank`` and ``host`` say it). ``kind`` is the
-    auxiliary kind the task ran (None: the objective kind).
+    auxiliary kind the task ran (None: the objective kind). ``shared`` maps what the task
+    shared (``ctx.share``) to the refs the algorithm reads them by (``queue.get``).
 
     Build one with a named constructor: :meth:`ran` on a worker, :meth:`for_task` on the
     master, :meth:`from_record` from the journal. Every field has a default and a journal
@@ -181,6 +191,7 @@ class Result:
     slots: list[int] | None = None
     hosts: list[str] | None = None
     kind: str | None = None
+    shared: dict[str, str] | None = None
 
     @classmethod
     def ran(cls, task: Task, place: Place, outcome: Outcome, started: float, ended: float) -> Result:
@@ -210,11 +221,11 @@ class Result:
 
     def to_record(self) -> dict[str, Any]:
         """The JSON-ready form written to the journal (one line per finished task).
-        ``reused_from``, ``slots``, ``hosts`` and ``kind`` are written only when set."""
+        ``reused_from``, ``slots``, ``hosts``, ``kind`` and ``shared`` are written only when set."""
         record = _record_of(self)
         record["status"] = self.status.value
         record["algorithm_time"] = round(self.algorithm_time, 7)
-        for optional in ("reused_from", "slots", "hosts", "kind"):
+        for optional in ("reused_from", "slots", "hosts", "kind", "shared"):
             if record[optional] is None:
                 del record[optional]
         return record

@@ -45,16 +45,20 @@ class WorkerFailed:
 
 @dataclass(slots=True)
 class TaskBatch:
-    """Master -> worker: tasks to run, in order."""
+    """Master -> worker: tasks to run, in order, with the data of the refs in their params
+    that this worker has not received yet (``queue.put``), pickled, by ref."""
 
     tasks: list[Task]
+    refs: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
 class ResultBatch:
-    """Worker -> master: finished tasks since the last reply."""
+    """Worker -> master: finished tasks since the last reply, with what they shared
+    (``ctx.share``), pickled, by task id and name."""
 
     results: list[Result]
+    shared: dict[int, dict[str, bytes]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

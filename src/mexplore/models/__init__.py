@@ -28,16 +28,18 @@ class ArtifactStore(Protocol):
 def build_model(
     spec: ModelSpec, rank: int, host: str, report: Reporter, cache: ArtifactStore | None = None,
     guard: GroupGuard | None = None, task_comm: Callable[[tuple[int, ...], int], Any] | None = None,
+    refs: Any = None,
 ) -> Callable[[Task], Result]:
     """The worker's model factory: turns the spec from the Setup message into a callable.
 
     The worker's GPU is chosen here, before a Python model is imported, so a framework
     that reads ``CUDA_VISIBLE_DEVICES`` at import sees only that GPU. ``guard`` (the
     worker's :class:`~.reaper.Reaper`) is told each command's process group. ``task_comm``
-    (the worker's MPI end, absent in-process) makes a parallel Python task's ``ctx.comm``.
+    (the worker's MPI end, absent in-process) makes a parallel Python task's ``ctx.comm``; ``refs``
+    (the worker's :class:`~.refs.WorkerRefs`) serves ``ctx.get`` and ``ctx.share``.
     """
     gpu = assigned_gpu()
     if spec.command is not None or spec.isolate:
         return CommandModel(spec, rank, host, gpu, report, cache, guard)
     os.environ.update(visible_devices(gpu))
-    return PythonFunctionModel(spec, rank, host, gpu, None if cache is None else cache.save, report, task_comm)
+    return PythonFunctionModel(spec, rank, host, gpu, None if cache is None else cache.save, report, task_comm, refs)

@@ -62,6 +62,7 @@ class Context:
     saver: Saver | None = field(default=None, repr=False)
     reporter: Reporter | None = field(default=None, repr=False)
     comm: Any = field(default=None, repr=False)
+    refs: Any = field(default=None, repr=False)  # the worker's WorkerRefs
 
     def report(self, step: float, value: float) -> None:
         """Tell the master an intermediate value (a validation loss after an epoch). With a
@@ -97,6 +98,27 @@ class Context:
         if self.saver is None:
             raise RuntimeError("ctx.save needs a worker's cache; this Context has none")
         self.saver(self.task_id, name, value)
+
+    def get(self, ref: str) -> Any:
+        """The data a ref in this task's params names (``queue.put`` on the master, or an
+        earlier task's ``ctx.share``). It came with the task, over MPI; the worker keeps it,
+        so treat it as read-only: later tasks get the same object."""
+        if self.refs is None:
+            raise RuntimeError("ctx.get needs a worker's refs: refs reach Python models run in their worker "
+                               "(not with isolate = true)")
+        return self.refs.get(ref)
+
+    def share(self, name: str, value: Any) -> None:
+        """Send ``value`` (any picklable object) back with this task's result, by reference:
+        the algorithm reads it with ``queue.get(result.shared[name])`` and may pass that ref
+        to later tasks. A numpy array or bytes is also saved, as :meth:`save` does, so it
+        outlives the run (and a resumed run finds it there)."""
+        if self.refs is None:
+            raise RuntimeError("ctx.share needs a worker's refs: refs reach Python models run in their worker "
+                               "(not with isolate = true)")
+        self.refs.share(self.task_id, name, value)
+        if self.saver is not None and (isinstance(value, (bytes, bytearray)) or hasattr(value, "dtype")):
+            self.saver(self.task_id, name, value)
 
     @cached_property
     def scratch_dir(self) -> Path:

@@ -39,6 +39,7 @@ class PythonFunctionModel:
     def __init__(
         self, spec: ModelSpec, rank: int, host: str, gpu: str | None, saver: Saver | None,
         reporter: Reporter | None, task_comm: Callable[[tuple[int, ...], int], Any] | None = None,
+        refs: Any = None,
     ) -> None:
         assert spec.python is not None
         self.function = load_target(spec.python)
@@ -49,6 +50,7 @@ class PythonFunctionModel:
         self.local_dir = Path(spec.local_dir)
         self.saver, self.reporter = saver, reporter
         self.task_comm = task_comm
+        self.refs = refs
 
     def __call__(self, task: Task) -> Result:
         place, group = self.place, task.group
@@ -57,7 +59,7 @@ class PythonFunctionModel:
         if follower and reporter is not None:
             reporter = partial(reporter, send=False)
         ctx = Context(task.id, task.attempt, place.rank, place.host, self.local_dir, place.gpu, self.saver,
-                      reporter)
+                      reporter, refs=self.refs)
         started = time.time()
         try:
             with _exit_named(task, place), self._communicator(group, task.id) as ctx.comm:

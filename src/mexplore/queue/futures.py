@@ -14,12 +14,15 @@ import heapq
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from ..algorithms.base import Algorithm, StudyInfo
 from ..errors import BudgetSpent
 from ..space import Space, point_key
+from ..store.results_file import load_output
 from ..types import ResizePool, Result, Status, StopTask, Submission
+from .refs import RefStore
 
 
 class Future:
@@ -68,6 +71,14 @@ class Future:
         """Withdraw the task if no worker has it yet; returns whether it was withdrawn."""
         return self._queue._cancel(self)
 
+    def output(self, name: str) -> Any:
+        """What the task shared as ``name`` (``ctx.share``): waits for the result, then
+        reads the data by its ref. KeyError if the task shared no such thing."""
+        shared = self.result().shared or {}
+        if name not in shared:
+            raise KeyError(f"task {self.task_id} shared no {name!r} (it shared: {', '.join(shared) or 'nothing'})")
+        return self._queue.get(shared[name])
+
     def stop(self) -> bool:
         """Withdraw the task if it waits, or stop it if it runs: its worker raises
         :class:`~mexplore.errors.Stopped` in a Python model at its next ``ctx.report``, and
@@ -86,6 +97,9 @@ class TaskQueue:
         self.info = StudyInfo() if info is None else info
         """The study (objectives, directions, budget, workers, output, seed)."""
         self._constants = dict(constants or {})
+        output = self.info.output
+        self.refs = RefStore(None if output is None else partial(load_output, output))
+        """Data by reference (:mod:`.refs`): the master sends it with the tasks whose params hold a ref."""
         self._changed = threading.Condition()
         self._heaps: dict[str | None, list[tuple[float, int, int, Future]]] = {}  # by kind: (-priority, order, version, future)
         self._queued = 0  # futures waiting in the heap (it also holds stale entries)
@@ -150,6 +164,21 @@ class TaskQueue:
         with self._changed:
             for future, priority in zip(futures, priorities):
                 self._reprioritize(future, priority)
+
+    def put(self, obj: Any) -> str:
+        """Keep ``obj`` (any picklable object: arrays, bytes, a model) on the master and
+        return its ref, a short string to put in tasks' params: a task reads the object
+        with ``ctx.get(ref)``. It travels over MPI with the first task of each worker that
+        needs it, never through params or the journal."""
+        return self.refs.put(obj)
+
+    def get(self, ref: str) -> Any:
+        """The object a ref names: one you put, or one a task shared (``result.shared``)."""
+        return self.refs.get(ref)
+
+    def free(self, ref: str) -> None:
+        """Drop a ref's data on the master, once no task to come needs it."""
+        self.refs.free(ref)
 
     @property
     def budget_left(self) -> int | None:
@@ -350,7 +379,14 @@ class ImperativeAlgorithm(Algorithm):
         except BaseException as exc:  # handed to the master, which stops the run with it
             self.error = exc
 
+    @property
+    def refs(self) -> RefStore:
+        """The queue's data by reference, which the master sends with the tasks."""
+        return self.queue.refs
+
     def replay(self, results: list[Result]) -> None:
+        if any(result.shared for result in results):
+            self.queue.refs.in_use = True  # replayed results hold refs of an earlier session
         for result in results:
             self.queue._replayed.setdefault(_replay_key(result.kind, result.params), []).append(result)
 

@@ -47,10 +47,11 @@ from ..queue.master_state import (
     SendTasks,
 )
 from ..queue.pools import PoolDispatcher
+from ..queue.refs import RefStore
 from ..store.disk import OutputUnwritable
 from ..store.journal import JournalWriter
 from ..store.task_ids import TASK_IDS_NAME, write_reserved
-from ..types import ResizePool, Result, StopTask
+from ..types import ResizePool, Result, StopTask, output_ref
 from .live import LiveStatus
 from .optuna_live import LiveOptunaExport
 from .progress import Progress
@@ -129,6 +130,7 @@ class Master:
         self.log = log
         self.signals = signals or StopSignals()
         self.backoff = Backoff(cap=MASTER_BACKOFF_CAP)
+        self.refs: RefStore | None = getattr(algorithm, "refs", None)  # data by reference, if the algorithm has any
 
     @property
     def stop_signal(self) -> int | None:
@@ -198,7 +200,9 @@ class Master:
             if isinstance(instruction, Record):
                 self._record(instruction)
             elif isinstance(instruction, SendTasks):
-                self.end.send(instruction.worker, TaskBatch(instruction.tasks))
+                refs = self.refs
+                data = refs.for_worker(instruction.worker, instruction.tasks) if refs is not None and refs.in_use else {}
+                self.end.send(instruction.worker, TaskBatch(instruction.tasks, data))
             elif isinstance(instruction, Judge):
                 self._judge(instruction)
             elif isinstance(instruction, SendPrune):
@@ -261,6 +265,8 @@ class Master:
         while got is not None:
             worker, message = got
             if isinstance(message, ResultBatch):
+                if message.shared:
+                    self._take_shared(message)
                 self.execute(state.results(worker, message.results))
             elif isinstance(message, IntermediateValue):
                 self.execute(state.report(message.task_id, message.step, message.value))
@@ -272,6 +278,15 @@ class Master:
                 raise WorkerError(f"rank {message.rank} on {message.host}: {message.error}")
             got = self.end.poll()
         return True
+
+    def _take_shared(self, batch: ResultBatch) -> None:
+        """What tasks shared (``ctx.share``) becomes refs their results name; the data is
+        kept when the algorithm has a ref store (an imperative algorithm's queue)."""
+        for result in batch.results:
+            named = batch.shared.get(result.task_id)
+            if named:
+                result.shared = {name: output_ref(result.task_id, name) if self.refs is None
+                                 else self.refs.add_shared(result.task_id, name, data) for name, data in named.items()}
 
     def _feed(self) -> bool:
         if self.algorithm.steers:

@@ -34,6 +34,7 @@ from ..errors import Interrupted, Pruned, Stopped
 from ..models.context import remove_task_dirs_below
 from ..models.kinds import ModelsByKind
 from ..models.reaper import Reaper
+from ..models.refs import WorkerRefs
 from ..node import local_root, node_name
 from ..store.cache import CACHE_DIR, TaskCache, free_flush_name
 from ..types import Place, Result, Task
@@ -46,7 +47,7 @@ the master's answer to a result usually comes well within it, and a worker aslee
 it comes would add its sleep to every hand-off."""
 
 ModelFactory = Callable[..., Callable[[Task], Result]]
-"""``make_model(spec, rank, host, report, cache, guard, task_comm)``: :func:`mexplore.models.build_model`."""
+"""``make_model(spec, rank, host, report, cache, guard, task_comm, refs=...)``: :func:`mexplore.models.build_model`."""
 
 
 def serve(
@@ -73,9 +74,11 @@ def serve(
     inbox = Inbox(link)
     remove_task_dirs_below(local_dir, setup.first_task_id)  # an earlier session's, on this node
     reaper = Reaper()
+    refs = WorkerRefs()
+
     def build(spec: Any) -> Callable[[Task], Result]:
-        return make_model(replace(spec, local_dir=str(local_dir)), link.rank, host,
-                          inbox.report, _DeferSignals(cache, signals), reaper, getattr(link, "task_comm", None))
+        return make_model(replace(spec, local_dir=str(local_dir)), link.rank, host, inbox.report,
+                          _DeferSignals(cache, signals), reaper, getattr(link, "task_comm", None), refs=refs)
 
     try:
         model = build(setup.model)
@@ -86,7 +89,7 @@ def serve(
         stop = _wait_for_stop(link, backoff)
     else:
         try:
-            stop = _work(link, inbox, model, cache, output, setup.reply_low_water, backoff, signals)
+            stop = _work(link, inbox, model, cache, refs, output, setup.reply_low_water, backoff, signals)
         except Exception:  # a bug of ours, not the model's: stop the run cleanly, with the reason
             link.send(WorkerFailed(link.rank, host, f"the worker failed:\n{traceback.format_exc()}"))
             stop = _wait_for_stop(link, backoff)
@@ -128,8 +131,8 @@ def _flush(rank: int, cache: TaskCache, output: Path, keep: Collection[int] | No
 
 
 def _work(
-    link: WorkerEnd, inbox: Inbox, model: Callable[[Task], Result], cache: TaskCache, output: Path,
-    low_water: int, backoff: Backoff, signals: StopSignals,
+    link: WorkerEnd, inbox: Inbox, model: Callable[[Task], Result], cache: TaskCache, refs: WorkerRefs,
+    output: Path, low_water: int, backoff: Backoff, signals: StopSignals,
 ) -> Stop:
     """Run tasks until a Stop; returns it. After a stop signal, run nothing more: tell the
     master (which may not have got the signal itself) and wait for its Stop."""
@@ -138,6 +141,8 @@ def _work(
         while (message := inbox.poll()) is not None:
             if isinstance(message, TaskBatch):
                 state.received(message.tasks)
+                if message.refs:
+                    refs.received(message.refs)
             elif isinstance(message, Flush):
                 link.send(_flush(link.rank, cache, output, message.keep))
             elif isinstance(message, Stop):
@@ -145,7 +150,7 @@ def _work(
         if signals.signum is not None and state.signal():
             link.send(SignalReceived(link.rank, signals.signum))
         if batch := state.results_to_send():
-            link.send(ResultBatch(batch))
+            link.send(ResultBatch(batch, refs.take_shared(result.task_id for result in batch)))
         task = state.next_task()
         if task is not None:
             started = time.perf_counter()
@@ -154,6 +159,7 @@ def _work(
                     result = model(task)
             except Interrupted:
                 cache.discard(task.id)  # it runs again on resume
+                refs.discard(task.id)
                 continue
             cache.commit(task.id)  # its outputs are whole on the node before its result can leave
             state.finished(result, started)

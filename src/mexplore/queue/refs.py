@@ -1,0 +1,122 @@
+"""Data by reference, on the master: bulky inputs and outputs never go through params or the journal.
+
+``queue.put(obj)`` keeps ``obj`` pickled once and returns a *ref*, a short string such as
+``mexplore-ref:put/3`` that a task's params may hold (it is JSON, so the journal records the
+handle, not the data). When the master hands a task to a worker, it sends along, in the
+same MPI message, the data of every ref in the task's params that this worker has not
+received yet; the task reads it with ``ctx.get(ref)``. A task's ``ctx.share(name, value)``
+comes back with its result the same way and becomes the ref ``mexplore-ref:task/<id>/<name>``
+(``result.shared[name]``), which the algorithm reads with ``queue.get(ref)`` and may pass
+to later tasks (a child trained from its parent's weights).
+
+Data moves over MPI: worker to master to worker, never through the parallel filesystem per
+task. Each worker receives each ref once. The master keeps the data until the run ends or
+``queue.free(ref)``.
+
+Refs are named deterministically: ``put/<n>`` in the order of the ``put`` calls, and
+``task/<id>/<name>``. A resumed algorithm that replays its decisions therefore names them
+the same. A shared output of an earlier session is read back from the run's output
+directory (``ctx.share`` also saves it, as ``ctx.save`` does, when it can be saved).
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..types import REF_PREFIX, Task, output_ref
+
+
+class RefStore:
+    """The master's refs: the data of each, pickled, and which worker already has which.
+    Thread-safe: the algorithm's threads put and get while the master's loop sends."""
+
+    def __init__(self, load_output: Callable[[int, str], Any] | None = None) -> None:
+        self._data: dict[str, bytes] = {}
+        self._sent: dict[int, set[str]] = {}  # worker -> refs it holds
+        self._puts = 0
+        self._lock = threading.Lock()
+        self._load_output = load_output  # an earlier session's shared output, from the output directory
+        self.in_use = False
+        """True once a ref exists: only then does the master look for refs in the tasks it sends."""
+
+    def put(self, obj: Any) -> str:
+        """Keep ``obj`` (pickled now: later changes to it are not seen) and name it."""
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            ref = f"{REF_PREFIX}put/{self._puts}"
+            self._puts += 1
+            self._data[ref] = data
+            self.in_use = True
+        return ref
+
+    def add_shared(self, task_id: int, name: str, data: bytes) -> str:
+        """A task's ``ctx.share`` output, as it came back with its result."""
+        ref = output_ref(task_id, name)
+        with self._lock:
+            self._data[ref] = data
+            self.in_use = True
+        return ref
+
+    def get(self, ref: str) -> Any:
+        """The object a ref names (a fresh copy each call)."""
+        return pickle.loads(self._bytes(ref))
+
+    def free(self, ref: str) -> None:
+        """Forget a ref's data on the master (workers that have it keep theirs)."""
+        with self._lock:
+            self._data.pop(ref, None)
+
+    @property
+    def nbytes(self) -> int:
+        """The data held, in bytes."""
+        with self._lock:
+            return sum(len(data) for data in self._data.values())
+
+    def for_worker(self, worker: int, tasks: Iterable[Task]) -> dict[str, bytes]:
+        """The data of the refs in ``tasks``' params that ``worker`` does not have yet."""
+        sent = self._sent.setdefault(worker, set())
+        needed: dict[str, bytes] = {}
+        for task in tasks:
+            for ref in refs_in(task.params):
+                if ref not in sent and ref not in needed:
+                    needed[ref] = self._bytes(ref)
+        sent.update(needed)
+        return needed
+
+    def _bytes(self, ref: str) -> bytes:
+        with self._lock:
+            data = self._data.get(ref)
+        if data is not None:
+            return data
+        loaded = self._from_output(ref)
+        with self._lock:
+            self._data[ref] = loaded
+        return loaded
+
+    def _from_output(self, ref: str) -> bytes:
+        """An earlier session's shared output, saved in the output directory."""
+        kind, _, rest = ref.removeprefix(REF_PREFIX).partition("/")
+        task_id, _, name = rest.partition("/")
+        if kind != "task" or not task_id.isdigit() or self._load_output is None:
+            raise KeyError(f"{ref}: no such ref held by this run (a put of an earlier session is gone: put it again)")
+        try:
+            return pickle.dumps(self._load_output(int(task_id), name), protocol=pickle.HIGHEST_PROTOCOL)
+        except (KeyError, OSError) as error:
+            raise KeyError(f"{ref}: task {task_id}'s shared output {name!r} is not held, and not in the output "
+                           f"directory either ({error})") from None
+
+
+def refs_in(value: Any) -> Iterable[str]:
+    """The refs in a task's params: strings with the ref prefix, at any depth of lists and dicts."""
+    if isinstance(value, str):
+        if value.startswith(REF_PREFIX):
+            yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from refs_in(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from refs_in(item)

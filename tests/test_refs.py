@@ -1,0 +1,101 @@
+"""Data by reference (``queue.put``, ``ctx.get``, ``ctx.share``): bulky data travels over MPI
+with the tasks that name it, never through params, the journal or results.csv."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+from helpers import journal, run_cli, write_study
+
+from mexplore.models.refs import WorkerRefs
+from mexplore.queue.refs import RefStore
+from mexplore.types import Task
+
+MODEL = '''
+import numpy as np
+
+
+def model(params, ctx):
+    metrics = {}
+    if "data" in params:
+        data = ctx.get(params["data"])                   # 10 MB, sent once per worker
+        metrics["checksum"] = float(data[::1000].sum())
+        ctx.share("weights", np.full(1000, params["x"]))  # back with the result
+    if "parent" in params:
+        metrics["inherited"] = float(ctx.get(params["parent"])[0])
+    return {"objective": params["x"], **metrics}
+'''
+
+STEER = '''
+import numpy as np
+
+
+def steer(queue, space, options):
+    ref = queue.put(np.arange(10 * 2**20 // 8, dtype=np.float64))
+    parents = queue.map([{"x": 0.1 * (i + 1), "data": ref} for i in range(4)])
+    queue.map([{"x": 0.5, "parent": parent.shared["weights"]} for parent in parents])
+'''
+
+
+def study(folder: Path, budget: int) -> Path:
+    (folder / "model.py").write_text(MODEL)
+    (folder / "steer.py").write_text(STEER)
+    return write_study(folder, f"""
+        [study]
+        name = "refs"
+        budget = {budget}
+        output = "{folder / 'out'}"
+        [model]
+        python = "{folder / 'model.py'}:model"
+        [algorithm]
+        name = "{folder / 'steer.py'}:steer"
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+
+
+@pytest.mark.mpi
+def test_a_10_mb_array_by_reference_and_weights_passed_from_parents_to_children(tmp_path: Path) -> None:
+    expected = float(sum(range(0, 10 * 2**20 // 8, 1000)))
+    done = run_cli("run", str(study(tmp_path, 8)), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
+    parents, children = records[:4], records[4:]
+    assert all(r["metrics"]["checksum"] == expected for r in parents)
+    assert all(r["shared"] == {"weights": f"mexplore-ref:task/{r['id']}/weights"} for r in parents)
+    assert sorted(r["metrics"]["inherited"] for r in children) == [r["params"]["x"] for r in parents]
+    assert (tmp_path / "out" / "journal.jsonl").stat().st_size < 20_000, "the data never entered the journal"
+    assert (tmp_path / "out" / "results.csv").stat().st_size < 20_000
+
+
+@pytest.mark.mpi
+def test_a_resumed_run_reads_an_earlier_sessions_shared_output_from_the_output(tmp_path: Path) -> None:
+    path = study(tmp_path, 4)
+    first = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_cli("run", str(path), "-n", "3", "--progress", "off", "--set", "study.budget=8", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
+    children = [r for r in records if "parent" in r["params"]]
+    assert len(records) == 8
+    assert sorted(r["metrics"]["inherited"] for r in children) == pytest.approx([0.1, 0.2, 0.3, 0.4])
+
+
+def test_each_worker_gets_each_ref_once_and_only_the_refs_its_tasks_name() -> None:
+    store = RefStore()
+    big, small = store.put(b"x" * 1000), store.put({"a": [1, 2]})
+    first = store.for_worker(1, [Task(0, {"x": 1, "d": big}), Task(1, {"nested": {"list": [small]}})])
+    assert set(first) == {big, small}
+    assert store.for_worker(1, [Task(2, {"d": big})]) == {}, "worker 1 has it already"
+    assert set(store.for_worker(2, [Task(3, {"d": big})])) == {big}
+    worker = WorkerRefs()
+    worker.received(first)
+    assert worker.get(small) == {"a": [1, 2]} and worker.get(small) is worker.get(small), "unpickled once"
+    with pytest.raises(KeyError, match="did not come with this task"):
+        worker.get("mexplore-ref:put/99")
+    worker.share(7, "w", [1.0])
+    assert {task: {name: pickle.loads(data) for name, data in named.items()}
+            for task, named in worker.take_shared([7, 8]).items()} == {7: {"w": [1.0]}}
+    assert worker.take_shared([7]) == {}, "sent once"
