@@ -20,6 +20,9 @@ _EXPORTS = {
     "Direction": "mexplore.objectives",
     "TaskQueue": "mexplore.queue.futures",
     "Future": "mexplore.queue.futures",
+    "Agents": "mexplore.queue.agents",
+    "agent": "mexplore.queue.agents",
+    "on_results": "mexplore.queue.agents",
     "BudgetSpent": "mexplore.errors",
     # writing a model
     "Context": "mexplore.models.context",
@@ -61,6 +64,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from .errors import BudgetSpent, MexploreError, Pruned, Stopped
     from .models.context import Context
     from .objectives import Direction
+    from .queue.agents import Agents, agent, on_results
     from .queue.futures import Future, TaskQueue
     from .space import Space
     from .store.results_file import load_output, read_table

@@ -14,6 +14,7 @@ from ..algorithms.base import Algorithm, StudyInfo
 from ..algorithms.registry import resolve
 from ..errors import AlgorithmError
 from ..space import Space
+from .agents import Agents, as_run_function
 from .futures import ImperativeAlgorithm
 
 
@@ -22,13 +23,16 @@ def build_algorithm(name: str, space: Space, info: StudyInfo, options: dict[str,
     function becomes an imperative algorithm. ``pruner`` (in ``options``) is accepted only
     by an algorithm that declares ``prunes``."""
     target = resolve(name)
-    if isinstance(target, type) and issubclass(target, Algorithm):
+    if isinstance(target, type) and issubclass(target, Agents):
+        factory, prunes = partial(ImperativeAlgorithm, as_run_function(target)), False
+    elif isinstance(target, type) and issubclass(target, Algorithm):
         factory, prunes = target, target.prunes
     elif callable(target) and not isinstance(target, type):
         factory, prunes = partial(ImperativeAlgorithm, target), False
     else:
         raise AlgorithmError(
-            f"algorithm {name!r} is neither an Algorithm subclass nor a function run(queue, space, options)"
+            f"algorithm {name!r} is neither an Algorithm subclass, an Agents subclass nor a function "
+            "run(queue, space, options)"
         )
     if "pruner" in options and not prunes:
         raise AlgorithmError(f"algorithm {name!r} does not prune: [algorithm] pruner needs one that "

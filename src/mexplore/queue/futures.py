@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
@@ -106,6 +107,7 @@ class TaskQueue:
         self._order = itertools.count()
         self._dispatched: dict[int, Future] = {}  # by task id, until its result comes
         self._replayed: dict[str, list[Result]] = {}
+        self._feeds: list[ResultFeed] = []
         self._steering: list[StopTask | ResizePool] = []  # the algorithm's requests, for the master
         self._taken = 0  # tasks handed out or answered from the journal: what the budget counts
         self._closed = False
@@ -126,6 +128,8 @@ class TaskQueue:
             if replayed is not None:
                 future._result = replayed
                 self._taken += kind is None
+                self._to_feeds(replayed)
+                self._changed.notify_all()
             elif self._closed:
                 future._never = _never_runs(self.info)
             else:
@@ -262,13 +266,32 @@ class TaskQueue:
         return taken
 
     def resolve(self, results: Iterable[Result]) -> None:
-        """Finished results: each resolves the future of its task id."""
+        """Finished results: each resolves the future of its task id (and reaches the feeds)."""
         with self._changed:
             for result in results:
                 future = self._dispatched.pop(result.task_id, None)
                 if future is not None:
                     future._result = result
+                    self._to_feeds(result)
             self._changed.notify_all()
+
+    def feed(self, kind: str | None = None) -> ResultFeed:
+        """From now on, every result of ``kind`` (its name; None: every kind) that resolves
+        a future, a resumed run's replayed ones included, in the order they come."""
+        with self._changed:
+            feed = ResultFeed(self, None if kind is None else _kind_key(kind, self.info))
+            self._feeds.append(feed)
+        return feed
+
+    def wake(self) -> None:
+        """Wake every wait on the queue, so it looks again at what it waits for."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def _to_feeds(self, result: Result) -> None:
+        for feed in self._feeds:
+            if feed.kind is None or feed.kind == (result.kind or ""):
+                feed.items.append(result)
 
     def reported(self, task_id: int, step: float, value: float) -> None:
         """An intermediate value of a running task, for its future's :meth:`Future.reports`."""
@@ -318,6 +341,28 @@ class TaskQueue:
                 future._never = never
             self._dispatched.clear()
             self._changed.notify_all()
+
+
+class ResultFeed:
+    """Results as they come (:meth:`TaskQueue.feed`), taken in batches by a blocking wait."""
+
+    def __init__(self, queue: TaskQueue, kind: str | None) -> None:
+        self.queue, self.kind = queue, kind  # kind: "" for the objective kind, None for all
+        self.items: deque[Result] = deque()
+
+    def take(self, n: int, stop: Callable[[], bool]) -> list[Result] | None:
+        """The next ``n`` results, waiting for them; None once ``stop()`` is true or the
+        run has ended (then no more will come)."""
+        with self.queue._changed:
+            self.queue._changed.wait_for(lambda: len(self.items) >= n or stop() or self.queue._closed)
+            if len(self.items) < n:
+                return None
+            return [self.items.popleft() for _ in range(n)]
+
+
+def _kind_key(kind: str, info: StudyInfo) -> str:
+    """How a feed names a kind: "" for the objective kind (whose results carry no kind)."""
+    return "" if kind == info.kind else kind
 
 
 def _live(entry: tuple[float, int, int, Future]) -> bool:
