@@ -76,5 +76,5 @@ def test_active_learning_trains_its_surrogate_on_its_own_pool(tmp_path):
     records = run_study("active-learning", tmp_path, "-n", "5", "--set", "study.budget=24")
     simulations = [r for r in records if "kind" not in r]
     trainings = [r for r in records if r.get("kind") == "train"]
-    assert len(simulations) == 24 and len(trainings) >= 2 and {r["status"] for r in records} == {"ok"}
+    assert len(simulations) == 24 and trainings and {r["status"] for r in records} == {"ok"}
     assert len({r["rank"] for r in trainings}) == 1 and trainings[0]["rank"] not in {r["rank"] for r in simulations}
