@@ -49,6 +49,10 @@ Parameters (each optional; :data:`DEFAULTS` holds the defaults, an unknown name 
 - ``seed``, ``repeat``: together, the seed of the task's random generator.
 - ``ranks``: how many ranks train it, for a study that sets ``[model] ranks = "{ranks}"``;
   the training reads the rank count from ``ctx.comm``, so the value is only checked here.
+- ``parent``: a ref to the weights another task shared (``ctx.share``): training starts
+  from them instead of from a random initialization (population-based training,
+  incremental training). ``share_weights``: true sends the trained weights back with the
+  result, by reference (``result.shared["weights"]``).
 - ``save_weights``: true keeps the trained weights with ``ctx.save``, as ``W0``, ``b0``,
   ``W1``, ... (input layer first).
 
@@ -78,6 +82,8 @@ DEFAULTS: dict[str, Any] = {
     "repeat": 0,
     "save_weights": False,
     "ranks": 1,
+    "parent": None,
+    "share_weights": False,
 }
 
 N_CLASSES = 4
@@ -278,6 +284,8 @@ def train(params: dict[str, Any], ctx: Any) -> dict[str, float]:
     X, y = corrupt(X_clean, y_clean, p["label_noise"], p["feature_noise"], rng)
     sizes = [X.shape[1]] + [int(p["hidden"])] * int(p["layers"]) + [N_CLASSES]
     network = init_network(sizes, p["activation"], rng)
+    if p["parent"] is not None:  # the parent's arrays are the worker's own copy: train on a fresh one
+        network = [(W.copy(), b.copy()) for W, b in ctx.get(p["parent"])]
     optimizer = Adam(network, p["lr"])
     batch_size = int(p["batch_size"])
     comm = ctx.comm if getattr(ctx, "comm", None) is not None and ctx.comm.Get_size() > 1 else None
@@ -298,6 +306,8 @@ def train(params: dict[str, Any], ctx: Any) -> dict[str, float]:
         if not np.isfinite(val_loss):
             raise FloatingPointError(f"training diverged at epoch {epoch} (lr = {p['lr']})")
         ctx.report(epoch, val_loss)
+    if p["share_weights"]:
+        ctx.share("weights", network)
     if p["save_weights"]:
         for i, (W, b) in enumerate(network):
             ctx.save(f"W{i}", W)

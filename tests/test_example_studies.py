@@ -78,3 +78,12 @@ def test_active_learning_trains_its_surrogate_on_its_own_pool(tmp_path):
     trainings = [r for r in records if r.get("kind") == "train"]
     assert len(simulations) == 24 and trainings and {r["status"] for r in records} == {"ok"}
     assert len({r["rank"] for r in trainings}) == 1 and trainings[0]["rank"] not in {r["rank"] for r in simulations}
+
+
+def test_population_based_training_passes_weights_from_parents_to_children(tmp_path):
+    records = run_study("mlp-pbt", tmp_path, "--set", "study.budget=8", "--set", "algorithm.options.generations=2")
+    assert len(records) == 8 and {r["status"] for r in records} == {"ok"}
+    shared = {ref for r in records for ref in (r.get("shared") or {}).values()}
+    children = [r for r in records if "parent" in r["params"]]
+    assert len(children) == 4 and {r["params"]["parent"] for r in children} <= shared
+    assert (tmp_path / "mlp-pbt" / "journal.jsonl").stat().st_size < 20_000, "weights never enter the journal"
