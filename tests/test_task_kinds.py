@@ -13,6 +13,7 @@ from helpers import journal, processes_of, run_cli, start_run, wait_until, write
 
 from mexplore.config import load_study
 from mexplore.errors import StudyFileError
+from mexplore.store.run import load_run
 
 MODELS = '''
 import os
@@ -92,6 +93,11 @@ def test_a_surrogate_trained_as_its_own_kind_steers_the_simulations(tmp_path: Pa
     shown = [line.split()[0] for line in best.stdout.splitlines()[3:]]
     assert len(shown) == 12 and str(training["id"]) not in shown, best.stdout
     assert "p:xs" not in best.stdout, "the auxiliary kind's own columns are not shown with the best"
+
+    report = run_cli("report", str(tmp_path / "out"), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    search = load_run(tmp_path / "out").objective_kind().frame
+    assert len(search) == 12 and not any(c in search for c in ("p:xs", "m:coef", "kind")), list(search.columns)
 
     again = run_cli("run", str(study(tmp_path)), "-n", "3", "--progress", "off", cwd=tmp_path)
     assert again.returncode == 0, again.stderr

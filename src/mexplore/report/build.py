@@ -24,7 +24,8 @@ def write_report(run: Run, destination: Path) -> tuple[Path, list[Plot]]:
     in the same folder whose plot no longer applies is removed, so the folder never shows
     a stale figure. Returns the page and the plots (drawn or left out)."""
     summary = summarize(run)
-    sections = [_best_so_far(run), _parameters(run), _workers(run, summary), _sweep(run), _pareto(run)]
+    search = run.objective_kind()  # every plot of the search leaves out the auxiliary kinds' tasks
+    sections = [_best_so_far(search), _parameters(search), _workers(run, summary), _sweep(search), _pareto(search)]
     destination.mkdir(parents=True, exist_ok=True)
     for plot in sections:
         target = destination / f"{plot.name}.png"

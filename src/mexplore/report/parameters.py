@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..store.run import Run
+from ..types import REF_PREFIX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,11 +56,18 @@ class ParameterAxis:
 def parameter_axes(run: Run) -> list[ParameterAxis]:
     """Every parameter of the run's tasks, in the space's order, but the constants and the
     repeat index (which carries no information about the model, only about its noise)."""
-    columns = [c[2:] for c in run.frame.columns if c.startswith("p:")] if not run.frame.empty else []
+    columns = [c[2:] for c in run.frame.columns if c.startswith("p:") and not _holds_refs(run.frame[c])] \
+        if not run.frame.empty else []
     skipped = run.constants | ({REPEAT} if repeats(run) > 1 else set())
     described = [name for name in run.space if name in columns]
     extra = [name for name in columns if name not in run.space]
     return [_axis(run, name) for name in described + extra if name not in skipped]
+
+
+def _holds_refs(column: pd.Series) -> bool:
+    """A params column of refs (data passed by reference, ``queue.put``): an input, not a parameter."""
+    values = column.dropna()
+    return not values.empty and all(isinstance(v, str) and v.startswith(REF_PREFIX) for v in values)
 
 
 def swept_parameters(run: Run) -> list[ParameterAxis]:

@@ -114,24 +114,31 @@ def sweep_figure(run: Run, swept: Sequence[ParameterAxis]) -> Figure:
 
 def workers_figure(run: Run, workers: str, busy: float | None) -> Figure:
     """A Gantt chart: one row per worker rank, one bar per task from its start to its end,
-    colored by status; a task of several ranks has a bar on each slot it held."""
+    colored by status; a task of several ranks has a bar on each slot it held, and an
+    auxiliary kind's task (``[models.<kind>]``) is hatched, its kind in the legend."""
     import numpy as np
     from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
 
     ran = per_slot(timed(run.frame))
+    ran = ran.assign(kind=ran["kind"].fillna("") if "kind" in ran else "")  # "": the objective kind
     figure = Figure(figsize=TIMELINE, dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
     origin = clock_origin(run.frame, run.sessions)
-    for status, tasks in ran.groupby("status", sort=True):
+    for (kind, status), tasks in ran.groupby(["kind", "status"], sort=True):
         shift = origin.loc[tasks.index].to_numpy(float)  # by position: a task of several slots repeats its label
         x0 = tasks["started"].to_numpy(float) - shift
         x1 = tasks["ended"].to_numpy(float) - shift
         y0, y1 = tasks["rank"].to_numpy(float) - 0.4, tasks["rank"].to_numpy(float) + 0.4
         boxes = np.stack([np.c_[x0, y0], np.c_[x0, y1], np.c_[x1, y1], np.c_[x1, y0]], axis=1)
         color = STATUS_COLORS.get(str(status), "black")
-        axes.add_collection(PolyCollection(boxes, facecolors=color, edgecolors=color, linewidths=0.3,
-                                           label=f"{status} ({tasks['id'].nunique()})"))
+        label = f"{status} ({tasks['id'].nunique()})"
+        if kind:  # an auxiliary kind's tasks (a surrogate's training): hatched, named in the legend
+            axes.add_collection(PolyCollection(boxes, facecolors="none", edgecolors=color, linewidths=0.6,
+                                               hatch="////", label=f"{kind}: {label}"))
+        else:
+            axes.add_collection(PolyCollection(boxes, facecolors=color, edgecolors=color, linewidths=0.3,
+                                               label=label))
     axes.autoscale_view()
     ranks = sorted(ran["rank"].unique())
     if len(ranks) <= 32:

@@ -10,7 +10,7 @@ the output directory, shows what actually happened.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,16 @@ class Run:
         """The run's sessions in order, each with its tasks (see :mod:`.sessions`): one
         for a run never resumed, or one from before sessions were recorded."""
         return split_sessions(list(self.session_records), self.frame, self.workers)
+
+    def objective_kind(self) -> Run:
+        """This run with its objective kind's tasks only, in a study of several kinds
+        (``[models.<kind>]``): the search's own rows, without the auxiliary kinds' tasks
+        and their params and metrics columns."""
+        if self.frame.empty or "kind" not in self.frame:
+            return self
+        rows = self.frame[self.frame["kind"].isna()]
+        others = [c for c in rows.columns if c.startswith(("p:", "m:")) and rows[c].isna().all()]
+        return replace(self, frame=rows.drop(columns=[*others, "kind"]))
 
     @property
     def ok(self) -> pd.DataFrame:
