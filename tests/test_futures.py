@@ -217,3 +217,14 @@ def test_dispatch_takes_only_the_kinds_asked_for_by_priority_and_resize_is_a_req
         queue.resize("trian", 1)
     with pytest.raises(ValueError, match="no \\[models.infer\\]"):
         queue.submit({}, kind="infer")
+
+
+def test_submit_sizes_a_task_only_where_tasks_are_placed():
+    placed = TaskQueue(StudyInfo(placed=True))
+    placed.submit({"x": 1}, ranks=4, gpus=2)
+    [submission] = placed.dispatch(range(1))
+    assert (submission.kind, submission.shape.ranks, submission.shape.nodes, submission.shape.gpus) == (None, 4, 0, 2)
+    with pytest.raises(ValueError, match="submit\\(ranks=0\\): expected an integer >= 1"):
+        placed.submit({"x": 1}, ranks=0)
+    with pytest.raises(ValueError, match="not placed on worker slots; set \\[model\\] ranks"):
+        TaskQueue().submit({"x": 1}, ranks=2)

@@ -319,3 +319,33 @@ def test_more_gpus_than_a_node_has_is_refused_before_ranks_start(tmp_path):
     assert done.returncode == 2 and "model.gpus = 2: expected at most 1" in done.stderr, done.stderr
     done = run_cli("run", str(path), "-n", "3", cwd=tmp_path)
     assert done.returncode == 2 and "no GPU count is set" in done.stderr, done.stderr
+
+
+SIZES = '''
+def sizes(queue, space, options):
+    futures = [queue.submit({"x": 0.1 * n}, ranks=n) for n in (3, 1, 2, 3, 2, 1)]
+    for future in futures:
+        future.result()
+'''
+
+
+def test_an_imperative_algorithm_sizes_each_task_with_submit_ranks(tmp_path):
+    (tmp_path / "sizes.py").write_text(SIZES)
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "sizes"
+        output = "{tmp_path / 'out'}"
+        [model]
+        python = "{MODELS / 'parallel.py'}:sized"
+        ranks = 1
+        [algorithm]
+        name = "{tmp_path / 'sizes.py'}:sizes"
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+    done = run_cli("run", str(path), "-n", "4", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    assert sorted((round(r["params"]["x"] * 10), r["metrics"]["size"]) for r in records) == \
+        [(1, 1), (1, 1), (2, 2), (2, 2), (3, 3), (3, 3)]
+    assert all(len(r["slots"]) == r["metrics"]["size"] for r in records)

@@ -192,3 +192,25 @@ def test_pools_keep_kinds_apart_until_resized(tmp_path: Path) -> None:
     assert before and trainer not in {r["rank"] for r in before}, "no simulation on the train worker while pooled"
     after = [r for r in simulations if r["started"] > last_training]
     assert trainer in {r["rank"] for r in after}, "after the resize, the train worker runs simulations"
+
+
+def test_ranks_written_as_its_default_places_the_tasks_and_survives_the_copy(tmp_path: Path) -> None:
+    import tomli_w
+
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "placed"
+        [model]
+        python = "{tmp_path / 'models.py'}:simulate"
+        ranks = 1
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+    (tmp_path / "models.py").write_text(MODELS)
+    study_ = load_study(path)
+    assert study_.model.placed and study_.model.parallel
+    written = tmp_path / "written.toml"
+    written.write_bytes(tomli_w.dumps(study_.to_dict()).encode())
+    assert load_study(written).model.placed
+    path.write_text(path.read_text().replace("ranks = 1\n", ""))
+    assert not load_study(path).model.parallel

@@ -117,12 +117,14 @@ class ResizePool:
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """A proposal of an auxiliary kind (``queue.submit(params, kind="train")``): ``params``
-    for the ``kind`` model, free-form, outside the budget and the ``[space]`` check. The
-    objective kind's proposals stay plain dicts."""
+    """A proposal that says more than its params: of an auxiliary kind
+    (``queue.submit(params, kind="train")``: ``params`` for the ``kind`` model, free-form,
+    outside the budget and the ``[space]`` check), or of its own size
+    (``queue.submit(params, ranks=8)``: ``shape``). Other proposals stay plain dicts."""
 
     params: dict[str, Any]
-    kind: str
+    kind: str | None = None
+    shape: Shape | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,9 @@ class StudyInfo:
     which an imperative algorithm may submit (``queue.submit(params, kind=...)``)."""
     kind: str | None = None
     """The objective kind's name in a study of several kinds (None with one ``[model]``)."""
+    placed: bool = False
+    """Whether tasks are placed on worker slots by their size (``[model] ranks``, ``nodes``
+    or ``gpus`` set): then an imperative algorithm may size each (``queue.submit(params, ranks=R)``)."""
 
 
 class Algorithm(ABC):

@@ -55,11 +55,14 @@ class ModelSection:
     nodes: int | str = 0
     gpus: int | str = 0
     launcher: tuple[str, ...] | None = None
+    placed: bool = False
+    """``ranks``, ``nodes`` or ``gpus`` was written, even as its default (``ranks = 1``): tasks
+    are placed, so an algorithm may size each (``queue.submit(params, ranks=R)``)."""
 
     @property
     def parallel(self) -> bool:
         """Whether a task may hold more than one worker slot: then every task is placed."""
-        return self.ranks != 1 or self.nodes != 0 or self.gpus != 0
+        return self.placed or self.ranks != 1 or self.nodes != 0 or self.gpus != 0
 
     def shape(self, params: dict[str, Any]) -> Shape:
         """What the task at ``params`` needs; ValueError naming the key when a value read
@@ -126,6 +129,7 @@ def resolve_model(table: ModelTable, names: set[str] | None, at: Key = ("model",
         ranks=_size_key(table.ranks, (*at, "ranks"), 1, names), nodes=_size_key(table.nodes, (*at, "nodes"), 0, names),
         gpus=_size_key(table.gpus, (*at, "gpus"), 0, names),
         launcher=None if table.launcher is None else _argv(table.launcher, (*at, "launcher"), names),
+        placed=bool({"ranks", "nodes", "gpus"} & table.model_fields_set),
     )
 
 

@@ -291,9 +291,16 @@ class PlacingDispatcher(Dispatcher):
         self._first_waiting: int | None = None  # the oldest task that could not be placed
         self._passed = 0  # tasks started past it
 
-    def number(self, params_list: Iterable[dict[str, Any]], algorithm_time: float = 0.0) -> list[Task]:
-        params_list = list(params_list)
-        shapes = [self.shape_of(params) for params in params_list]
+    def number(self, params_list: Iterable[dict[str, Any] | Submission], algorithm_time: float = 0.0) -> list[Task]:
+        """:meth:`Dispatcher.number`, each task sized by ``[model]`` from its point, or as
+        the algorithm asked (a :class:`Submission` with a ``shape``: ``queue.submit(ranks=R)``)."""
+        proposals = list(params_list)
+        for proposal in proposals:
+            if type(proposal) is Submission and proposal.kind is not None:
+                raise AlgorithmError(f"kind {proposal.kind!r}: task kinds and tasks of several ranks do not mix yet")
+        params_list = [p.params if type(p) is Submission else p for p in proposals]
+        shapes = [p.shape if type(p) is Submission and p.shape is not None else self.shape_of(params)
+                  for p, params in zip(proposals, params_list)]
         for params, shape in zip(params_list, shapes):
             if (why := self.placement.never_fits(shape)) is not None:
                 raise AlgorithmError(f"the task at {params} can never run in this job: {why}; the run stops "

@@ -22,7 +22,7 @@ from ..algorithms.base import Algorithm, StudyInfo
 from ..errors import BudgetSpent
 from ..space import Space, point_key
 from ..store.results_file import load_output
-from ..types import ResizePool, Result, Status, StopTask, Submission
+from ..types import ResizePool, Result, Shape, Status, StopTask, Submission
 from .refs import RefStore
 
 
@@ -40,6 +40,7 @@ class Future:
         self._result: Result | None = None
         self._never: BudgetSpent | None = None  # set when the run ended before it ran
         self._reports: list[tuple[float, float]] = []
+        self.shape: Shape | None = None  # the size submit was given, if any
         self._version = 0  # its live entry in the queue's heap; older entries are stale
 
     @property
@@ -113,16 +114,22 @@ class TaskQueue:
         self._closed = False
 
     # -- the algorithm's side -----------------------------------------------------------
-    def submit(self, params: dict[str, Any], priority: float = 0, kind: str | None = None) -> Future:
+    def submit(self, params: dict[str, Any], priority: float = 0, kind: str | None = None, *,
+               ranks: int | None = None, nodes: int | None = None, gpus: int | None = None) -> Future:
         """Queue one evaluation; higher ``priority`` runs first. Returns at once. The
         constants of ``[space]`` are added to ``params`` (a value given there wins).
 
         ``kind`` names an auxiliary kind (``[models.<kind>]``, a surrogate's training):
-        its params are free-form (any JSON-able dict), and its tasks are outside the budget."""
+        its params are free-form (any JSON-able dict), and its tasks are outside the budget.
+        ``ranks``, ``nodes`` and ``gpus`` size this task (docs/parallel-tasks.md), in a study
+        whose tasks are placed (``[model] ranks`` set, even to 1); what is not given is the
+        least: one rank, as few nodes as hold it, no GPU."""
         if kind is not None and kind not in self.info.kinds:
             known = ", ".join(self.info.kinds) or "none"
             raise ValueError(f"submit(kind={kind!r}): the study has no [models.{kind}] (its auxiliary kinds: {known})")
+        shape = None if ranks is None and nodes is None and gpus is None else self._shape(ranks, nodes, gpus)
         future = Future(self, {**self._constants, **params} if kind is None else dict(params), priority, kind)
+        future.shape = shape
         with self._changed:
             replayed = self._take_replayed(kind, future.params) if self._replayed else None
             if replayed is not None:
@@ -168,6 +175,16 @@ class TaskQueue:
         with self._changed:
             for future, priority in zip(futures, priorities):
                 self._reprioritize(future, priority)
+
+    def _shape(self, ranks: int | None, nodes: int | None, gpus: int | None) -> Shape:
+        """A task's size as ``submit`` was given it; ValueError naming what is wrong."""
+        if not self.info.placed:
+            raise ValueError(f"submit(ranks={ranks}, nodes={nodes}, gpus={gpus}): this study's tasks are not placed "
+                             "on worker slots; set [model] ranks (the default size, e.g. ranks = 1) to size them here")
+        for name, value, least in (("ranks", ranks, 1), ("nodes", nodes, 0), ("gpus", gpus, 0)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ValueError(f"submit({name}={value!r}): expected an integer >= {least}")
+        return Shape(ranks=ranks or 1, nodes=nodes or 0, gpus=gpus or 0)
 
     def put(self, obj: Any) -> str:
         """Keep ``obj`` (any picklable object: arrays, bytes, a model) on the master and
@@ -256,11 +273,11 @@ class TaskQueue:
             while len(taken) < len(task_ids) and (future := self._pop(kinds)) is not None:
                 future.task_id = task_ids[len(taken)]
                 self._dispatched[future.task_id] = future
-                if future.kind is None:
+                if future.kind is None and future.shape is None:
                     taken.append(future.params)
-                    self._taken += 1
                 else:
-                    taken.append(Submission(future.params, future.kind))
+                    taken.append(Submission(future.params, future.kind, future.shape))
+                self._taken += future.kind is None
             if taken:
                 self._changed.notify_all()  # their status is now running
         return taken

@@ -196,7 +196,7 @@ def study_info(study: Study, workers: int, seed: int | None) -> StudyInfo:
     return StudyInfo(
         objectives=study.study.objective, directions=tuple(Direction(d) for d in study.study.direction),
         budget=study.study.budget, workers=workers, output=study.study.output, seed=seed,
-        kinds=tuple(study.kinds), kind=study.study.kind,
+        kinds=tuple(study.kinds), kind=study.study.kind, placed=study.model.parallel,
     )
 
 
