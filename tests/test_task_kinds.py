@@ -90,7 +90,9 @@ def test_a_surrogate_trained_as_its_own_kind_steers_the_simulations(tmp_path: Pa
     assert table["kind"].fillna("").tolist().count("train") == 1
     best = run_cli("results", str(tmp_path / "out"), "--top", "13", cwd=tmp_path)
     assert best.returncode == 0, best.stderr
-    shown = [line.split()[0] for line in best.stdout.splitlines()[3:]]
+    lines = best.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["id"])  # notes above it vary
+    shown = [line.split()[0] for line in lines[header + 1:]]
     assert len(shown) == 12 and str(training["id"]) not in shown, best.stdout
     assert "p:xs" not in best.stdout, "the auxiliary kind's own columns are not shown with the best"
 
@@ -214,3 +216,28 @@ def test_ranks_written_as_its_default_places_the_tasks_and_survives_the_copy(tmp
     assert load_study(written).model.placed
     path.write_text(path.read_text().replace("ranks = 1\n", ""))
     assert not load_study(path).model.parallel
+
+
+SPACED = '''
+def steer(queue, space, options):
+    queue.submit({"window": 3}, kind="train").result()
+    queue.submit({"window": 99}, kind="train").result()
+'''
+
+
+@pytest.mark.mpi
+def test_an_auxiliary_kind_with_a_space_of_its_own_has_its_tasks_checked(tmp_path: Path) -> None:
+    path = study(tmp_path)
+    path.write_text(path.read_text().replace(
+        "[algorithm]", '[models.train.space]\nwindow = { type = "int", low = 1, high = 10 }\nsmooth = true\n'
+                       "[algorithm]", 1))
+    (tmp_path / "models.py").write_text(MODELS + "\n\ndef windowed(params, ctx):\n    return dict(params)\n")
+    path.write_text(path.read_text().replace(":train", ":windowed"))
+    (tmp_path / "steer.py").write_text(SPACED)
+    loaded = load_study(path)
+    assert list(loaded.kind_spaces["train"].parameters) == ["window"]
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "proposed window = 99 ([models.train.space] window: above high = 10)" in done.stderr, done.stderr
+    [first] = journal(tmp_path / "out")
+    assert first["params"] == {"smooth": True, "window": 3}, "the kind's constants are added"

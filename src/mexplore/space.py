@@ -168,8 +168,8 @@ class ProposalCheck:
     matches only a bool (``True == 1`` in Python, but not in a study).
     """
 
-    def __init__(self, space: Space, algorithm: str) -> None:
-        self.space, self.algorithm = space, algorithm
+    def __init__(self, space: Space, algorithm: str, table: str = "[space]") -> None:
+        self.space, self.algorithm, self.table = space, algorithm, table  # table: how messages name the space
         self._names = frozenset(space.parameters) | frozenset(space.constants)
         self._with_repeat = self._names | {REPEAT}
         self._tests = [(name, _compile(param)) for name, param in space.parameters.items()]
@@ -195,29 +195,29 @@ class ProposalCheck:
 
     def problem(self, point: Any) -> str:
         """What is wrong with ``point``, worded to follow "proposed"; "" when it lies in the space."""
-        space = self.space
+        space, table = self.space, self.table
         if not isinstance(point, dict):
             return f"{point!r} ({type(point).__name__}), not a dict of parameter values"
         for name, param in space.parameters.items():
             if name not in point:
                 return (f"a point without parameter {name!r} ({point!r}); every proposal names every "
-                        f"parameter of [space]: {', '.join(space.parameters)}")
+                        f"parameter of {table}: {', '.join(space.parameters)}")
             why = param_problem(param, point[name])
             if why:
-                return f"{name} = {point[name]!r} ([space] {name}: {why})"
+                return f"{name} = {point[name]!r} ({table} {name}: {why})"
         for name, value in space.constants.items():
             if name not in point:
                 return (f"a point without the constant {name} = {value!r} ({point!r}); every proposal "
-                        "carries the constants of [space] (space.sample(rng) adds them, or "
+                        f"carries the constants of {table} (space.sample(rng) adds them, or "
                         "{**point, **space.constants})")
             if not _same(point[name], value):
-                return f"{name} = {point[name]!r}, but [space] holds the constant {name} = {value!r}"
+                return f"{name} = {point[name]!r}, but {table} holds the constant {name} = {value!r}"
         for name in point:
             if name == REPEAT and name not in self._names:
                 if not _is_count(point[name]):
                     return f"{REPEAT} = {point[name]!r}: expected a sweep's repeat number, an int >= 0"
             elif name not in self._names and not (isinstance(point[name], str) and point[name].startswith(REF_PREFIX)):
-                return (f"{name} = {point[name]!r}, which is not in [space] (its names: "
+                return (f"{name} = {point[name]!r}, which is not in {table} (its names: "
                         f"{', '.join(space.names)})")
         return ""
 

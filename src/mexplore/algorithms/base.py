@@ -33,7 +33,8 @@ Algorithms are plain Python: no MPI, no files, no ranks. They run and test anywh
 from __future__ import annotations
 
 from abc import ABC
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,9 @@ class StudyInfo:
     which an imperative algorithm may submit (``queue.submit(params, kind=...)``)."""
     kind: str | None = None
     """The objective kind's name in a study of several kinds (None with one ``[model]``)."""
+    kind_constants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """The constants of the auxiliary kinds that declare a space of their own, by kind:
+    ``queue.submit(params, kind=...)`` adds them, as it adds ``[space]``'s to the objective kind's."""
     placed: bool = False
     """Whether tasks are placed on worker slots by their size (``[model] ranks``, ``nodes``
     or ``gpus`` set): then an imperative algorithm may size each (``queue.submit(params, ranks=R)``)."""

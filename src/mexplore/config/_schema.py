@@ -82,6 +82,9 @@ class ModelTable(Table):
         None, description='a list of strings such as ["srun", "-n", "{ranks}", "--nodelist", "{hosts}"], '
         "or [] when the command starts its ranks itself",
     )
+    space: dict[str, Any] | None = Field(
+        None, description="an auxiliary kind's own space: parameters and constants, as in [space]"
+    )
 
 
 class AlgorithmTable(Table):

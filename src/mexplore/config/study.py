@@ -121,8 +121,18 @@ class Study:
     kinds: dict[str, ModelSection] = field(default_factory=dict)
     """The auxiliary kinds (``[models.<kind>]`` other than the objective kind, which is
     ``model``): run when an algorithm submits them, outside the budget and ``[space]``."""
+    kind_spaces: dict[str, Space] = field(default_factory=dict)
+    """An auxiliary kind's own ``space`` (``[models.<kind>.space]``), when it declares one:
+    its tasks' params are then checked against it, as the objective kind's are against ``[space]``."""
     pools: dict[str, int | float] = field(default_factory=dict)
     """``[pools]``: workers (a count, or a fraction of the job's) given to a kind, by name."""
+
+    def _kind_table(self, kind: str) -> dict[str, Any]:
+        """An auxiliary kind's table as written back: its model, and its space if it has one."""
+        table = self.kinds[kind].to_dict()
+        if kind in self.kind_spaces:
+            table["space"] = _space_to_dict(self.kind_spaces[kind])
+        return table
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved study as a TOML-ready dict, which :func:`load_study` reads back as is.
@@ -161,7 +171,7 @@ class Study:
             study["kind"] = self.study.kind
         models = ({"model": self.model.to_dict()} if self.study.kind is None else
                   {"models": {self.study.kind: self.model.to_dict(),
-                              **{kind: section.to_dict() for kind, section in self.kinds.items()}}})
+                              **{kind: self._kind_table(kind) for kind in self.kinds}}})
         if self.pools:
             models["pools"] = dict(self.pools)
         return {
@@ -291,7 +301,12 @@ def _resolve(source: Path, table: StudyFileTable) -> Study:
     model = resolve_model(model_table, set(space.names), at)
     for key, least in (("ranks", 1), ("nodes", 0), ("gpus", 0)):
         _check_size_parameter(getattr(model, key), space, (*at, key), least)
-    kinds = {name: _auxiliary_kind(name, entry) for name, entry in (table.models or {}).items() if name != kind}
+    if model_table.space is not None:
+        raise Problem((*at, "space"), model_table.space, "no space here: the objective kind's is [space]")
+    auxiliary = [(name, entry) for name, entry in (table.models or {}).items() if name != kind]
+    kind_spaces = {name: _resolve_space(entry.space, ("models", name, "space"))
+                   for name, entry in auxiliary if entry.space is not None}
+    kinds = {name: _auxiliary_kind(name, entry, kind_spaces.get(name)) for name, entry in auxiliary}
     if kinds and model.parallel:
         raise Problem((*at, "ranks"), model.ranks, "1 in a study with several [models.<kind>] (for now)",
                       "tasks of several ranks and task kinds do not mix yet")
@@ -303,6 +318,7 @@ def _resolve(source: Path, table: StudyFileTable) -> Study:
         space=space,
         cache=resolve_cache(table.cache),
         kinds=kinds,
+        kind_spaces=kind_spaces,
         pools=_resolve_pools(table.pools, [name for name in (kind, *kinds) if name is not None]),
     )
 
@@ -345,9 +361,10 @@ def _objective_kind(table: StudyFileTable) -> tuple[str | None, ModelTable, Key]
     return kind, table.models[kind], ("models", kind)
 
 
-def _auxiliary_kind(name: str, table: ModelTable) -> ModelSection:
-    """An auxiliary kind's model: free-form params (any placeholder), one slot per task."""
-    section = resolve_model(table, None, ("models", name))
+def _auxiliary_kind(name: str, table: ModelTable, space: Space | None) -> ModelSection:
+    """An auxiliary kind's model: free-form params (any placeholder) unless it declares a
+    space of its own, one slot per task."""
+    section = resolve_model(table, None if space is None else set(space.names), ("models", name))
     if section.parallel:
         raise Problem(("models", name, "ranks"), section.ranks, "1 (an auxiliary kind's tasks hold one slot, for now)")
     return section
@@ -433,28 +450,29 @@ def space_from_table(entries: Mapping[str, Any], source: str) -> Space:
         raise study_file_error(problem, source, ()) from None
 
 
-def _resolve_space(entries: Mapping[str, Any]) -> Space:
-    """Split ``[space]`` into parameters (tables) and constants (anything else), in file order."""
+def _resolve_space(entries: Mapping[str, Any], at: Key = ("space",)) -> Space:
+    """Split ``[space]`` (or an auxiliary kind's ``space``, at ``at``) into parameters
+    (tables) and constants (anything else), in file order."""
     parameters: dict[str, Parameter] = {}
     constants: dict[str, Any] = {}
     for name, entry in entries.items():
         if not _PARAMETER_NAME.fullmatch(name):
             expected = ("a name of letters, digits, '_' and '-' that starts with a letter or '_' "
                         "(it is a {placeholder} in commands, a results column and an HDF5 name)")
-            raise Problem(("space", name), entry, expected)
+            raise Problem((*at, name), entry, expected)
         if isinstance(entry, Mapping):
-            parameters[name] = _parameter(name, entry)
+            parameters[name] = _parameter(name, entry, at)
         elif isinstance(entry, _CONSTANT_TYPES):
             constants[name] = entry
         else:
             expected = "a parameter table or a constant (number, string, boolean or list)"
-            raise Problem(("space", name), entry, expected)
+            raise Problem((*at, name), entry, expected)
     return Space(parameters=parameters, constants=constants)
 
 
-def _parameter(name: str, entry: Mapping[str, Any]) -> Parameter:
+def _parameter(name: str, entry: Mapping[str, Any], space: Key = ("space",)) -> Parameter:
     """One parameter table: pick its model from ``type``, check its shape, then its rules."""
-    at: Key = ("space", name)
+    at: Key = (*space, name)
     kind = entry.get("type", MISSING)
     if not (isinstance(kind, str) and kind in PARAMETER_TABLES):
         allowed = list(PARAMETER_TABLES)

@@ -64,6 +64,8 @@ class Dispatcher:
         self.budget = budget
         self.retries = retries
         self.kinds = kinds
+        self.kind_checks: dict[str, Callable[[dict[str, Any]], None]] = {}
+        """The checks of auxiliary kinds with a space of their own."""
         self.auxiliary = 0  # auxiliary tasks numbered and not finished: outside the budget
         self.finished = 0
         self.next_id = 0
@@ -116,6 +118,8 @@ class Dispatcher:
                 if proposal.kind not in self.kinds:
                     raise AlgorithmError(f"kind {proposal.kind!r}: the study has no [models.{proposal.kind}] "
                                      f"(its auxiliary kinds: {', '.join(sorted(self.kinds))})")
+                if (kind_check := self.kind_checks.get(proposal.kind)) is not None:
+                    kind_check(proposal.params)
             elif self.check is not None:
                 self.check(proposal)
         first, lag = self.next_id, len(self.pending) + len(self.running)

@@ -128,7 +128,8 @@ class TaskQueue:
             known = ", ".join(self.info.kinds) or "none"
             raise ValueError(f"submit(kind={kind!r}): the study has no [models.{kind}] (its auxiliary kinds: {known})")
         shape = None if ranks is None and nodes is None and gpus is None else self._shape(ranks, nodes, gpus)
-        future = Future(self, {**self._constants, **params} if kind is None else dict(params), priority, kind)
+        constants = self._constants if kind is None else self.info.kind_constants.get(kind, {})
+        future = Future(self, {**constants, **params}, priority, kind)
         future.shape = shape
         with self._changed:
             replayed = self._take_replayed(kind, future.params) if self._replayed else None

@@ -165,9 +165,14 @@ def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalChe
         except ValueError as error:
             raise StudyFileError(str(study.source), "pools", dict(study.pools), f"at most {len(end.workers)} workers",
                                  str(error)) from None
-        return PoolDispatcher(end.workers, sizes, policy, budget, retries, check=check, kinds=frozenset(study.kinds))
+        dispatcher: Dispatcher = PoolDispatcher(end.workers, sizes, policy, budget, retries, check=check,
+                                                kinds=frozenset(study.kinds))
+        dispatcher.kind_checks = _kind_checks(study)
+        return dispatcher
     if not study.model.parallel:
-        return Dispatcher(end.workers, policy, budget, retries, check=check, kinds=frozenset(study.kinds))
+        dispatcher = Dispatcher(end.workers, policy, budget, retries, check=check, kinds=frozenset(study.kinds))
+        dispatcher.kind_checks = _kind_checks(study)
+        return dispatcher
     check_job_size(study, len(end.workers))
     model, algorithm = study.model, study.algorithm.name
 
@@ -179,6 +184,12 @@ def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalChe
 
     return PlacingDispatcher(end.hosts, shape_of, model.python is not None, policy, budget, retries, check=check,
                              gpus=end.gpus)
+
+
+def _kind_checks(study: Study) -> dict[str, ProposalCheck]:
+    """The checks of the auxiliary kinds that declare a space of their own."""
+    return {kind: ProposalCheck(space, study.algorithm.name, f"[models.{kind}.space]")
+            for kind, space in study.kind_spaces.items()}
 
 
 def study_algorithm(study: Study, workers: int, seed: int | None) -> Algorithm:
@@ -197,6 +208,7 @@ def study_info(study: Study, workers: int, seed: int | None) -> StudyInfo:
         objectives=study.study.objective, directions=tuple(Direction(d) for d in study.study.direction),
         budget=study.study.budget, workers=workers, output=study.study.output, seed=seed,
         kinds=tuple(study.kinds), kind=study.study.kind, placed=study.model.parallel,
+        kind_constants={kind: dict(space.constants) for kind, space in study.kind_spaces.items()},
     )
 
 
