@@ -12,8 +12,7 @@ def done(task_id: int) -> Result:
 
 
 def pools(**sizes) -> PoolDispatcher:
-    named = {None if kind == "simulate" else kind: size for kind, size in sizes.items()}
-    return PoolDispatcher([1, 2, 3, 4], named, Async(), budget=6, kinds=frozenset({"train"}))
+    return PoolDispatcher([1, 2, 3, 4], sizes, "simulate", Async(), budget=6, kinds=frozenset({"train"}))
 
 
 def placed(dispatcher: PoolDispatcher) -> dict[int, list]:
@@ -61,7 +60,7 @@ def test_auxiliary_tasks_are_outside_the_budget():
 
 
 def test_pool_sizes_take_counts_and_fractions_and_refuse_too_many():
-    assert pool_sizes({"train": 0.25, None: 2}, 8) == {"train": 2, None: 2}
+    assert pool_sizes({"train": 0.25, "simulate": 2}, 8) == {"train": 2, "simulate": 2}
     assert pool_sizes({"train": 0.01}, 8) == {"train": 1}, "a fraction above 0 gets a worker"
     with pytest.raises(ValueError, match="add up to 9 workers and the job has 8"):
-        pool_sizes({"train": 5, None: 4}, 8)
+        pool_sizes({"train": 5, "simulate": 4}, 8)

@@ -9,7 +9,7 @@ holds. It never touches MPI, files or the algorithm: the master loop feeds it ev
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from statistics import median_low
 from typing import Any
@@ -52,20 +52,21 @@ class Dispatcher:
 
     ``kinds`` are the study's auxiliary task kinds: a proposal may be a
     :class:`~mexplore.types.Submission` of one of them. Such tasks run like the others but
-    are outside the budget (:attr:`finished` counts the objective kind's only) and the check.
+    are outside the budget (:attr:`finished` counts the objective kind's only) and ``check``;
+    ``kind_checks`` check those of the kinds with a space of their own.
     """
 
     def __init__(
         self, workers: Iterable[int], policy: Policy, budget: int | None, retries: int = 0,
         check: Callable[[dict[str, Any]], None] | None = None, kinds: frozenset[str] = frozenset(),
+        kind_checks: Mapping[str, Callable[[dict[str, Any]], None]] | None = None,
     ) -> None:
         self.policy = policy
         self.check = check
         self.budget = budget
         self.retries = retries
         self.kinds = kinds
-        self.kind_checks: dict[str, Callable[[dict[str, Any]], None]] = {}
-        """The checks of auxiliary kinds with a space of their own."""
+        self.kind_checks = dict(kind_checks or {})  # of the auxiliary kinds with a space of their own
         self.auxiliary = 0  # auxiliary tasks numbered and not finished: outside the budget
         self.finished = 0
         self.next_id = 0
@@ -93,43 +94,37 @@ class Dispatcher:
             self.finished += result.kind is None
             self.next_id = max(self.next_id, result.task_id + 1)
 
-    def number(self, params_list: Iterable[dict[str, Any]], algorithm_time: float = 0.0) -> list[Task]:
+    def number(self, params_list: Iterable[dict[str, Any] | Submission], algorithm_time: float = 0.0) -> list[Task]:
         """The algorithm's proposals as new tasks, with consecutive ids in the order given;
         each cost ``algorithm_time`` to propose. They wait for :meth:`enqueue` (or
-        :meth:`answered_without_running`). Each is checked first, when there is a ``check``.
-        Their lag is the number of tasks proposed and not finished before them."""
-        if self.kinds:
-            return self._number_kinds(list(params_list), algorithm_time)
-        if self.check is not None:
-            params_list = list(params_list)
-            for params in params_list:
-                self.check(params)
+        :meth:`answered_without_running`). Each is checked first: a dict by ``check`` (when
+        there is one), a :class:`Submission` of an auxiliary kind by that kind's. Their lag
+        is the number of tasks proposed and not finished before them."""
+        proposals = list(params_list)
+        for proposal in proposals:
+            if type(proposal) is Submission:
+                self._check_kind(proposal)
+            elif self.check is not None:
+                self.check(proposal)
         first, lag = self.next_id, len(self.pending) + len(self.running)
-        tasks = [Task(first + i, params, 0, 0.0, algorithm_time, lag) for i, params in enumerate(params_list)]
+        if self.kinds:
+            tasks = [Task(first + i, proposal.params, 0, 0.0, algorithm_time, lag, kind=proposal.kind)
+                     if type(proposal) is Submission else Task(first + i, proposal, 0, 0.0, algorithm_time, lag)
+                     for i, proposal in enumerate(proposals)]
+            self.auxiliary += sum(task.kind is not None for task in tasks)
+        else:
+            tasks = [Task(first + i, params, 0, 0.0, algorithm_time, lag) for i, params in enumerate(proposals)]
         self.next_id += len(tasks)
         self._round_cost += algorithm_time * len(tasks)
         return tasks
 
-    def _number_kinds(self, proposals: list[Any], algorithm_time: float) -> list[Task]:
-        """:meth:`number` in a study of several kinds: a :class:`Submission` is a task of
-        its kind, unchecked; a dict is the objective kind's, checked."""
-        for proposal in proposals:
-            if type(proposal) is Submission:
-                if proposal.kind not in self.kinds:
-                    raise AlgorithmError(f"kind {proposal.kind!r}: the study has no [models.{proposal.kind}] "
-                                     f"(its auxiliary kinds: {', '.join(sorted(self.kinds))})")
-                if (kind_check := self.kind_checks.get(proposal.kind)) is not None:
-                    kind_check(proposal.params)
-            elif self.check is not None:
-                self.check(proposal)
-        first, lag = self.next_id, len(self.pending) + len(self.running)
-        tasks = [Task(first + i, proposal.params, 0, 0.0, algorithm_time, lag, kind=proposal.kind)
-                 if type(proposal) is Submission else Task(first + i, proposal, 0, 0.0, algorithm_time, lag)
-                 for i, proposal in enumerate(proposals)]
-        self.auxiliary += sum(task.kind is not None for task in tasks)
-        self.next_id += len(tasks)
-        self._round_cost += algorithm_time * len(tasks)
-        return tasks
+    def _check_kind(self, proposal: Submission) -> None:
+        """A proposal of an auxiliary kind names one of the study's, and lies in its space if it has one."""
+        if proposal.kind not in self.kinds:
+            raise AlgorithmError(f"kind {proposal.kind!r}: the study has no [models.{proposal.kind}] "
+                                 f"(its auxiliary kinds: {', '.join(sorted(self.kinds)) or 'none'})")
+        if (kind_check := self.kind_checks.get(proposal.kind)) is not None:
+            kind_check(proposal.params)
 
     def enqueue(self, tasks: Iterable[Task]) -> None:
         """Numbered tasks wait for a worker, in order."""

@@ -32,11 +32,11 @@ SHARED = "(shared)"
 """How messages name the workers no pool holds."""
 
 
-def pool_sizes(pools: Mapping[Kind, int | float], workers: int) -> dict[Kind, int]:
-    """Each listed kind's worker count: a count as given, a fraction of the job's workers
-    rounded (at least 1 when above 0). ValueError when they add up to more than the job has."""
-    sizes = {kind: value if isinstance(value, int) else max(1, round(value * workers)) if value > 0 else 0
-             for kind, value in pools.items()}
+def pool_sizes(pools: Mapping[str, int | float], workers: int) -> dict[str, int]:
+    """Each listed kind's worker count: a count as given, a fraction (in (0, 1], as the
+    study file is checked) of the job's workers rounded, at least 1. ValueError when they
+    add up to more than the job has."""
+    sizes = {kind: value if isinstance(value, int) else max(1, round(value * workers)) for kind, value in pools.items()}
     if sum(sizes.values()) > workers:
         raise ValueError(f"they add up to {sum(sizes.values())} workers and the job has {workers}: "
                          "run with more ranks, or smaller pools")
@@ -47,15 +47,21 @@ class PoolDispatcher(Dispatcher):
     """A :class:`~.dispatch.Dispatcher` whose workers each belong to a pool of one kind, or
     to the shared workers (see the module's rules). Only tasks of kinds a worker runs are
     handed to it, and the master asks the algorithm only for kinds some free worker runs
-    (:meth:`runnable`), so a kind with no free worker never fills the queue."""
+    (:attr:`proposable`, set by :meth:`wanted`), so a kind with no free worker never fills
+    the queue.
+
+    ``pools`` are worker counts by kind *name*, ``objective`` being the objective kind's
+    (whose tasks carry no kind); :meth:`resize` takes names too."""
 
     def __init__(
-        self, workers: Iterable[int], pools: Mapping[Kind, int], policy: Policy, budget: int | None,
-        retries: int = 0, check: Callable[[dict[str, Any]], None] | None = None, kinds: frozenset[str] = frozenset(),
+        self, workers: Iterable[int], pools: Mapping[str, int], objective: str, policy: Policy,
+        budget: int | None, retries: int = 0, check: Callable[[dict[str, Any]], None] | None = None,
+        kinds: frozenset[str] = frozenset(), kind_checks: Mapping[str, Callable[[dict[str, Any]], None]] | None = None,
     ) -> None:
         workers = list(workers)
-        super().__init__(workers, policy, budget, retries, check, kinds)
-        self.targets: dict[Kind, int] = dict(pools)
+        super().__init__(workers, policy, budget, retries, check, kinds, kind_checks)
+        self.objective = objective
+        self.targets: dict[Kind, int] = {self._key(name): size for name, size in pools.items()}
         self.pool_of: dict[int, Kind | str] = {}
         free = deque(workers)
         for kind, size in self.targets.items():
@@ -63,7 +69,20 @@ class PoolDispatcher(Dispatcher):
                 self.pool_of[free.popleft()] = kind
         for worker in free:
             self.pool_of[worker] = SHARED
-        self._all_pooled = None in self.targets and all(kind in self.targets for kind in kinds)
+        self._counts: dict[Kind | str, int] = {}  # workers per pool, kept as workers move
+        for pool in self.pool_of.values():
+            self._counts[pool] = self._counts.get(pool, 0) + 1
+        self.proposable: frozenset[Kind] = frozenset()
+        """The kinds some ready worker could take one more task of, as of the last :meth:`wanted`."""
+        self._targets_changed()
+
+    def _key(self, name: str) -> Kind:
+        """A kind's name as tasks carry it: None for the objective kind."""
+        return None if name == self.objective else name
+
+    def _targets_changed(self) -> None:
+        # when every kind has a pool, the shared workers join the objective kind's
+        self._all_pooled = None in self.targets and all(kind in self.targets for kind in self.kinds)
 
     # -- who runs what --------------------------------------------------------------------
     def runs(self, worker: int, kind: Kind) -> bool:
@@ -86,16 +105,13 @@ class PoolDispatcher(Dispatcher):
 
     def sizes(self) -> dict[Kind | str, int]:
         """Workers per pool now (the shared ones under :data:`SHARED`)."""
-        counts: dict[Kind | str, int] = {}
-        for pool in self.pool_of.values():
-            counts[pool] = counts.get(pool, 0) + 1
-        return counts
+        return {pool: n for pool, n in self._counts.items() if n}
 
     # -- decisions ------------------------------------------------------------------------
     def wanted(self) -> int:
         """Proposals to ask for: free slots of ready workers less the tasks already waiting
-        for them, by kind, within the budget."""
-        runnable = self.runnable()
+        for them, by kind, within the budget. Sets :attr:`proposable`, the kinds to ask for."""
+        runnable = self.proposable = self.runnable()
         if not runnable:
             return 0
         room = sum(self._free[worker] for worker in self._ready
@@ -132,44 +148,43 @@ class PoolDispatcher(Dispatcher):
     def complete(self, worker: int, results: Iterable[Result]) -> tuple[list[tuple[Task, Result]], list[Result]]:
         booked = super().complete(worker, results)
         if self._held[worker] == 0:
-            self._rebalance()
+            self._rebalance([worker])  # the others idle were placed when they freed up or at a resize
         return booked
 
-    def resize(self, kind: Kind, workers: int) -> tuple[int, int]:
-        """Set ``kind``'s pool to ``workers``; returns (its size now, its target). Idle
-        workers move at once, busy ones as they free up."""
+    def resize(self, name: str, workers: int) -> tuple[int, int]:
+        """Set the pool of the kind ``name`` to ``workers``; returns (its size now, its
+        target). Idle workers move at once, busy ones as they free up."""
+        kind = self._key(name)
         if kind is not None and kind not in self.kinds:
-            raise AlgorithmError(f"resize: the study has no kind {kind!r}")
+            raise AlgorithmError(f"resize: the study has no kind {name!r}")
         if workers < 0:
-            raise AlgorithmError(f"resize({kind!r}, {workers}): expected a worker count >= 0")
+            raise AlgorithmError(f"resize({name!r}, {workers}): expected a worker count >= 0")
         self.targets[kind] = workers
-        self._all_pooled = None in self.targets and all(k in self.targets for k in self.kinds)
-        self._rebalance()
-        return self.sizes().get(kind, 0), workers
+        self._targets_changed()
+        self._rebalance([w for w, held in self._held.items() if held == 0])
+        return self._counts.get(kind, 0), workers
 
-    def _rebalance(self) -> None:
-        """Move idle workers from pools over their target to pools under it."""
-        sizes = self.sizes()
-        short = {kind: target - sizes.get(kind, 0) for kind, target in self.targets.items()
-                 if target > sizes.get(kind, 0)}
-        idle = [w for w, held in self._held.items() if held == 0]
-        for worker in sorted(idle, key=lambda w: self.pool_of[w] != SHARED):  # shared workers first
+    def _rebalance(self, idle: list[int]) -> None:
+        """Move these idle workers from pools over their target to pools under it (shared
+        workers first), or back to the shared ones when no pool is short."""
+        counts = self._counts
+        short = [kind for kind, target in self.targets.items() if counts.get(kind, 0) < target]
+        for worker in sorted(idle, key=lambda w: self.pool_of[w] != SHARED):
             pool = self.pool_of[worker]
-            if pool != SHARED and sizes.get(pool, 0) <= self.targets.get(pool, 0):
+            if pool != SHARED and counts[pool] <= self.targets.get(pool, 0):
                 continue  # its pool is not over target
-            destination = next(iter(short), None)
-            if destination is None:
-                if pool == SHARED:
-                    continue
+            while short and counts.get(short[0], 0) >= self.targets[short[0]]:
+                short.pop(0)
+            if short:
+                destination: Kind | str = short[0]
+            elif pool == SHARED:
+                continue
+            else:
                 destination = SHARED  # a shrinking pool gives its workers back
-            sizes[pool] -= 1
-            sizes[destination] = sizes.get(destination, 0) + 1
+            counts[pool] -= 1
+            counts[destination] = counts.get(destination, 0) + 1
             self.pool_of[worker] = destination
-            if destination in short:
-                short[destination] -= 1
-                if short[destination] == 0:
-                    del short[destination]
 
-    def describe(self, objective: str) -> str:
-        """``simulate 3, train 1, shared 0``: the pools now, by kind name."""
-        return ", ".join(f"{objective if kind is None else kind} {n}" for kind, n in self.sizes().items())
+    def describe(self) -> str:
+        """``simulate 3, train 1, (shared) 0``: the pools now, by kind name."""
+        return ", ".join(f"{self.objective if kind is None else kind} {n}" for kind, n in self.sizes().items())

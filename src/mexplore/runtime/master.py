@@ -308,7 +308,7 @@ class Master:
         dispatcher = self.state.dispatcher
         if not isinstance(dispatcher, PoolDispatcher):
             return self._call_algorithm("propose", self.algorithm.propose, task_ids)
-        kinds = dispatcher.runnable()
+        kinds = dispatcher.proposable  # as the round's wanted() found them
         if self.algorithm.proposes_kinds:
             return self._call_algorithm("propose", self.algorithm.propose_kinds, task_ids, kinds)
         return self._call_algorithm("propose", self.algorithm.propose, task_ids) if None in kinds else []
@@ -321,10 +321,9 @@ class Master:
         dispatcher = self.state.dispatcher
         if not isinstance(dispatcher, PoolDispatcher):
             raise AlgorithmError(f"queue.resize({request.kind!r}, {request.workers}): the study has no [pools]")
-        objective = self.algorithm.info.kind
-        now, target = dispatcher.resize(None if request.kind == objective else request.kind, request.workers)
+        now, target = dispatcher.resize(request.kind, request.workers)
         self.log.progress.note(f"pool {request.kind}: {target} worker(s) asked, {now} now; pools: "
-                               f"{dispatcher.describe(objective or 'objective')}")
+                               f"{dispatcher.describe()}")
 
     def _check(self, wanted: int, proposals: list) -> None:
         """Contract breaches that would overshoot the budget or wait forever."""

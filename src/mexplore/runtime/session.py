@@ -158,21 +158,18 @@ def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalChe
     """The master's bookkeeping: a task per free worker, or, when tasks may span several
     worker slots (``[model] ranks``/``nodes``), each placed on the job's nodes."""
     budget, retries = study.study.budget, study.model.retries
+    kinds, kind_checks = frozenset(study.kinds), _kind_checks(study)
     if study.pools:
-        named = {None if kind == study.study.kind else kind: size for kind, size in study.pools.items()}
         try:
-            sizes = pool_sizes(named, len(end.workers))
+            sizes = pool_sizes(study.pools, len(end.workers))
         except ValueError as error:
             raise StudyFileError(str(study.source), "pools", dict(study.pools), f"at most {len(end.workers)} workers",
                                  str(error)) from None
-        dispatcher: Dispatcher = PoolDispatcher(end.workers, sizes, policy, budget, retries, check=check,
-                                                kinds=frozenset(study.kinds))
-        dispatcher.kind_checks = _kind_checks(study)
-        return dispatcher
+        assert study.study.kind is not None  # [pools] is refused without [models.<kind>]
+        return PoolDispatcher(end.workers, sizes, study.study.kind, policy, budget, retries, check=check,
+                              kinds=kinds, kind_checks=kind_checks)
     if not study.model.parallel:
-        dispatcher = Dispatcher(end.workers, policy, budget, retries, check=check, kinds=frozenset(study.kinds))
-        dispatcher.kind_checks = _kind_checks(study)
-        return dispatcher
+        return Dispatcher(end.workers, policy, budget, retries, check=check, kinds=kinds, kind_checks=kind_checks)
     check_job_size(study, len(end.workers))
     model, algorithm = study.model, study.algorithm.name
 
