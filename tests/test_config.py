@@ -345,7 +345,7 @@ def test_missing_space(project: Path) -> None:
 def test_empty_space(project: Path) -> None:
     error = error_for(write(project, MINIMAL[: MINIMAL.index("[space]")] + "[space]\n"))
 
-    assert_names(error, "study.toml", "space", {}, "at least one parameter")
+    assert_names(error, "study.toml", "space", MISSING, "at least one parameter: algorithm 'grid' draws")
 
 
 def test_missing_required_name(project: Path) -> None:

@@ -22,7 +22,7 @@ LEVELS = {
     "algorithms": 2, "comms": 2, "config": 2, "models": 2, "store": 2,
     # rooms built on them
     "queue": 3, "report": 3, "batch": 3, "scaffold": 3,
-    "testing": 4,
+    "testing": 4, "compat": 4,
     # composition roots and faces
     "runtime": 5,
     "cli": 6, "api": 6,

@@ -59,8 +59,8 @@ def test_inline_points_are_completed_and_typed(tmp_path):
     ('[{ x = 0.5 }]', "algorithm.initial.0.y", "a point names every parameter"),
     ('[{ x = 0.5, y = 1, z = 3 }]', "algorithm.initial.0.z", "a parameter of [space]"),
     ('[{ x = 0.5, y = 1, level = 2 }]', "algorithm.initial.0.level", "the constant of [space]"),
-    ('"points.txt"', "algorithm.initial", "a file ending in .csv or .jsonl"),
-    ('"missing.csv"', "algorithm.initial", "a readable .csv or .jsonl file"),
+    ('"points.toml"', "algorithm.initial", "a file of points ending in .csv, .jsonl or .txt"),
+    ('"missing.csv"', "algorithm.initial", "a readable file of points"),
 ])
 def test_a_bad_point_names_the_study_the_key_and_what_was_expected(tmp_path, points, key, says):
     message = error_of(study_file(tmp_path, f"initial = {points}"))
@@ -86,7 +86,7 @@ def test_a_bad_line_in_a_points_file_is_named_with_its_line(tmp_path):
 
 
 def test_csv_cells_are_read_as_their_parameter_types():
-    from mexplore.config.warm_start import csv_cell
+    from mexplore.config.points_file import csv_cell
 
     space = Space({"a": Categorical((1, "1", True)), "b": Int(0, 3), "c": Float(0, 1)}, {"k": 0.5})
     assert [csv_cell(space, "a", text) for text in ("1", "true")] == [1, True]

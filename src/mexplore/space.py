@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
@@ -148,6 +149,12 @@ class Space:
 REPEAT = "repeat"
 """The parameter a sweep with ``repeats`` adds to each point (0, 1, ...): allowed in a
 proposal besides ``[space]``, as a non-negative int."""
+LABEL = "label"
+"""A point's name, kept beside its parameters (a points file's ``id``, CANDLE's run id):
+allowed in a proposal besides ``[space]``, as a string."""
+PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+"""What a parameter may be called: it becomes a ``{placeholder}`` in commands, a results
+column and an HDF5 name."""
 
 
 class ProposalCheck:
@@ -216,9 +223,39 @@ class ProposalCheck:
             if name == REPEAT and name not in self._names:
                 if not _is_count(point[name]):
                     return f"{REPEAT} = {point[name]!r}: expected a sweep's repeat number, an int >= 0"
+            elif name == LABEL and name not in self._names:
+                if not isinstance(point[name], str):
+                    return f"{LABEL} = {point[name]!r}: expected a point's name, a string"
             elif name not in self._names and not (isinstance(point[name], str) and point[name].startswith(REF_PREFIX)):
                 return (f"{name} = {point[name]!r}, which is not in {table} (its names: "
                         f"{', '.join(space.names)})")
+        return ""
+
+
+class OpenCheck:
+    """The check of proposals in a study with no parameters in ``[space]``: an algorithm
+    that brings its own points (``points``, ``eqpy``, ``command``) proposes any keys, as
+    long as each is a dict whose keys can be parameter names (they become results columns,
+    HDF5 names and command placeholders)."""
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+
+    def __call__(self, point: Any) -> None:
+        why = self.problem(point)
+        if why:
+            raise AlgorithmError(f"algorithm {self.algorithm!r} proposed {why}; the run stops (finished "
+                                 "tasks are kept: fix the algorithm and run again to resume)")
+
+    @staticmethod
+    def problem(point: Any) -> str:
+        """What is wrong with ``point``, worded to follow "proposed"; "" when nothing is."""
+        if not isinstance(point, dict):
+            return f"{point!r} ({type(point).__name__}), not a dict of parameter values"
+        for name in point:
+            if not (isinstance(name, str) and PARAMETER_NAME.fullmatch(name)):
+                return (f"a point with the key {name!r}: expected a name of letters, digits, '_' and '-' "
+                        "that starts with a letter or '_'")
         return ""
 
 

@@ -16,6 +16,9 @@ BUILTINS = {
     "random": "mexplore.algorithms.random:RandomSearch",
     "sobol": "mexplore.algorithms.qmc:Sobol",
     "lhs": "mexplore.algorithms.qmc:LatinHypercube",
+    "points": "mexplore.algorithms.points:Points",
+    "eqpy": "mexplore.compat.eqpy:run_module",
+    "command": "mexplore.compat.protocol:run_command",
     **{
         f"optuna.{name}": f"mexplore.algorithms.optuna_adapter:Optuna{cls}"
         for name, cls in [("tpe", "TPE"), ("cmaes", "CmaEs"), ("gp", "GP"), ("nsga2", "NSGA2"),

@@ -102,6 +102,11 @@ class AlgorithmTable(Table):
         None, description="a list of points ({ name = value, ... }) or the path of a .csv or .jsonl file of them"
     )
     from_: str | None = Field(None, alias="from", min_length=1, description="the output directory of an earlier run")
+    file: str | None = Field(None, min_length=1, description="the path of a .jsonl, .txt or .csv file of points")
+    eqpy: str | None = Field(None, min_length=1, description="the path of an EQ/Py module (its run() is the algorithm)")
+    command: list[str] | None = Field(
+        None, min_length=1, description="a non-empty list of strings: the algorithm's program and its arguments"
+    )
 
 
 class CacheTable(Table):
@@ -128,7 +133,7 @@ class StudyFileTable(Table):
     algorithm: AlgorithmTable = Field(default_factory=AlgorithmTable, description="a table")
     cache: CacheTable = Field(default_factory=CacheTable, description="a table")
     space: dict[str, Any] = Field(
-        min_length=1, description="a [space] table with at least one parameter or constant"
+        default_factory=dict, description="a [space] table of parameters and constants"
     )
     provenance: dict[str, Any] | None = Field(None, description="a table (written by mexplore)")
 

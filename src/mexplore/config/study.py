@@ -23,7 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MISSING, StudyFileError
-from ..space import Categorical, Float, Grid, Int, Parameter, Space
+from ..space import (
+    PARAMETER_NAME,
+    Categorical,
+    Float,
+    Grid,
+    Int,
+    OpenCheck,
+    Parameter,
+    ProposalCheck,
+    Space,
+)
 from ..types import TABLE_COLUMNS
 from . import _overrides
 from ._limits import MAX_DEPTH, check_values
@@ -43,11 +53,12 @@ from ._schema import (
     validate,
 )
 from .cache import CacheSection, resolve_cache
+from .emews_space import read_emews_space
 from .model import ModelSection, absolute, resolve_model
+from .points_file import read_points
 from .warm_start import resolve_from, resolve_initial
 
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
-_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _CONSTANT_TYPES = (bool, int, float, str, list)
 
 
@@ -96,12 +107,27 @@ class AlgorithmSection:
     initial: tuple[dict[str, Any], ...] = ()
     initial_file: Path | None = None
     from_run: Path | None = None
+    file: Path | None = None
+    """The ``points`` algorithm's file; its points, read and checked, are ``points``."""
+    points: tuple[dict[str, Any], ...] = ()
+    eqpy: Path | None = None
+    """An EQ/Py module run as it is (``name`` is then ``"eqpy"``)."""
+    command: tuple[str, ...] | None = None
+    """A program that is the algorithm, over the JSON-lines protocol (``name`` is then ``"command"``)."""
 
     def algorithm_options(self) -> dict[str, Any]:
-        """What the algorithm's constructor gets: ``options``, plus the pruner when set."""
-        if self.pruner is None:
-            return dict(self.options)
-        return {**self.options, "pruner": self.pruner, "pruner_options": dict(self.pruner_options)}
+        """What the algorithm's constructor gets: ``options``, plus the pruner when set, and
+        the points, module or program the algorithm is."""
+        options = dict(self.options)
+        if self.pruner is not None:
+            options |= {"pruner": self.pruner, "pruner_options": dict(self.pruner_options)}
+        if self.file is not None:
+            options["points"] = self.points
+        if self.eqpy is not None:
+            options["module"] = str(self.eqpy)
+        if self.command is not None:
+            options["command"] = list(self.command)
+        return options
 
 
 @dataclass(frozen=True)
@@ -127,6 +153,17 @@ class Study:
     pools: dict[str, int | float] = field(default_factory=dict)
     """``[pools]``: workers (a count, or a fraction of the job's) given to a kind, by name."""
 
+    def _algorithm_source(self) -> dict[str, Any]:
+        """What the algorithm is, as the study file says it: a name (and a points file), an
+        EQ/Py module or a program."""
+        if self.algorithm.eqpy is not None:
+            return {"eqpy": str(self.algorithm.eqpy)}
+        if self.algorithm.command is not None:
+            return {"command": list(self.algorithm.command)}
+        if self.algorithm.file is not None:
+            return {"name": self.algorithm.name, "file": str(self.algorithm.file)}
+        return {"name": self.algorithm.name}
+
     def _kind_table(self, kind: str) -> dict[str, Any]:
         """An auxiliary kind's table as written back: its model, and its space if it has one."""
         table = self.kinds[kind].to_dict()
@@ -151,7 +188,7 @@ class Study:
         if self.study.optuna_journal:
             study["optuna_journal"] = True
         algorithm: dict[str, Any] = {
-            "name": self.algorithm.name,
+            **self._algorithm_source(),
             "policy": self.algorithm.policy,
             "backlog": self.algorithm.backlog,
         }
@@ -296,7 +333,7 @@ def _check_size_parameter(size: int | str, space: Space, key: Key, least: int) -
 
 def _resolve(source: Path, table: StudyFileTable) -> Study:
     """Apply the rules that tie keys together and fill the defaults that depend on others."""
-    study, space = _resolve_study(table.study), _resolve_space(table.space)
+    study, space = _resolve_study(table.study), _resolve_space(_space_entries(table.space))
     kind, model_table, at = _objective_kind(table)
     model = resolve_model(model_table, set(space.names), at)
     for key, least in (("ranks", 1), ("nodes", 0), ("gpus", 0)):
@@ -310,11 +347,14 @@ def _resolve(source: Path, table: StudyFileTable) -> Study:
     if kinds and model.parallel:
         raise Problem((*at, "ranks"), model.ranks, "1 in a study with several [models.<kind>] (for now)",
                       "tasks of several ranks and task kinds do not mix yet")
+    algorithm = _resolve_algorithm(table.algorithm, space, study)
+    if algorithm.file is not None and study.budget is None:
+        study = replace(study, budget=len(algorithm.points))  # the points file's length
     return Study(
         source=source,
         study=replace(study, kind=kind),
         model=model,
-        algorithm=_resolve_algorithm(table.algorithm, space, study),
+        algorithm=algorithm,
         space=space,
         cache=resolve_cache(table.cache),
         kinds=kinds,
@@ -415,7 +455,21 @@ def _resolve_algorithm(table: AlgorithmTable, space: Space, study: StudySection)
     """Default algorithm: ``grid`` when every parameter lists its values, else ``random``;
     warm-start points checked against the space, an earlier run against the objectives."""
     only_grids = all(isinstance(p, Grid) for p in space.parameters.values())
-    name = table.name or ("grid" if only_grids else "random")
+    name = _algorithm_name(table) or ("grid" if only_grids else "random")
+    if (table.file is None) != (name != "points"):
+        raise Problem(("algorithm", "file"), table.file if table.file is not None else MISSING,
+                      'a file of points with name = "points", and only with it',
+                      involves=(("algorithm", "name"),))
+    if not space.parameters and samples_space(name):
+        found = "no [space]" if not space.constants else "no parameter in [space], only constants"
+        raise Problem(("space",), MISSING, f"a [space] with at least one parameter: algorithm {name!r} draws its "
+                      "points from it", f"the study has {found}; an algorithm that brings its own points "
+                      "(points, eqpy, command, a function of yours) needs none")
+    points_file = None if table.file is None else absolute(table.file)
+    points = () if points_file is None else _points(points_file, space)
+    eqpy = None if table.eqpy is None else absolute(table.eqpy)
+    if eqpy is not None and not eqpy.is_file():
+        raise Problem(("algorithm", "eqpy"), table.eqpy, "the path of an EQ/Py module (a .py file)", f"no such file: {eqpy}")
     target, _, attribute = name.rpartition(":")
     if target.endswith(".py"):
         file = absolute(target)
@@ -435,7 +489,51 @@ def _resolve_algorithm(table: AlgorithmTable, space: Space, study: StudySection)
         initial=initial,
         initial_file=initial_file,
         from_run=resolve_from(table.from_, study.output, study.objective, study.direction),
+        file=points_file,
+        points=points,
+        eqpy=eqpy,
+        command=None if table.command is None else tuple(table.command),
     )
+
+
+def samples_space(name: str) -> bool:
+    """Whether the built-in algorithm ``name`` draws its points from ``[space]`` (and so
+    needs a parameter there); an algorithm of the user's may bring its own."""
+    return name in ("grid", "random", "sobol", "lhs") or name.startswith("optuna.")
+
+
+def _algorithm_name(table: AlgorithmTable) -> str | None:
+    """``name``, or what ``eqpy`` or ``command`` make of it; at most one of the three."""
+    given = [key for key in ("name", "eqpy", "command") if getattr(table, key) is not None]
+    if len(given) > 1:
+        raise Problem(("algorithm", given[1]), getattr(table, given[1]),
+                      f"no {given[1]} beside {given[0]}: an algorithm is a name, an EQ/Py module or a program",
+                      involves=(("algorithm", given[0]),))
+    return table.name if given == ["name"] else (given[0] if given else None)
+
+
+def _points(file: Path, space: Space) -> tuple[dict[str, Any], ...]:
+    """The ``points`` algorithm's points: each inside ``[space]`` when it has parameters,
+    else free-form (names that can be columns) with the constants added where a line has none."""
+    points = []
+    for line, row in read_points(file, ("algorithm", "file"), space):
+        why = ProposalCheck(space, "points").problem(row) if space.parameters else OpenCheck.problem(row)
+        if why:
+            raise Problem(("algorithm", "file"), str(file), "a file of points, each a JSON object of parameter values",
+                          f"{file} line {line}: {why}")
+        points.append(row if space.parameters else {**space.constants, **row})
+    return tuple(points)
+
+
+def _space_entries(entries: Mapping[str, Any]) -> dict[str, Any]:
+    """``[space]``'s entries, with those of the EMEWS parameter file ``from`` names first
+    (an entry written in ``[space]`` replaces the file's of the same name)."""
+    source = entries.get("from")
+    if source is None:
+        return dict(entries)
+    if not isinstance(source, str):
+        raise Problem(("space", "from"), source, "the path of an EMEWS parameter file (a JSON list)")
+    return read_emews_space(absolute(source)) | {name: entry for name, entry in entries.items() if name != "from"}
 
 
 # --------------------------------------------------------------------------- the space
@@ -456,7 +554,7 @@ def _resolve_space(entries: Mapping[str, Any], at: Key = ("space",)) -> Space:
     parameters: dict[str, Parameter] = {}
     constants: dict[str, Any] = {}
     for name, entry in entries.items():
-        if not _PARAMETER_NAME.fullmatch(name):
+        if not PARAMETER_NAME.fullmatch(name):
             expected = ("a name of letters, digits, '_' and '-' that starts with a letter or '_' "
                         "(it is a {placeholder} in commands, a results column and an HDF5 name)")
             raise Problem((*at, name), entry, expected)

@@ -12,8 +12,6 @@ starts (``runtime/earlier.py``), so a study loads fast however large that journa
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import tomllib
 from collections.abc import Mapping
@@ -21,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MISSING
-from ..space import Categorical, Float, Grid, Int, Parameter, Space
+from ..space import LABEL, Float, Int, Parameter, Space
 from ._schema import Key, Problem, suggest
 from .model import absolute
+from .points_file import read_points
 
 INITIAL: Key = ("algorithm", "initial")
 FROM: Key = ("algorithm", "from")
-FILE_KINDS = (".csv", ".jsonl")
 
 
 def resolve_initial(value: list[dict[str, Any]] | str | None, space: Space) -> tuple[tuple[dict[str, Any], ...], Path | None]:
@@ -38,23 +36,14 @@ def resolve_initial(value: list[dict[str, Any]] | str | None, space: Space) -> t
     if isinstance(value, list):
         return tuple(_point(space, point, INITIAL + (index,)) for index, point in enumerate(value)), None
     file = absolute(value)
-    if file.suffix not in FILE_KINDS:
-        raise Problem(INITIAL, value, "a list of points, or a file ending in .csv or .jsonl")
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise Problem(INITIAL, value, "a readable .csv or .jsonl file of points", f"{file}: {exc.strerror}") from None
-    rows = _csv_rows(file, text, space) if file.suffix == ".csv" else _jsonl_rows(file, text)
     points = []
-    for line, row in rows:
+    for line, row in read_points(file, INITIAL, space):
         try:
             points.append(_point(space, row, INITIAL))
         except Problem as problem:
             where = f"{file} line {line}: {problem.key[-1]} = {problem.value!r} is not {problem.expected}"
             raise Problem(INITIAL, value, "a file of points inside [space]",
                           f"{where}{'; ' + problem.hint if problem.hint else ''}") from None
-    if not points:
-        raise Problem(INITIAL, value, "a file holding at least one point", f"{file} has none")
     return tuple(points), file
 
 
@@ -91,6 +80,8 @@ def _point(space: Space, point: object, at: Key) -> dict[str, Any]:
     if not isinstance(point, Mapping):
         raise Problem(at, point, "a table of parameter values, such as { x = 1.5 }")
     for name, value in point.items():
+        if name == LABEL and name not in space.parameters and name not in space.constants:
+            continue
         if name not in space.parameters and name not in space.constants:
             raise Problem(at + (name,), value, f"a parameter of [space] ({', '.join(space.parameters)})",
                           suggest(name, list(space.parameters)))
@@ -100,7 +91,8 @@ def _point(space: Space, point: object, at: Key) -> dict[str, Any]:
     if missing:
         raise Problem(at + (missing[0],), MISSING, "a value: a point names every parameter of [space]")
     complete = {name: _value(param, point[name], at + (name,)) for name, param in space.parameters.items()}
-    return complete | dict(space.constants)
+    label = {LABEL: str(point[LABEL])} if LABEL in point and LABEL not in complete else {}
+    return complete | dict(space.constants) | label
 
 
 def _value(param: Parameter, value: Any, at: Key) -> Any:
@@ -122,53 +114,3 @@ def _range(param: Parameter) -> str:
         step = f" in steps of {param.step} from {param.low}" if param.step != 1 else ""
         return f"an integer in [{param.low}, {param.high}]{step}"
     return "one of " + ", ".join(map(repr, param.values()))
-
-
-def _csv_rows(file: Path, text: str, space: Space) -> list[tuple[int, dict[str, Any]]]:
-    """Rows of a CSV file with a header; each cell is read as its parameter's type."""
-    reader = csv.DictReader(text.splitlines())
-    rows = []
-    for row in reader:
-        line = reader.line_num
-        if None in row or None in row.values():
-            raise Problem(INITIAL, str(file), "a CSV file whose rows have as many cells as its header",
-                          f"{file} line {line} does not")
-        rows.append((line, {name: csv_cell(space, name, cell) for name, cell in row.items()}))
-    return rows
-
-
-def csv_cell(space: Space, name: str, text: str) -> Any:
-    """A CSV cell as the value it stands for; left as text when it fits nothing, so the
-    point check names it."""
-    param = space.parameters.get(name)
-    kinds = {Float: float, Int: int}
-    if param is None:
-        template = space.constants.get(name)
-        return text if template is None or isinstance(template, str) else _json(text)
-    if isinstance(param, (Float, Int)):
-        try:
-            return kinds[type(param)](text)
-        except ValueError:
-            return text
-    assert isinstance(param, (Categorical, Grid))
-    return next((choice for choice in param.values() if text in (str(choice), json.dumps(choice))), text)
-
-
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _jsonl_rows(file: Path, text: str) -> list[tuple[int, Any]]:
-    rows = []
-    for line, content in enumerate(text.splitlines(), start=1):
-        if not content.strip():
-            continue
-        try:
-            rows.append((line, json.loads(content)))
-        except json.JSONDecodeError as exc:
-            raise Problem(INITIAL, str(file), "a JSONL file: one JSON object per line",
-                          f"{file} line {line}: {exc.msg}") from None
-    return rows

@@ -34,7 +34,7 @@ from ..queue.master_state import STOP_EARLY_AFTER, Ending, MasterState
 from ..queue.memo import Memo
 from ..queue.policies import Policy, describe, make_policy
 from ..queue.pools import PoolDispatcher, pool_sizes
-from ..space import ProposalCheck
+from ..space import OpenCheck, ProposalCheck
 from ..store.cache import CACHE_DIR
 from ..store.disk import OutputUnwritable
 from ..store.journal import JOURNAL_NAME, JournalWriter, read_results
@@ -128,7 +128,8 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     if previous:
         algorithm.replay(previous)
     state = MasterState(
-        _dispatcher(end, study, policy, ProposalCheck(study.space, algorithm.name)),
+        _dispatcher(end, study, policy, ProposalCheck(study.space, algorithm.name) if study.space.parameters
+                    else OpenCheck(algorithm.name)),
         KeepPolicy(study.cache.keep_top, study.study.direction[0]),
         workers=workers, memo=Memo() if study.cache.reuse else None,
         flush_every=study.cache.flush_every, abort_on_error=study.model.on_error == "abort",
@@ -154,7 +155,7 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     return master, setup
 
 
-def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalCheck) -> Dispatcher:
+def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalCheck | OpenCheck) -> Dispatcher:
     """The master's bookkeeping: a task per free worker, or, when tasks may span several
     worker slots (``[model] ranks``/``nodes``), each placed on the job's nodes."""
     budget, retries = study.study.budget, study.model.retries
