@@ -322,6 +322,21 @@ class TaskQueue:
         """Submitted tasks not yet handed to a worker."""
         return self._queued
 
+    def waiting_of(self, kind: str | None) -> int:
+        """Submitted tasks of ``kind`` (None: the objective kind) not yet handed to a worker."""
+        with self._changed:
+            return sum(_live(entry) for entry in self._heaps.get(kind, ()))
+
+    def cancel_waiting(self) -> int:
+        """Withdraw every task not yet handed to a worker; returns how many."""
+        with self._changed:
+            withdrawn = 0
+            while (future := self._pop()) is not None:
+                future._result = _cancelled(future.params)
+                withdrawn += 1
+            self._changed.notify_all()
+        return withdrawn
+
     def take_steering(self) -> list[StopTask | ResizePool]:
         """What the algorithm asked of the master since the last call: tasks to stop, pools to resize."""
         with self._changed:
@@ -403,6 +418,15 @@ def _never_runs(info: StudyInfo) -> BudgetSpent:
     return BudgetSpent(f"the run ended ({spent}) before this task ran: it never will")
 
 
+_running: TaskQueue | None = None
+
+
+def running_queue() -> TaskQueue | None:
+    """The queue of the imperative algorithm this process runs (the master runs one), for
+    faces that find it without being handed it, as EQ/SQL's ``init_task_queue`` does."""
+    return _running
+
+
 class ImperativeAlgorithm(Algorithm):
     """Runs ``run(queue, space, options)`` in a master thread and serves its queue as ask/tell.
 
@@ -464,7 +488,8 @@ class ImperativeAlgorithm(Algorithm):
     def _start(self) -> None:
         """Start the function's thread on the first proposal; raise what it raised."""
         if not self._started:
-            self._started = True
+            global _running
+            self._started, _running = True, self.queue
             self._thread.start()
         if self.error is not None:
             raise self.error
