@@ -11,7 +11,6 @@ so it works on any run, finished, still going, or copied from a cluster.
 from __future__ import annotations
 
 import codecs
-import ctypes
 import os
 import shlex
 import signal
@@ -25,6 +24,7 @@ from io import BufferedReader
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from .comms.launcher import on_parent_death
 from .errors import MexploreError, StudyFileError
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ _EXIT_CODES = {
     3: "another run holds the output directory",
     4: "the tasks fail: none finished ok, or the first ones all failed for one reason",
 }
-_PR_SET_PDEATHSIG = 1
 _LAUNCHER_PREFIXES = ("PMI_", "PMIX_", "OMPI_", "PALS_", "ALPS_", "HYDRA_")
 """Variables that tell a process it is an MPI rank (comms/launcher.py); the job ``run``
 starts is a new MPI job, so the caller's, if it has any, are not passed on."""
@@ -337,14 +336,6 @@ def _pump(source: BufferedReader | None, target: IO[str], tail: deque[str] | Non
 
 
 def _stop_with_parent() -> Callable[[], None] | None:
-    """What the job runs before it starts: have the kernel send it SIGTERM when this
-    process dies (Linux only; None elsewhere). Unlike a rank's ``die_with_launcher``
-    (SIGKILL), a stop signal lets the job flush and end resumable. The C function is looked
-    up here, before the fork: loading a library in the child of a threaded process can hang."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    """What the job runs before it starts: SIGTERM when this process dies. Unlike a rank's
+    ``die_with_launcher`` (SIGKILL), a stop signal lets the job flush and end resumable."""
+    return on_parent_death(signal.SIGTERM)

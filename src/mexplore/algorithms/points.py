@@ -17,7 +17,7 @@ from .base import Algorithm, StudyInfo
 
 
 class Points(Algorithm):
-    """The study's points file, line by line, ``repeats`` times (a ``repeat`` key added)."""
+    """The points of a file, line by line ([algorithm] file = "upf.jsonl"), each line its own keys."""
 
     learns = False
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import sys
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 
 # Set by MPICH/Hydra and Intel MPI (PMI_*), Open MPI, PMIx launchers (srun --mpi=pmix, prte),
@@ -34,6 +35,19 @@ def find_mpiexec() -> str:
             "no mpiexec found: install the mpich wheel (pip install mpich) or load your site's MPI"
         )
     return found
+
+
+def on_parent_death(sig: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send ``sig`` to the child when the thread that
+    starts it dies (Linux only; None elsewhere). The C function is looked up here, before
+    the fork: loading a library in the child of a threaded process can hang."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
 def die_with_launcher() -> None:

@@ -75,7 +75,7 @@ def init(pkg: str) -> threading.Thread:
 
 
 def run_module(queue: TaskQueue, space: Space, options: dict[str, Any]) -> None:
-    """The workflow's side of EQ/Py, as an imperative algorithm (``[algorithm] eqpy``)."""
+    """An EQ/Py module run as written ([algorithm] eqpy = "module.py"); this is the workflow's side."""
     path = Path(options["module"])
     failed = str(options.get("failed", "nan"))
     _reset()

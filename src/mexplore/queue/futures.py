@@ -41,6 +41,7 @@ class Future:
         self._never: BudgetSpent | None = None  # set when the run ended before it ran
         self._reports: list[tuple[float, float]] = []
         self.shape: Shape | None = None  # the size submit was given, if any
+        self._callbacks: list[Callable[[Future], None]] = []
         self._version = 0  # its live entry in the queue's heap; older entries are stale
 
     @property
@@ -68,6 +69,23 @@ class Future:
         ``MEXPLORE_REPORT``), also while it runs."""
         with self._queue._changed:
             return list(self._reports)
+
+    def add_done_callback(self, callback: Callable[[Future], None]) -> None:
+        """Call ``callback(future)`` once it is done (at once if it is): from the thread that
+        finishes it, the master's, with the queue's lock held, so it must only hand the
+        future on (put it in a queue.Queue), never wait."""
+        with self._queue._changed:
+            if not self.done():
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def _settle(self, result: Result | None = None, never: BudgetSpent | None = None) -> None:
+        """It is done: with a result, or never to run. Called with the queue's lock held."""
+        self._result, self._never = result, never
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
 
     def cancel(self) -> bool:
         """Withdraw the task if no worker has it yet; returns whether it was withdrawn."""
@@ -134,12 +152,12 @@ class TaskQueue:
         with self._changed:
             replayed = self._take_replayed(kind, future.params) if self._replayed else None
             if replayed is not None:
-                future._result = replayed
+                future._settle(replayed)
                 self._taken += kind is None
                 self._to_feeds(replayed)
                 self._changed.notify_all()
             elif self._closed:
-                future._never = _never_runs(self.info)
+                future._never = _never_runs(self.info)  # before anyone could wait on it
             else:
                 self._push(future)
                 self._queued += 1
@@ -289,7 +307,7 @@ class TaskQueue:
             for result in results:
                 future = self._dispatched.pop(result.task_id, None)
                 if future is not None:
-                    future._result = result
+                    future._settle(result)
                     self._to_feeds(result)
             self._changed.notify_all()
 
@@ -332,7 +350,7 @@ class TaskQueue:
         with self._changed:
             withdrawn = 0
             while (future := self._pop()) is not None:
-                future._result = _cancelled(future.params)
+                future._settle(_cancelled(future.params))
                 withdrawn += 1
             self._changed.notify_all()
         return withdrawn
@@ -349,7 +367,7 @@ class TaskQueue:
                 return False
             future._version += 1  # its heap entry is stale
             self._queued -= 1
-            future._result = _cancelled(future.params)
+            future._settle(_cancelled(future.params))
             self._changed.notify_all()
             return True
 
@@ -369,9 +387,9 @@ class TaskQueue:
             self._closed = True
             never = _never_runs(self.info)
             while (future := self._pop()) is not None:
-                future._never = never
+                future._settle(never=never)
             for future in self._dispatched.values():
-                future._never = never
+                future._settle(never=never)
             self._dispatched.clear()
             self._changed.notify_all()
 
