@@ -135,3 +135,56 @@ def test_initial_takes_a_upf_file_whose_points_fit_the_space(tmp_path, monkeypat
     ''')
     assert load_study(path).algorithm.initial == ({"lr": 0.1, "epochs": 2, "label": "RUN000"},
                                                   {"lr": 0.2, "epochs": 2, "label": "RUN001"})
+
+
+@pytest.mark.parametrize("content, says", [
+    ('{"lr": ' + "[" * 5000 + "]" * 5000 + "}\n", "line 1: nested too deep"),
+    ('{"lr": ' + "[" * 40 + "]" * 40 + "}\n", "at most 32 levels"),
+    ('{"lr": 123456789012345678901234567890}\n', "64-bit range"),
+])
+def test_hostile_lines_are_refused_by_line_before_anything_runs(tmp_path, monkeypatch, content, says):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "upf.txt").write_text(content)
+    with pytest.raises(StudyFileError) as error:
+        load_study(study(tmp_path, "upf.txt"))
+    assert "upf.txt" in str(error.value) and says in str(error.value)
+
+
+def test_a_nul_in_a_value_is_data_for_the_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "upf.txt").write_text('{"name": "a\\u0000b"}\n')
+    assert load_study(study(tmp_path, "upf.txt")).algorithm.points == ({"name": "a\0b"},)
+
+
+def test_the_space_comes_from_an_emews_ga_parameter_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ga.json").write_text('''[
+      {"name": "batch_size", "type": "ordered", "element_type": "int", "values": [32, 64, 128], "sigma": 1},
+      {"name": "epochs", "type": "int", "lower": 1, "upper": 5, "sigma": 20},
+      {"name": "dropout", "type": "float", "lower": 0, "upper": 0.9},
+      {"name": "act", "type": "categorical", "element_type": "string", "values": ["relu", "tanh"]},
+      {"name": "warm", "type": "logical"},
+      {"name": "model", "type": "constant", "value": "nt3"}
+    ]''')
+    (tmp_path / "model.py").write_text(MODEL)
+    path = write_study(tmp_path, '''
+        [study]
+        name = "ga"
+        [model]
+        python = "model.py:evaluate"
+        [space]
+        from = "ga.json"
+        epochs = { type = "int", low = 1, high = 10 }
+    ''')
+    space = load_study(path).to_dict()["space"]
+    assert space == {
+        "batch_size": {"type": "grid", "values": [32, 64, 128]},
+        "epochs": {"type": "int", "low": 1, "high": 10, "step": 1, "log": False},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.9, "log": False},
+        "act": {"type": "categorical", "choices": ["relu", "tanh"]},
+        "warm": {"type": "categorical", "choices": [False, True]},
+        "model": "nt3",
+    }
+    (tmp_path / "ga.json").write_text('[{"name": "epochs", "type": "int", "lower": 1}]')
+    with pytest.raises(StudyFileError, match=r"space.from.*ga.json item 0 \(epochs\) has no 'upper'"):
+        load_study(path)

@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ._limits import check_values
 from ._schema import Key, Problem
 
 AT: Key = ("space", "from")
@@ -37,12 +38,18 @@ def read_emews_space(file: Path) -> dict[str, Any]:
         items = json.loads(file.read_text())
     except OSError as exc:
         raise Problem(AT, str(file), "a readable EMEWS parameter file (a JSON list)", f"{file}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise Problem(AT, str(file), "an EMEWS parameter file: a JSON list of {\"name\", \"type\", ...} objects",
                       f"{file}: {exc}") from None
     if not isinstance(items, list) or not items:
         raise Problem(AT, str(file), "an EMEWS parameter file: a non-empty JSON list of {\"name\", \"type\", ...} objects")
-    return dict(_entry(file, index, item) for index, item in enumerate(items))
+    entries = dict(_entry(file, index, item) for index, item in enumerate(items))
+    try:
+        check_values(entries, ("space",))
+    except Problem as problem:
+        raise Problem(AT, str(file), "an EMEWS parameter file", f"{file}: {'.'.join(map(str, problem.key))} = "
+                      f"{problem.value!r} is not {problem.expected}") from None
+    return entries
 
 
 def _entry(file: Path, index: int, item: Any) -> tuple[str, Any]:

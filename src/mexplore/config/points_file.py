@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..space import LABEL, Categorical, Float, Grid, Int, Space
+from ._limits import check_values
 from ._schema import Key, Problem
 
 FILE_KINDS = (".csv", ".jsonl", ".txt")
@@ -37,6 +38,12 @@ def read_points(file: Path, at: Key, space: Space) -> list[tuple[int, dict[str, 
     rows = _csv_rows(file, text, space, at) if file.suffix == ".csv" else _jsonl_rows(file, text, at)
     if not rows:
         raise Problem(at, str(file), "a file holding at least one point", f"{file} has none")
+    for line, row in rows:
+        try:
+            check_values(row, at)
+        except Problem as problem:
+            raise Problem(at, str(file), "a file of points", f"{file} line {line}: {problem.value!r} is not "
+                          f"{problem.expected}") from None
     return [(line, _labelled(file, line, row, at)) for line, row in rows]
 
 
@@ -96,4 +103,6 @@ def _jsonl_rows(file: Path, text: str, at: Key) -> list[tuple[int, Any]]:
             rows.append((line, json.loads(content)))
         except json.JSONDecodeError as exc:
             raise Problem(at, str(file), "one JSON object per line", f"{file} line {line}: {exc.msg}") from None
+        except RecursionError:
+            raise Problem(at, str(file), "one JSON object per line", f"{file} line {line}: nested too deep") from None
     return rows
