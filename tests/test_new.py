@@ -10,7 +10,7 @@ import itertools
 import pytest
 from helpers import journal, run_cli
 
-from mexplore.algorithms.registry import BUILTINS
+from mexplore.algorithms.registry import BUILTINS, NEEDS_A_SOURCE
 from mexplore.cli.main import main
 from mexplore.config import load_study
 from mexplore.runtime.session import check_study
@@ -51,7 +51,8 @@ def test_a_scaffolded_study_runs_as_written(tmp_path, model, algorithm):
     assert all(r["reports"][-1][1] == pytest.approx(r["objective"]) for r in records)
 
 
-@pytest.mark.parametrize("model, algorithm", list(itertools.product(["python", "command"], sorted(BUILTINS))))
+@pytest.mark.parametrize("model, algorithm", list(itertools.product(["python", "command"],
+                                                                     sorted(set(BUILTINS) - set(NEEDS_A_SOURCE)))))
 def test_every_builtin_gets_a_study_it_accepts(tmp_path, monkeypatch, model, algorithm):
     if algorithm == "optuna.gp" and importlib.util.find_spec("torch") is None:
         pytest.skip("optuna.gp needs PyTorch")

@@ -188,3 +188,10 @@ def test_the_space_comes_from_an_emews_ga_parameter_file(tmp_path, monkeypatch):
     (tmp_path / "ga.json").write_text('[{"name": "epochs", "type": "int", "lower": 1}]')
     with pytest.raises(StudyFileError, match=r"space.from.*ga.json item 0 \(epochs\) has no 'upper'"):
         load_study(path)
+
+
+def test_repeats_multiply_the_default_budget(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "upf.txt").write_text('{"a": 1}\n{"a": 2}\n{"a": 3}\n')
+    loaded = load_study(study(tmp_path, "upf.txt", "options = { repeats = 3 }"))
+    assert loaded.study.budget == 9

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from .algorithms.registry import available
+from .algorithms.registry import NEEDS_A_SOURCE, available
 from .config.study import is_study_name
 from .errors import MexploreError
 
@@ -301,7 +301,7 @@ def check_request(name: str, model: str, algorithm: str) -> None:
                             "(it names the study file, the model script and the output folder)")
     if model not in MODEL_KINDS:
         raise ScaffoldError(f"--model {model!r}: expected one of {', '.join(MODEL_KINDS)}")
-    known = sorted(available())
+    known = sorted(name for name in available() if name not in NEEDS_A_SOURCE)
     if algorithm not in known:
         close = ([name for name in known if name.rpartition(".")[2] == algorithm]  # tpe: optuna.tpe
                  or difflib.get_close_matches(algorithm, known, n=1))

@@ -27,6 +27,9 @@ BUILTINS = {
 }
 """Names every installation knows; the modules are imported only when one is used, so
 Optuna and scipy load only for studies that need them."""
+NEEDS_A_SOURCE = ("points", "eqpy", "command")
+"""Built-ins that run what the study names (a points file, an EQ/Py module, a program)
+rather than a search of their own: ``mexplore new`` cannot scaffold them."""
 
 
 def available() -> dict[str, str]:

@@ -80,7 +80,7 @@ def run_module(queue: TaskQueue, space: Space, options: dict[str, Any]) -> None:
     failed = str(options.get("failed", "nan"))
     _reset()
     if queue.info.output is not None:
-        os.environ.setdefault("TURBINE_OUTPUT", str(queue.info.output))
+        os.environ["TURBINE_OUTPUT"] = str(queue.info.output)  # this run's, over one left from an env file
     _start(_load(path), str(path))
     message = _take()
     if "params" in options or message in HANDSHAKES:

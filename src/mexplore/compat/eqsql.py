@@ -16,7 +16,9 @@ database arguments are accepted and ignored). What maps to what:
   is the IoC queue's future, whose ``result()`` says why;
 - priorities, ``as_completed``, ``pop_completed``, ``cancel_tasks``, ``get_status``,
   ``are_queues_empty`` behave as EQ/SQL documents them, without polling a database;
-- ``stop_worker_pool`` and ``close`` do nothing: the run ends the workers.
+- ``stop_worker_pool`` and ``close`` do nothing: the run ends the workers. Tasks still
+  waiting when ``run()`` returns still run (a database would keep them too); call
+  ``clear_queues()`` first to withdraw them.
 
 When the study's budget is spent, waiting on a task that will never run raises
 :class:`~mexplore.errors.BudgetSpent`, which ends the script as a normal end of the run.
@@ -28,6 +30,7 @@ import itertools
 import json
 import math
 import threading
+import weakref
 from collections.abc import Generator, Iterable, Mapping
 from enum import IntEnum
 from typing import Any
@@ -123,7 +126,7 @@ class TaskQueue:
             if kind not in queue.info.kinds and kind != queue.info.kind:
                 known = ", ".join(filter(None, (queue.info.kind, *queue.info.kinds))) or "none"
                 raise ValueError(f"eq_types maps to {kind!r}, which is not a kind of the study (its kinds: {known})")
-        self._ids = itertools.count(1)
+        self._ids = _task_ids.setdefault(queue, itertools.count(1))  # one numbering per run, however many faces
         self._lock = threading.Lock()
 
     def submit_task(self, exp_id: str, eq_type: int, payload: str, priority: int = 0,
@@ -211,14 +214,17 @@ class TaskQueue:
         """Nothing to close: there is no database connection."""
 
 
+_task_ids: weakref.WeakKeyDictionary[IoCQueue, itertools.count] = weakref.WeakKeyDictionary()
+
+
 def init_task_queue(*args: Any, eq_types: Mapping[int, str] | None = None, **kwargs: Any) -> TaskQueue:
-    """The task queue of the run this algorithm serves. EQ/SQL's arguments (``host``,
-    ``user``, ``port``, ``db_name``, ...) are accepted and ignored; a mexplore queue given
-    first is used as is."""
+    """The task queue of the run this algorithm serves, called from its ``run()`` (other
+    threads pass the queue first: ``init_task_queue(queue)``). EQ/SQL's arguments
+    (``host``, ``user``, ``port``, ``db_name``, ...) are accepted and ignored."""
     queue = args[0] if args and isinstance(args[0], IoCQueue) else running_queue()
     if queue is None:
         raise RuntimeError("init_task_queue serves a mexplore run: call it from the algorithm's run(queue, space, "
-                           "options), started by mexplore run")
+                           "options), started by mexplore run, or pass that queue: init_task_queue(queue)")
     return TaskQueue(queue, eq_types)
 
 

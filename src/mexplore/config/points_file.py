@@ -1,6 +1,6 @@
 """Files of points: ``[algorithm] initial`` and the ``points`` algorithm's ``file``.
 
-Three forms, told apart by the file's ending:
+Two forms, told apart by the file's ending:
 
 - ``.jsonl`` (or ``.txt``, CANDLE's "unrolled parameter files", UPF): one JSON object per
   line, each with its own keys;

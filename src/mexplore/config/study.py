@@ -348,8 +348,9 @@ def _resolve(source: Path, table: StudyFileTable) -> Study:
         raise Problem((*at, "ranks"), model.ranks, "1 in a study with several [models.<kind>] (for now)",
                       "tasks of several ranks and task kinds do not mix yet")
     algorithm = _resolve_algorithm(table.algorithm, space, study)
-    if algorithm.file is not None and study.budget is None:
-        study = replace(study, budget=len(algorithm.points))  # the points file's length
+    if algorithm.file is not None and study.budget is None:  # the points file's length, times its repeats
+        repeats = algorithm.options.get("repeats", 1)
+        study = replace(study, budget=len(algorithm.points) * (repeats if isinstance(repeats, int) and repeats > 0 else 1))
     return Study(
         source=source,
         study=replace(study, kind=kind),

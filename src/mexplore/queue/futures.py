@@ -436,13 +436,13 @@ def _never_runs(info: StudyInfo) -> BudgetSpent:
     return BudgetSpent(f"the run ended ({spent}) before this task ran: it never will")
 
 
-_running: TaskQueue | None = None
+_running = threading.local()
 
 
 def running_queue() -> TaskQueue | None:
-    """The queue of the imperative algorithm this process runs (the master runs one), for
+    """The queue of the imperative algorithm whose thread calls this (its ``run``), for
     faces that find it without being handed it, as EQ/SQL's ``init_task_queue`` does."""
-    return _running
+    return getattr(_running, "queue", None)
 
 
 class ImperativeAlgorithm(Algorithm):
@@ -477,6 +477,7 @@ class ImperativeAlgorithm(Algorithm):
         self._started = False
 
     def _main(self) -> None:
+        _running.queue = self.queue
         try:
             self._run(self.queue, self.space, self._options)
         except BudgetSpent:  # it waited on a task the ended run never ran: a normal end
@@ -506,8 +507,7 @@ class ImperativeAlgorithm(Algorithm):
     def _start(self) -> None:
         """Start the function's thread on the first proposal; raise what it raised."""
         if not self._started:
-            global _running
-            self._started, _running = True, self.queue
+            self._started = True
             self._thread.start()
         if self.error is not None:
             raise self.error
