@@ -103,25 +103,25 @@ def parse_batch(message: str, space: Space, module: Path) -> list[dict[str, Any]
     each a JSON object or a comma tuple of the space's parameters in order."""
     text = message.strip()
     if text.startswith("["):
-        try:
-            points = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise AlgorithmError(f"the EQ/Py module {module.name} put a batch that is not JSON ({exc}): {text[:200]!r}") from None
+        points = _json(text, "a batch", module)
         if isinstance(points, list) and all(isinstance(point, dict) for point in points):
             return points
         raise AlgorithmError(f"the EQ/Py module {module.name} put a JSON list that is not a list of objects: {text[:200]!r}")
     return [_point(piece, space, module) for piece in text.split(";")]
 
 
+def _json(text: str, what: str, module: Path) -> Any:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise AlgorithmError(f"the EQ/Py module {module.name} put {what} that is not JSON "
+                             f"({type(exc).__name__}: {exc}): {text[:200]!r}") from None
+
+
 def _point(piece: str, space: Space, module: Path) -> dict[str, Any]:
     piece = piece.strip()
-    if piece.startswith("{"):
-        try:
-            point = json.loads(piece)
-        except json.JSONDecodeError as exc:
-            raise AlgorithmError(f"the EQ/Py module {module.name} put a point that is not JSON ({exc}): {piece[:200]!r}") from None
-        if isinstance(point, dict):
-            return point
+    if piece.startswith("{") and isinstance(point := _json(piece, "a point", module), dict):
+        return point
     names = list(space.parameters)
     values = [_number(value) for value in piece.split(",")]
     if not names or len(values) != len(names):
