@@ -23,6 +23,7 @@ reads a job's state and exit code whether it is queued, running or done.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -230,6 +231,10 @@ class SlurmCluster:
             "JobCompType=jobcomp/filetxt",
             f"JobCompLoc={self.completions}",
             "MinJobAge=3600",  # finished jobs stay in scontrol for the session
+            # Job ids of their own: MPICH names its shared memory after the job step's PMI
+            # name, and a segment a killed job 1 left in /dev/shm made the next session's job 1
+            # spin in MPI_Init until its walltime. A fresh range per session never meets it.
+            f"FirstJobId={random.randrange(1_000, 60_000_000)}",
             "KillWait=5",  # SIGTERM to SIGKILL at the walltime: 30 s by default
             "InactiveLimit=0",
             "SlurmdTimeout=0",

@@ -9,6 +9,7 @@ is not installed or the tests do not run as root.
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -88,8 +89,9 @@ def test_a_job_stopped_by_slurms_signal_flushes_and_its_script_resumes_to_the_en
     output = tmp_path / "out"
     stopped = slurm.wait_finished(first)
     log = (output / "logs" / f"slurm-{first}.out").read_text()
-    assert (stopped.state, stopped.exit_code) == ("FAILED", "138:0"), log
-    assert "stopped by SIGUSR1 after flushing" in log
+    # Slurm's SIGUSR1 (138) or the run's own deadline at the same moment (142), whichever came first
+    assert (stopped.state, stopped.exit_code) in {("FAILED", "138:0"), ("FAILED", "142:0")}, log
+    assert "stopped by SIGUSR1 after flushing" in log or "stopped at its deadline" in log
     records = journal(output)
     assert 0 < len(records) < 400
     assert {r["id"] for r in records if r["status"] == "ok"} <= flushed_tasks(output)
@@ -106,6 +108,38 @@ def test_a_job_stopped_by_slurms_signal_flushes_and_its_script_resumes_to_the_en
     assert {r["status"] for r in everything} == {"ok"}
     assert everything[:len(records)] == records  # only appended to
     assert set(ids) <= flushed_tasks(output)
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_a_chain_of_jobs_finishes_a_study_longer_than_one_job_and_cancels_the_rest(
+        slurm: SlurmCluster, tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_text(MODEL)
+    # 200 tasks of 0.25 s on 2 workers: 25 s of work. Each 1-minute job stops itself 50 s
+    # before its end (and Slurm signals it about then): at most 10 s of work a job, so the
+    # study needs three jobs or more; a chain of 8 leaves room for a slow machine.
+    write_study(tmp_path, STUDY.format(budget=200, seconds=0.25))
+    site = slurm.write_site(tmp_path)
+    done = submit(slurm, tmp_path, "--site", str(site), "--nodes", "1", "--walltime", "1m",
+                  "--set", "site.stop_before=50s", "--chain", "8")
+    assert done.returncode == 0, done.stderr
+    output = tmp_path / "out"
+    jobs = json.loads((output / "chain.json").read_text())["jobs"]
+    assert len(jobs) == 8 and f"submitted a chain of 8 jobs: {', '.join(jobs)}" in done.stdout
+    ended = [slurm.wait_finished(job, timeout=900) for job in jobs]
+    states = [(job.state, job.exit_code) for job in ended]
+    ran = [state for state in states if state[0] != "CANCELLED"]
+    logs = "\n".join(path.read_text() for path in (output / "logs").glob("*.out"))
+    assert len(ran) >= 3 and ran[-1] == ("COMPLETED", "0:0"), (states, logs)
+    assert set(ran[:-1]) <= {("FAILED", "142:0"), ("FAILED", "138:0")}, (states, logs)
+    assert states[len(ran):] == [("CANCELLED", "0:0")] * (8 - len(ran)), (states, logs)  # cancelled, never run
+    assert "cancelled the rest of its chain" in logs
+    records = journal(output)
+    ids = [r["id"] for r in records]
+    assert len(ids) == 200 and len(set(ids)) == 200 and {r["status"] for r in records} == {"ok"}
+    status = subprocess.run([str(MEXPLORE), "status", str(output)], env=slurm.env, capture_output=True,
+                            text=True, timeout=60, check=True).stdout
+    assert f"chain of 8 slurm jobs: {jobs[0]} (ended)" in status
 
 
 @pytest.mark.parametrize("name", SLURM_SITES)

@@ -172,7 +172,7 @@ def test_qsub_gets_the_script_and_mexplore_prints_its_job_id(project: Path) -> N
     assert f"mexplore status {project / 'out'}" in done.stdout
     text = script.read_text()
     assert "#PBS -A PROJ\n#PBS -j oe\n" in text and "#PBS -l walltime=00:30:00\n" in text
-    assert "timeout --foreground --preserve-status --signal=TERM 1500 \\\n" in text
+    assert '--stop-at "@$((job_start + 1800))" --stop-before 300s\n' in text and "job_start=$(date +%s)" in text
     assert (project / "out" / "logs").is_dir()  # where PBS writes the job's log
 
 
@@ -344,12 +344,12 @@ def test_a_walltime_shorter_than_the_flush_margin_is_refused(dry_run) -> None:
 @pytest.mark.mpi
 def test_local_script_stops_before_its_walltime_and_a_resubmission_finishes(project: Path) -> None:
     write_study(project, STUDY.replace("budget = 8", "budget = 10").replace("seconds = 0.0", "seconds = 1.0"))
-    # Stopped 5 s after it starts (walltime 7 s, stop_before 2 s): 2 workers cannot do ten
-    # one-second tasks in that time, and the ranks are long past their start-up.
+    # Stopped by its own deadline 5 s after the script starts (walltime 7 s, stop_before 2 s):
+    # 2 workers cannot do ten one-second tasks in that time.
     stopped = submit(project, "--site", "local", "--nodes", "1", "--walltime", "7s",
                      "--set", "site.stop_before=2s", "--set", "site.ranks_per_node=3")
-    assert stopped.returncode == 143, stopped.stderr
-    assert "stopped by SIGTERM after flushing" in stopped.stderr
+    assert stopped.returncode == 142, stopped.stderr
+    assert "stopped at its deadline (--walltime or --stop-at) after flushing" in stopped.stderr
     first = journal(project / "out") if (project / "out" / "journal.jsonl").exists() else []
     assert len(first) < 10
 

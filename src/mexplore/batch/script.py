@@ -5,11 +5,16 @@ path it needs (absolute), so it runs the same from any directory, today or after
 resubmission, and it ``cd``s to the directory ``mexplore submit`` ran in, so the study's
 relative paths resolve as they did when the study was checked.
 
-Before the walltime the run must be told to stop, so it flushes what the workers hold on
-node-local storage. Slurm does it itself (``--signal=USR1@<s>`` signals every task of a job
-step). PBS has no such option, so the launch line runs under ``timeout``, which sends
-SIGTERM to the launcher ``stop_before`` seconds before the end; the launcher passes it on to
-the ranks. The local site uses the same ``timeout`` when it is given a walltime.
+Before the walltime the run must stop, so it flushes what the workers hold on node-local
+storage. The run is given its own deadline (``--stop-at`` the job's start plus its
+walltime, ``--stop-before`` the site's ``stop_before``): it stops handing out tasks in time,
+flushes and exits, with no signal needed, which is what PBS sites need (PALS is not
+documented to pass signals on to the ranks). On Slurm, ``--signal=USR1@<s>`` also signals
+every task of the job step, whichever comes first.
+
+The script ends with its run's exit status. A run that finished the study (status 0)
+cancels the jobs queued after this one when it is part of a chain (``mexplore submit
+--chain``, :mod:`.chain`).
 """
 
 from __future__ import annotations
@@ -70,21 +75,40 @@ def render(site: Site, job: Job, mpiexec: str = "mpiexec") -> str:
            "--progress", "log"]
     for override in job.overrides:
         run += ["--set", override]
-    launch = [site.launch_command(values), " ".join(shlex.quote(part) for part in run)]
-    if site.scheduler != "slurm" and job.walltime is not None:
-        launch.insert(0, f"timeout --foreground --preserve-status --signal=TERM {_stop_at(site, job)}")
+    if job.walltime is not None:
+        run += ["--stop-at", f"@$((job_start + {int(job.walltime)}))", "--stop-before", f"{int(site.stop_before)}s"]
+    launch = [site.launch_command(values), " ".join(_quoted(part) for part in run)]
     lines = [
         "#!/bin/bash" if site.scheduler == "local" else "#!/bin/bash -l",
         *_directives(site, job),
         "",
         *_about(site, job),
+        *(["job_start=$(date +%s)  # the run's deadline counts from here"] if job.walltime is not None else []),
         *([""] + list(site.setup) if site.setup else []),
         "",
         *_environment(site),
         f"cd {shlex.quote(str(job.workdir))}",
         " \\\n    ".join(launch),
+        *(_chain_end(job) if site.scheduler != "local" else []),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _quoted(part: str) -> str:
+    """A word of the run's command line for bash; the deadline's arithmetic is left to expand."""
+    return f'"{part}"' if part.startswith("@$((job_start + ") else shlex.quote(part)
+
+
+def _chain_end(job: Job) -> list[str]:
+    """The run's exit status becomes the script's; a finished study cancels the rest of its chain."""
+    python, output = shlex.quote(job.python), shlex.quote(str(job.output))
+    return [
+        "status=$?",
+        "if [ \"$status\" -eq 0 ]; then  # the study is finished: no job of its chain (submit --chain) is needed after this one",
+        f'    {python} -m mexplore.batch.chain {output} "${{SLURM_JOB_ID:-${{PBS_JOBID:-}}}}"',
+        "fi",
+        'exit "$status"',
+    ]
 
 
 def clock(seconds: float) -> str:
@@ -141,14 +165,14 @@ def _about(site: Site, job: Job) -> list[str]:
     """Comments for the person who opens the script: what it runs and how to go on."""
     ranks = job.ranks(site)
     stop = f"{site.stop_before:.0f} s"
-    if site.scheduler == "slurm":
-        before = (f"Slurm sends SIGUSR1 to every rank {stop} before the walltime (--signal above):",
-                  "mexplore stops handing out tasks, flushes the workers' outputs and exits with 138.")
-    elif job.walltime is not None:
-        before = (f"timeout sends SIGTERM to the launcher {stop} before the walltime, and the launcher",
-                  "to the ranks: mexplore stops handing out tasks, flushes the workers' outputs, exits with 143.")
+    if job.walltime is None:
+        before: tuple[str, ...] = ("No walltime: the run ends when the study is done (Ctrl-C stops it cleanly).",)
     else:
-        before = ("No walltime: the run ends when the study is done (Ctrl-C stops it cleanly).", "")
+        before = (f"The run stops itself {stop} before the walltime (--stop-at, --stop-before below): it stops",
+                  "handing out tasks, flushes the workers' outputs and exits with 142.")
+    if site.scheduler == "slurm":
+        before += (f"Slurm also sends SIGUSR1 to every rank {stop} before the walltime (--signal above): the",
+                   "same stop, with exit status 138, whichever comes first.")
     again = f"{RESUBMIT[site.scheduler]} {shlex.quote(str(script_path(site, job)))}"
     lines = [
         f"Written by `mexplore submit`: study {job.name!r} on {job.nodes} node(s) of site {site.name!r},",
@@ -172,8 +196,3 @@ def _environment(site: Site) -> list[str]:
     if site.task_launcher is not None:
         lines.append(f"export {TASK_LAUNCHER}={shlex.quote(json.dumps(list(site.task_launcher)))}")
     return lines
-
-
-def _stop_at(site: Site, job: Job) -> int:
-    assert job.walltime is not None
-    return int(job.walltime - site.stop_before)

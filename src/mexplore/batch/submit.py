@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from ..errors import MexploreError
+from .chain import after
 
 SUBMITTERS = {"pbs": ("qsub",), "slurm": ("sbatch", "--parsable")}
 """The command line that submits a script, per scheduler (the script's path comes last).
@@ -29,9 +30,12 @@ class SubmitError(MexploreError):
     """The scheduler's command is missing, or it refused the job."""
 
 
-def submit(script: Path, scheduler: str) -> str:
-    """Submit ``script`` with the scheduler's command; return the job id it printed."""
+def submit(script: Path, scheduler: str, after_job: str | None = None) -> str:
+    """Submit ``script`` with the scheduler's command; return the job id it printed. With
+    ``after_job``, the job starts once that one has ended (a link of a chain)."""
     command, *options = SUBMITTERS[scheduler]
+    if after_job is not None:
+        options += after(scheduler, after_job)
     found = shutil.which(command)
     if found is None:
         raise SubmitError(f"{command} not found on PATH: submit from a login node of the site (where "

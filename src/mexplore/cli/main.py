@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a study key, or a site key as site.KEY=VALUE (repeatable)")
     submit.add_argument("--dry-run", action="store_true",
                         help="write and print the script, do not submit it")
+    submit.add_argument("--chain", type=int, default=1, metavar="N",
+                        help="queue N jobs, each starting when the one before ends and resuming the study; "
+                             "the job that finishes it cancels the rest (default 1)")
 
     report = verbs.add_parser(
         "report", help="write an HTML report with plots of a run",

@@ -64,7 +64,20 @@ def status_command(args: argparse.Namespace) -> int:
         print(f"  last flush {_when(newest)}: {len(flushed)} cache file(s), {size / 1e6:.1f} MB in {output / CACHE_DIR}")
     else:
         print("  no flush yet")
+    _print_chain(output)
     return 0
+
+
+def _print_chain(output: Path) -> None:
+    """The jobs of ``mexplore submit --chain``, with their states where the scheduler says."""
+    from ..batch.chain import read, states
+
+    chain = read(output)
+    if chain is None:
+        return
+    known = states(chain)
+    jobs = [f"{job} ({known[str(job)]})" if str(job) in known else str(job) for job in chain["jobs"]]
+    print(f"  chain of {len(jobs)} {chain.get('scheduler', '')} jobs: {', '.join(jobs)}")
 
 
 def _tally(journal: Path, direction: Direction) -> tuple[Counter[str], Result | None, FailureTally]:

@@ -32,6 +32,9 @@ def submit_command(args: argparse.Namespace) -> int:
 
     try:
         site, job, text = _prepare(args)
+        if args.chain < 1 or (args.chain > 1 and site.scheduler == "local"):
+            raise MexploreError(f"--chain {args.chain}: expected a number of jobs >= 1, and 1 on the local site "
+                                "(it has no scheduler to queue jobs with)")
     except MexploreError as error:
         print(f"mexplore: error: {error}", file=sys.stderr)
         return 2
@@ -49,7 +52,7 @@ def submit_command(args: argparse.Namespace) -> int:
             print(f"mexplore: warning: site {site.name!r} names no account, so the script charges "
                   f"{ACCOUNT_PLACEHOLDER}; to submit it, {ACCOUNT_HINT}", file=sys.stderr)
         return 0
-    return _hand_over(site, job, script)
+    return _hand_over(site, job, script, args.chain)
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Site, Job, str]:
@@ -73,20 +76,32 @@ def _prepare(args: argparse.Namespace) -> tuple[Site, Job, str]:
     return site, job, render(site, job, _mpiexec() if "mpiexec" in site.launcher_placeholders() else "")
 
 
-def _hand_over(site: Site, job: Job, script: Path) -> int:
-    """Submit the script; for the local site, become ``bash script`` (this never returns)."""
+def _hand_over(site: Site, job: Job, script: Path, chain: int = 1) -> int:
+    """Submit the script (``chain`` times, each job after the one before); for the local
+    site, become ``bash script`` (this never returns)."""
+    from ..batch import chain as chains
     from ..batch import run_local, submit
 
+    jobs: list[str] = []
     try:
         if site.scheduler == "local":
             print(f"mexplore: running {script} with bash (site {site.name!r} has no scheduler); "
                   f"`bash {script}` runs it again and resumes", file=sys.stderr)
             run_local(script)
-        job_id = submit(script, site.scheduler)
+        for _ in range(chain):
+            jobs.append(submit(script, site.scheduler, jobs[-1] if jobs else None))
+            if chain > 1:
+                chains.record(job.output, site.scheduler, jobs)  # as it grows: a job may start meanwhile
     except MexploreError as error:
         print(f"mexplore: error: {error}", file=sys.stderr)
+        if jobs:
+            print(f"mexplore: jobs {', '.join(jobs)} were submitted before the error", file=sys.stderr)
         return 1
-    print(f"mexplore: submitted job {job_id} (script {script})")
+    if chain > 1:
+        print(f"mexplore: submitted a chain of {chain} jobs: {', '.join(jobs)} (script {script}); "
+              "each starts when the one before ends, and the one that finishes the study cancels the rest")
+    else:
+        print(f"mexplore: submitted job {jobs[0]} (script {script})")
     print(f"mexplore: watch it with `mexplore status {job.output}`; submit the script again to resume")
     return 0
 
