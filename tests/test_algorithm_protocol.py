@@ -161,3 +161,71 @@ def test_a_failing_program_stops_the_run_naming_it_and_keeps_what_finished(tmp_p
     assert not processes_of(tmp_path)
     if "status 3" in says:
         assert [r["params"] for r in journal(tmp_path / "out")] == [{"x": 1.0}]
+
+
+WRAPPED = '''
+import json, os, sys, time
+from mexplore.compat.client import Session
+
+session = Session()
+ids = session.submit([{"x": float(i)} for i in range(4)])
+seen = [r["metrics"] for r in session.results()]  # until stop: the budget is 3
+with open(os.path.join(os.environ["MEXPLORE_OUTPUT"], "seen.json"), "w") as file:
+    json.dump(seen, file)
+if os.environ.get("LINGER"):
+    time.sleep(3600)  # ignores stop: the run must end it, and its wrapper
+session.done()
+'''
+
+
+@pytest.mark.parametrize("linger", ["", "1"])
+def test_a_wrapped_program_gets_every_result_and_stop_and_leaves_nothing_running(tmp_path, linger):
+    (tmp_path / "prog.py").write_text(WRAPPED)
+    (tmp_path / "wrap.sh").write_text(f'#!/bin/bash\nLINGER={linger} "$1" {tmp_path / "prog.py"}\necho wrapper done >&2\n')
+    (tmp_path / "model.py").write_text(
+        "def f(params, ctx):\n    return {'value': params['x'], 'deep': {'nan': float('nan'), 'l': [float('-inf')]}}\n")
+    path = write_study(tmp_path, f'''
+        [study]
+        name = "wrapped"
+        output = "out"
+        objective = "value"
+        budget = 3
+        [model]
+        python = "model.py:f"
+        [algorithm]
+        command = ["bash", "{tmp_path / 'wrap.sh'}", "{{python}}"]
+        [space]
+        x = {{ type = "float", low = 0.0, high = 10.0 }}
+    ''')
+    done = run_cli("run", str(path), "-n", "2", "--progress", "off", cwd=tmp_path, env=env_for(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    seen = json.loads((tmp_path / "out" / "seen.json").read_text())
+    assert seen == [{"deep": {"nan": "NaN", "l": ["-Infinity"]}}] * 3  # at any depth, strict JSON as in the journal
+    assert not processes_of(tmp_path)
+
+
+@pytest.mark.parametrize("message, says", [
+    ('{"type": "cancel", "ids": [-1]}', "unknown id -1"),
+    ('{"type": "cancel", "ids": [true]}', "unknown id True"),
+    ('{"type": "priority", "ids": [0], "priorities": [NaN]}', "expected a finite number"),
+    ('{"type": "submit", "points": [{"x": ' + "[" * 100000 + "]" * 100000 + '}]}', "a message that is not JSON"),
+])
+def test_a_message_naming_no_point_or_unreadable_is_refused(tmp_path, message, says):
+    program = ('import sys\nfrom mexplore.compat.client import Session\ns = Session()\ns.submit([{"x": 1.0}])\n'
+               f'print({message!r}, flush=True)\nsys.stdin.read()\n')
+    (tmp_path / "bad.py").write_text(program)
+    (tmp_path / "model.py").write_text("import time\ndef f(params, ctx):\n    time.sleep(2)\n    return 0.0\n")
+    path = write_study(tmp_path, f'''
+        [study]
+        name = "refused"
+        output = "out"
+        [model]
+        python = "model.py:f"
+        [algorithm]
+        command = ["{{python}}", "{tmp_path / 'bad.py'}"]
+        [space]
+        x = {{ type = "float", low = 0.0, high = 10.0 }}
+    ''')
+    done = run_cli("run", str(path), "-n", "2", "--progress", "off", cwd=tmp_path, env=env_for(tmp_path))
+    assert done.returncode != 0 and says in done.stderr and "bad.py" in done.stderr, done.stderr

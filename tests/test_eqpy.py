@@ -104,3 +104,35 @@ def test_batches_come_as_json_points_a_json_list_or_comma_tuples(message, expect
 def test_a_batch_that_is_not_points_is_refused_naming_the_module():
     with pytest.raises(AlgorithmError, match="ga.py put the point '1,2'.*1 comma-separated values"):
         parse_batch("1,2", Space({"x": Float(0, 2)}, {}), GA / "ga.py")
+
+
+def module_study(folder, module_name, body):
+    (folder / "algo").mkdir()
+    (folder / "algo" / module_name).write_text(body)
+    (folder / "model.py").write_text("def f(params, ctx):\n    return params['x']\n")
+    return write_study(folder, f'''
+        [study]
+        name = "eqpy-small"
+        output = "out"
+        [model]
+        python = "model.py:f"
+        [algorithm]
+        eqpy = "{folder / 'algo' / module_name}"
+        [space]
+        x = {{ type = "float", low = 0.0, high = 10.0 }}
+    ''')
+
+
+def test_a_module_named_like_a_library_shadows_nothing(tmp_path):
+    path = module_study(tmp_path, "csv.py", "import eqpy\n\ndef run():\n    eqpy.OUT_put('1.0;2.0;')\n"
+                        "    assert eqpy.IN_get() == '1.0;2.0'\n    eqpy.OUT_put('DONE')\n")
+    done = run_cli("run", str(path), "-n", "2", "--progress", "off", cwd=tmp_path, env=env_for(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "results.csv").exists() and len(journal(tmp_path / "out")) == 2
+
+
+def test_a_message_that_is_not_a_string_fails_the_module_where_it_was_put(tmp_path):
+    path = module_study(tmp_path, "me.py", "import eqpy\n\ndef run():\n    eqpy.OUT_put(5)\n")
+    done = run_cli("run", str(path), "-n", "2", "--progress", "off", cwd=tmp_path, env=env_for(tmp_path))
+    assert done.returncode != 0
+    assert "EQ/Py messages are strings, not int" in done.stderr and 'me.py", line 4' in done.stderr

@@ -185,3 +185,36 @@ def test_repeats_multiply_the_default_budget(tmp_path, monkeypatch):
     (tmp_path / "upf.txt").write_text('{"a": 1}\n{"a": 2}\n{"a": 3}\n')
     loaded = load_study(study(tmp_path, "upf.txt", "options = { repeats = 3 }"))
     assert loaded.study.budget == 9
+
+
+def test_csv_cells_keep_their_line_breaks_and_a_header_names_each_key_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "points.csv").write_bytes('\ufeffname,note\nA,"two\nlines"\r\n'.encode())
+    assert load_study(study(tmp_path, "points.csv")).algorithm.points == ({"name": "A", "note": "two\nlines"},)
+    (tmp_path / "points.csv").write_text("x,y,x\n1,2,3\n")
+    with pytest.raises(StudyFileError, match="header names each key once.*'x' twice"):
+        load_study(study(tmp_path, "points.csv"))
+    (tmp_path / "upf.txt").write_text('{"note": "a\u2028b", "id": {"run": 1}}\n')
+    assert load_study(study(tmp_path, "upf.txt")).algorithm.points == ({"note": "a\u2028b", "label": '{"run": 1}'},)
+
+
+@pytest.mark.parametrize("content, says", [
+    ('[{"name": "x", "type": "float", "lower": 0, "upper": 1}, {"name": "x", "type": "int", "lower": 5, "upper": 9}]',
+     "'x' twice"),
+    ('[{"name": "x", "type": "float", "lower": 5, "upper": 1}]', "ga.json: x.high = 1.0 is not a number > low (5.0)"),
+])
+def test_a_bad_emews_parameter_file_is_named(tmp_path, monkeypatch, content, says):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ga.json").write_text(content)
+    (tmp_path / "model.py").write_text(MODEL)
+    path = write_study(tmp_path, '''
+        [study]
+        name = "ga"
+        [model]
+        python = "model.py:evaluate"
+        [space]
+        from = "ga.json"
+    ''')
+    with pytest.raises(StudyFileError) as error:
+        load_study(path)
+    assert "space.from" in str(error.value) and says in str(error.value)

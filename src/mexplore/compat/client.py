@@ -104,8 +104,12 @@ class Session:
         self._send({"type": "done"})
 
     def _send(self, message: dict[str, Any]) -> None:
-        self._out.write(json.dumps(message) + "\n")
-        self._out.flush()
+        try:
+            self._out.write(json.dumps(message) + "\n")
+            self._out.flush()
+        except BrokenPipeError:
+            if not self.stopped:  # after stop, mexplore may have stopped reading: nothing is lost
+                raise
 
     def _read(self) -> dict[str, Any] | None:
         line = self._in.readline()

@@ -56,6 +56,8 @@ _ENDED = object()  # in output_q: the module's run() returned or raised
 
 def OUT_put(string_params: str) -> None:  # noqa: N802 (EQ/Py's name)
     """Send a message (a batch of points, a handshake, ``DONE``...) to the workflow."""
+    if not isinstance(string_params, str):
+        raise TypeError(f"OUT_put({string_params!r}): EQ/Py messages are strings, not {type(string_params).__name__}")
     output_q.put(string_params)
 
 
@@ -83,6 +85,9 @@ def run_module(queue: TaskQueue, space: Space, options: dict[str, Any]) -> None:
         os.environ["TURBINE_OUTPUT"] = str(queue.info.output)  # this run's, over one left from an env file
     _start(_load(path), str(path))
     message = _take()
+    if "params" in options and message not in HANDSHAKES:
+        print(f"mexplore: warning: the EQ/Py module {path.name}'s first message {message[:80]!r} was taken as its "
+              "handshake and answered with [algorithm.options] params", file=sys.stderr)
     if "params" in options or message in HANDSHAKES:
         input_q.put(str(options["params"]) if "params" in options else _study_description(queue, space))
         message = _take()
@@ -98,6 +103,9 @@ def run_module(queue: TaskQueue, space: Space, options: dict[str, Any]) -> None:
     _write_finals(queue, path)
 
 
+run_module.label = lambda options: f"eqpy {Path(options['module']).name}"  # type: ignore[attr-defined]
+
+
 def parse_batch(message: str, space: Space, module: Path) -> list[dict[str, Any]]:
     """The points of a batch message: a JSON list of objects, or ``;``-separated points,
     each a JSON object or a comma tuple of the space's parameters in order."""
@@ -107,7 +115,7 @@ def parse_batch(message: str, space: Space, module: Path) -> list[dict[str, Any]
         if isinstance(points, list) and all(isinstance(point, dict) for point in points):
             return points
         raise AlgorithmError(f"the EQ/Py module {module.name} put a JSON list that is not a list of objects: {text[:200]!r}")
-    return [_point(piece, space, module) for piece in text.split(";")]
+    return [_point(piece, space, module) for piece in text.split(";") if piece.strip()]
 
 
 def _json(text: str, what: str, module: Path) -> Any:
@@ -162,17 +170,20 @@ def _reset() -> None:
 
 
 def _load(path: Path) -> Any:
-    """The module at ``path``, imported under its own name with its folder on sys.path and
-    ``eqpy`` standing for this module."""
+    """The module at ``path``, with ``eqpy`` standing for this module and its folder at the
+    end of sys.path, for its sibling imports. It is imported under a name of its own, and
+    its folder comes last, so a module or a sibling named like a library (``csv.py``)
+    shadows nothing the master imports."""
     sys.modules["eqpy"] = sys.modules[__name__]
     folder = str(path.parent)
     if folder not in sys.path:
-        sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+        sys.path.append(folder)
+    name = f"mexplore_eqpy_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise AlgorithmError(f"the EQ/Py module {path} cannot be imported")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
@@ -210,13 +221,11 @@ def _take() -> str:
 
 def _write_finals(queue: TaskQueue, path: Path) -> None:
     """The messages after DONE, until the module's run() returns, to the output directory."""
-    finals = []
-    while (message := output_q.get()) is not _ENDED:
-        if message == EQPY_ABORT:
-            raise AlgorithmError(f"the EQ/Py module {path.name} failed after DONE:\n{output_q.get()}")
-        finals.append(message)
     output = queue.info.output
-    if output is None:
-        return
-    for index, text in enumerate(finals, start=1):
-        (output / ("final_result" if index == 1 else f"final_result-{index}")).write_text(f"{text}\n")
+    count = 0
+    while (message := output_q.get()) is not _ENDED:
+        if message == EQPY_ABORT:  # what it put before failing is kept
+            raise AlgorithmError(f"the EQ/Py module {path.name} failed after DONE:\n{output_q.get()}")
+        count += 1
+        if output is not None:
+            (output / ("final_result" if count == 1 else f"final_result-{count}")).write_text(f"{message}\n")

@@ -150,6 +150,9 @@ class TaskQueue:
         """Futures as they complete, ``batch_size`` at a time, at most ``n`` of them; with
         ``pop``, each is removed from ``futures`` as it is yielded. TimeoutError after
         ``timeout`` seconds without all of them; ``sleep`` is unused: nothing is polled."""
+        if (n is not None and n < 1) or batch_size < 1:
+            raise ValueError(f"as_completed(n={n!r}, batch_size={batch_size!r}): expected n >= 1 (or None) "
+                             "and batch_size >= 1")
         by_inner = {id(f.mexplore): f for f in futures}
         wanted = len(futures) if n is None else min(n, len(futures))
         batch: list[Future] = []
@@ -178,7 +181,9 @@ class TaskQueue:
         priority changed."""
         futures = list(futures)
         priorities = list(new_priority) if isinstance(new_priority, Iterable) else [new_priority] * len(futures)
-        waiting = [(f, p) for f, p in zip(futures, priorities, strict=True) if f.mexplore.status == "queued"]
+        if len(priorities) != len(futures):
+            raise ValueError(f"update_priorities: {len(futures)} futures and {len(priorities)} priorities")
+        waiting = [(f, p) for f, p in zip(futures, priorities) if f.mexplore.status == "queued"]
         self.queue.set_priorities([f.mexplore for f, _ in waiting], [p for _, p in waiting])
         return ResultStatus.SUCCESS, [f.eq_task_id for f, _ in waiting]
 

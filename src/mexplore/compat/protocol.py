@@ -11,7 +11,8 @@ master's. It is an imperative algorithm like any other: the same budget, and on 
 program that submits the same points gets their results from the journal at once.
 
 A program that exits non-zero before ``done`` stops the run, naming its exit status;
-finished tasks are kept. It dies with the master (``PR_SET_PDEATHSIG``).
+finished tasks are kept. It runs in a process group of its own, ended with the run, and a
+reaper (:mod:`mexplore.models.reaper`) ends it and its children should the master be killed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import IO, Any
 
 from ..comms.launcher import on_parent_death
 from ..errors import AlgorithmError
+from ..models.reaper import Reaper
 from ..queue.futures import Future, TaskQueue
 from ..space import Categorical, Float, Grid, Int, Space
 from ..types import Status
@@ -45,10 +47,20 @@ def r_client() -> str:
 def run_command(queue: TaskQueue, space: Space, options: dict[str, Any]) -> None:
     """A program in any language over JSON lines ([algorithm] command = ["Rscript", "me.R"])."""
     command = [_placeholders(word) for word in options["command"]]
-    program = _start(command, queue)
-    session = _Session(queue, program, " ".join(command))
-    session.send(start_message(queue, space, {k: v for k, v in options.items() if k != "command"}))
-    session.serve()
+    reaper = Reaper()
+    program = _start(command, queue, reaper)
+    try:
+        session = _Session(queue, program, " ".join(command))
+        session.send(start_message(queue, space, {k: v for k, v in options.items() if k != "command"}))
+        queue.when_closed(session.stop)
+        session.serve()
+    finally:
+        _kill_group(program)
+        reaper.ended(program.pid)
+        reaper.close()
+
+
+run_command.label = lambda options: " ".join(options["command"])  # type: ignore[attr-defined]
 
 
 def start_message(queue: TaskQueue, space: Space, options: dict[str, Any]) -> dict[str, Any]:
@@ -80,16 +92,32 @@ def _placeholders(word: str) -> str:
     return word.replace("{python}", sys.executable).replace("{r_client}", r_client())
 
 
-def _start(command: list[str], queue: TaskQueue) -> subprocess.Popen:
-    env = {**os.environ, "MEXPLORE_R_CLIENT": r_client(), "PYTHONUNBUFFERED": "1"}
+def _start(command: list[str], queue: TaskQueue, reaper: Reaper) -> subprocess.Popen:
+    """The program, in a process group of its own (a wrapper script's children end with
+    it; Ctrl-C goes to the run, which ends it), known to a reaper that kills the group
+    and every process carrying its mark should the master be killed."""
+    env = {**os.environ, "MEXPLORE_R_CLIENT": r_client(), "PYTHONUNBUFFERED": "1", **reaper.environment}
     if queue.info.output is not None:
         env["MEXPLORE_OUTPUT"] = str(queue.info.output)
+    reaper.start()
     try:
-        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                                encoding="utf-8", errors="replace", env=env,
-                                preexec_fn=on_parent_death(signal.SIGKILL))  # it dies with the master
+        program = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                                   encoding="utf-8", errors="replace", env=env, start_new_session=True,
+                                   preexec_fn=on_parent_death(signal.SIGKILL))
     except OSError as exc:
+        reaper.close()
         raise AlgorithmError(f"[algorithm] command {command}: could not start: {exc.strerror or exc}") from None
+    reaper.started(program.pid)  # its process group id: it leads a session of its own
+    return program
+
+
+def _kill_group(program: subprocess.Popen) -> None:
+    """End the program's whole process group (its children too), then collect it."""
+    try:
+        os.killpg(program.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    program.wait()
 
 
 
@@ -113,7 +141,10 @@ class _Session:
         stdout: IO[str] = self.program.stdout  # type: ignore[assignment]
         done = False
         for line in stdout:
-            message = _message(line)
+            try:
+                message = _message(line)
+            except ValueError as exc:
+                raise self._refused(line, str(exc)) from None
             if message is None:
                 print(f"algorithm: {line.rstrip()}", file=sys.stderr, flush=True)
                 continue
@@ -131,24 +162,45 @@ class _Session:
             if kind == "submit":
                 self._submit(message)
             elif kind == "priority":
-                futures = [self.futures[i] for i in message["ids"]]
-                self.queue.set_priorities(futures, message["priorities"])
+                futures = self._futures(message["ids"])
+                priorities = [_priority(value) for value in message["priorities"]]
+                if len(priorities) != len(futures):
+                    raise ValueError(f"{len(futures)} ids and {len(priorities)} priorities")
+                self.queue.set_priorities(futures, priorities)
             elif kind == "cancel":
-                for i in message["ids"]:
-                    self.futures[i].stop()
+                for future in self._futures(message["ids"]):
+                    future.stop()
             else:
                 raise ValueError("expected a type of submit, priority, cancel or done")
         except (KeyError, IndexError, TypeError, ValueError) as exc:
-            self._abort()
-            raise AlgorithmError(f"[algorithm] command {self.name} sent {line.strip()[:300]!r}: "
-                                 f"{type(exc).__name__}: {exc} (docs/algorithm-protocol.md)") from None
+            raise self._refused(line, f"{type(exc).__name__}: {exc}") from None
+
+    def _futures(self, ids: Any) -> list[Future]:
+        """The futures of the ids a message names: each the number of a submitted point."""
+        if not isinstance(ids, list):
+            raise TypeError("ids must be a list of point numbers")
+        for i in ids:
+            if type(i) is not int or not 0 <= i < len(self.futures):
+                raise IndexError(f"unknown id {i!r}: the {len(self.futures)} points submitted so far are "
+                                 f"numbered 0 to {len(self.futures) - 1}")
+        return [self.futures[i] for i in ids]
+
+    def _refused(self, line: str, why: str) -> AlgorithmError:
+        self._abort()
+        return AlgorithmError(f"[algorithm] command {self.name} sent {line.strip()[:300]!r}: {why} "
+                              "(docs/algorithm-protocol.md)")
+
+    def stop(self) -> None:
+        """The run ended: tell the program (``stop``), then close its stdin."""
+        self.outbox.put({"type": "stop", "reason": "the run ended (its budget is spent, or it was stopped)"})
 
     def _submit(self, message: dict[str, Any]) -> None:
         points = message["points"]
         if not isinstance(points, list) or not all(isinstance(point, dict) for point in points):
             raise ValueError("points must be a list of objects")
+        priority = _priority(message.get("priority", 0))
         for point in points:
-            future = self.queue.submit(point, float(message.get("priority", 0)), message.get("kind"))
+            future = self.queue.submit(point, priority, message.get("kind"))
             number = len(self.futures)
             self.futures.append(future)
             future.add_done_callback(lambda done, number=number: self.outbox.put(_result_message(number, done)))
@@ -160,7 +212,7 @@ class _Session:
                 continue
             self.stopped = self.stopped or message.get("type") == "stop"
             try:
-                stdin.write(json.dumps(message, allow_nan=False) + "\n")
+                stdin.write(json.dumps(message, default=str) + "\n")
                 stdin.flush()
             except (BrokenPipeError, OSError, ValueError):  # it exited, or stdin is closed
                 break
@@ -180,24 +232,35 @@ class _Session:
             self._abort()
             status = self.program.wait()
         if not done and status != 0 and not self.stopped:
-            raise AlgorithmError(f"[algorithm] command {self.name} exited with status {status} before it sent "
-                                 "done (its stderr is above); finished tasks are kept: fix it and run again to resume")
+            how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+            raise AlgorithmError(f"[algorithm] command {self.name} {how} before it sent done (its stderr is "
+                                 "above); finished tasks are kept: fix it and run again to resume")
 
     def _abort(self) -> None:
-        if self.program.poll() is None:
-            self.program.kill()
+        _kill_group(self.program)
 
 
 def _message(line: str) -> dict[str, Any] | None:
-    """A protocol message, or None for a line of the program's own output."""
+    """A protocol message, or None for a line of the program's own output. A line that
+    starts as a message (``{"type"``) and cannot be read raises ValueError: the program
+    would wait forever for an answer to it."""
     text = line.strip()
     if not text.startswith("{"):
         return None
     try:
         message = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError) as exc:
+        if text.replace(" ", "").startswith('{"type"'):
+            raise ValueError(f"a message that is not JSON ({type(exc).__name__})") from None
         return None
     return message if isinstance(message, dict) and "type" in message else None
+
+
+def _priority(value: Any) -> float:
+    """A priority from a message: a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"priority {value!r}: expected a finite number")
+    return float(value)
 
 
 def _result_message(number: int, future: Future) -> dict[str, Any]:
@@ -211,15 +274,18 @@ def _result_message(number: int, future: Future) -> dict[str, Any]:
     return {
         "type": "result", "id": number, "task_id": result.task_id if result.task_id >= 0 else None,
         "status": str(result.status.value), "objective": _finite(result.objective),
-        "metrics": {key: _finite(value) for key, value in result.metrics.items()},
-        "params": result.params, "error": result.error if result.status is not Status.OK else None,
+        "metrics": _finite(result.metrics), "params": _finite(result.params),
+        "error": result.error if result.status is not Status.OK else None,
     }
 
 
 def _finite(value: Any) -> Any:
-    """NaN and infinities as the strings "NaN", "Infinity", "-Infinity" (strict JSON, as the journal)."""
+    """NaN and infinities, at any depth, as the strings "NaN", "Infinity", "-Infinity"
+    (strict JSON, as in the journal)."""
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {key: _finite(v) for key, v in value.items()}
     return value

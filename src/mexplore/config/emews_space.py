@@ -43,7 +43,12 @@ def read_emews_space(file: Path) -> dict[str, Any]:
                       f"{file}: {exc}") from None
     if not isinstance(items, list) or not items:
         raise Problem(AT, str(file), "an EMEWS parameter file: a non-empty JSON list of {\"name\", \"type\", ...} objects")
-    entries = dict(_entry(file, index, item) for index, item in enumerate(items))
+    pairs = [_entry(file, index, item) for index, item in enumerate(items)]
+    names = [name for name, _ in pairs]
+    repeated = next((name for index, name in enumerate(names) if name in names[:index]), None)
+    if repeated is not None:
+        raise Problem(AT, str(file), "an EMEWS parameter file naming each parameter once", f"{file}: {repeated!r} twice")
+    entries = dict(pairs)
     try:
         check_values(entries, ("space",))
     except Problem as problem:

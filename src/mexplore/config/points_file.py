@@ -14,6 +14,7 @@ study loads, so line 3,712 with a typo is reported by its number before any rank
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ def read_points(file: Path, at: Key, space: Space) -> list[tuple[int, dict[str, 
     if file.suffix not in FILE_KINDS:
         raise Problem(at, str(file), "a file of points ending in .csv, .jsonl or .txt (one JSON object per line)")
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8-sig")  # a byte-order mark, as spreadsheets write, is not a key
     except (OSError, UnicodeDecodeError) as exc:
         raise Problem(at, str(file), "a readable file of points", f"{file}: {getattr(exc, 'strerror', exc)}") from None
     rows = _csv_rows(file, text, space, at) if file.suffix == ".csv" else _jsonl_rows(file, text, at)
@@ -55,12 +56,17 @@ def _labelled(file: Path, line: int, row: Any, at: Key) -> Any:
         raise Problem(at, str(file), f"points with an {UPF_ID!r} or a {LABEL!r}, not both",
                       f"{file} line {line} has both")
     row = dict(row)
-    row[LABEL] = str(row.pop(UPF_ID))
+    value = row.pop(UPF_ID)
+    row[LABEL] = value if isinstance(value, str) else json.dumps(value)
     return row
 
 
 def _csv_rows(file: Path, text: str, space: Space, at: Key) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # a quoted cell may hold a line break
+    header = reader.fieldnames or []
+    repeated = next((name for index, name in enumerate(header) if name in header[:index]), None)
+    if repeated is not None:
+        raise Problem(at, str(file), "a CSV file whose header names each key once", f"{file}: {repeated!r} twice")
     rows = []
     for row in reader:
         line = reader.line_num
@@ -96,7 +102,7 @@ def _json(text: str) -> Any:
 
 def _jsonl_rows(file: Path, text: str, at: Key) -> list[tuple[int, Any]]:
     rows = []
-    for line, content in enumerate(text.splitlines(), start=1):
+    for line, content in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 may be in a string
         if not content.strip() or content.lstrip().startswith("#"):
             continue
         try:

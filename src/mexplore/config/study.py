@@ -534,7 +534,15 @@ def _space_entries(entries: Mapping[str, Any]) -> dict[str, Any]:
         return dict(entries)
     if not isinstance(source, str):
         raise Problem(("space", "from"), source, "the path of an EMEWS parameter file (a JSON list)")
-    return read_emews_space(absolute(source)) | {name: entry for name, entry in entries.items() if name != "from"}
+    file = absolute(source)
+    from_file = read_emews_space(file)
+    try:
+        _resolve_space(from_file)
+    except Problem as problem:
+        where = ".".join(map(str, problem.key[1:]))
+        raise Problem(("space", "from"), source, "an EMEWS parameter file of valid parameters",
+                      f"{file}: {where} = {problem.value!r} is not {problem.expected}") from None
+    return from_file | {name: entry for name, entry in entries.items() if name != "from"}
 
 
 # --------------------------------------------------------------------------- the space

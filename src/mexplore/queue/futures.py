@@ -130,6 +130,7 @@ class TaskQueue:
         self._steering: list[StopTask | ResizePool] = []  # the algorithm's requests, for the master
         self._taken = 0  # tasks handed out or answered from the journal: what the budget counts
         self._closed = False
+        self._on_close: list[Callable[[], None]] = []
 
     # -- the algorithm's side -----------------------------------------------------------
     def submit(self, params: dict[str, Any], priority: float = 0, kind: str | None = None, *,
@@ -380,11 +381,23 @@ class TaskQueue:
             self._steering.append(StopTask(future.task_id))
             return True
 
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the run ends (budget spent, stopped, algorithm done), with
+        the queue's lock held: it must only hand the news on, never wait."""
+        with self._changed:
+            if not self._closed:
+                self._on_close.append(callback)
+                return
+        callback()
+
     def _close(self) -> None:
         """The run ends: every future not done will never run (waiting on it raises
         BudgetSpent), and new work is refused the same way."""
         with self._changed:
             self._closed = True
+            for callback in self._on_close:
+                callback()
+            self._on_close.clear()
             never = _never_runs(self.info)
             while (future := self._pop()) is not None:
                 future._settle(never=never)
@@ -498,7 +511,10 @@ class ImperativeAlgorithm(Algorithm):
 
     @property
     def name(self) -> str:
-        return getattr(self._run, "__name__", "run")
+        """How messages name it: the function's ``label(options)`` if it has one (what an
+        EQ/Py module or a program is), else its name."""
+        label = getattr(self._run, "label", None)
+        return label(self._options) if callable(label) else getattr(self._run, "__name__", "run")
 
     def propose(self, task_ids: range) -> list[dict[str, Any] | Submission]:
         self._start()
