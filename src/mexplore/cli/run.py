@@ -123,15 +123,15 @@ def _exec_mpiexec(ranks: int, args: argparse.Namespace, overrides: list[str], pr
     exec, not a child: a signal to this process (Ctrl-C, a scheduler's TERM) reaches
     mpiexec directly, which forwards it to the ranks, and nothing is left behind.
     """
-    from ..comms.launcher import find_mpiexec
+    from ..comms.launcher import find_mpiexec, mpiexec_options
 
     try:
         mpiexec = find_mpiexec()
     except FileNotFoundError as error:
         print(f"mexplore: error: {error}", file=sys.stderr)
         return 2
-    argv = [mpiexec, "-n", str(ranks), sys.executable, "-m", "mexplore", "run", args.study,
-            "--progress", progress]
+    argv = [mpiexec, *mpiexec_options(mpiexec), "-n", str(ranks), sys.executable, "-m", "mexplore", "run",
+            args.study, "--progress", progress]
     for override in overrides:
         argv += ["--set", override]
     share_cores(ranks)

@@ -6,6 +6,7 @@ import ctypes
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import sysconfig
 from collections.abc import Callable
@@ -48,6 +49,20 @@ def on_parent_death(sig: int) -> Callable[[], None] | None:
     except (OSError, AttributeError):
         return None
     return lambda: prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+def mpiexec_options(mpiexec: str) -> list[str]:
+    """What ``mexplore run -n N`` adds for its own ranks on this machine. MPICH's Hydra
+    needs nothing. Open MPI's mpiexec refuses more ranks than cores (``--oversubscribe``
+    lets a laptop or CI run 4 ranks on 2 cores, which idle ranks that do not spin allow)
+    and refuses to start as root, as in containers and CI, without ``--allow-run-as-root``."""
+    try:
+        version = subprocess.run([mpiexec, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if "Open MPI" not in version and "OpenRTE" not in version:
+        return []
+    return ["--oversubscribe", *(["--allow-run-as-root"] if os.geteuid() == 0 else [])]
 
 
 def die_with_launcher() -> None:
