@@ -14,6 +14,17 @@ def evaluate(params, ctx):
 '''
 
 
+def bare_study(folder, tables):
+    """A study of the model above with the given [algorithm] and [space] tables."""
+    (folder / "model.py").write_text(MODEL)
+    return write_study(folder, '''
+        [study]
+        name = "upf"
+        [model]
+        python = "model.py:evaluate"
+    ''' + tables)
+
+
 def study(folder, points_file, extra=""):
     (folder / "model.py").write_text(MODEL)
     return write_study(folder, f'''
@@ -87,12 +98,7 @@ def test_a_bad_line_is_named_by_its_number_before_anything_runs(tmp_path, monkey
 
 def test_a_file_without_points_and_points_without_a_file_are_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "model.py").write_text(MODEL)
-    path = write_study(tmp_path, '''
-        [study]
-        name = "upf"
-        [model]
-        python = "model.py:evaluate"
+    path = bare_study(tmp_path, '''
         [algorithm]
         name = "points"
     ''')
@@ -105,12 +111,7 @@ def test_a_file_without_points_and_points_without_a_file_are_refused(tmp_path, m
 
 def test_an_algorithm_that_samples_the_space_needs_a_parameter_there(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "model.py").write_text(MODEL)
-    path = write_study(tmp_path, '''
-        [study]
-        name = "nospace"
-        [model]
-        python = "model.py:evaluate"
+    path = bare_study(tmp_path, '''
         [algorithm]
         name = "optuna.tpe"
         [space]
@@ -156,12 +157,7 @@ def test_the_space_comes_from_an_emews_ga_parameter_file(tmp_path, monkeypatch):
       {"name": "warm", "type": "logical"},
       {"name": "model", "type": "constant", "value": "nt3"}
     ]''')
-    (tmp_path / "model.py").write_text(MODEL)
-    path = write_study(tmp_path, '''
-        [study]
-        name = "ga"
-        [model]
-        python = "model.py:evaluate"
+    path = bare_study(tmp_path, '''
         [space]
         from = "ga.json"
         epochs = { type = "int", low = 1, high = 10 }
@@ -206,12 +202,7 @@ def test_csv_cells_keep_their_line_breaks_and_a_header_names_each_key_once(tmp_p
 def test_a_bad_emews_parameter_file_is_named(tmp_path, monkeypatch, content, says):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ga.json").write_text(content)
-    (tmp_path / "model.py").write_text(MODEL)
-    path = write_study(tmp_path, '''
-        [study]
-        name = "ga"
-        [model]
-        python = "model.py:evaluate"
+    path = bare_study(tmp_path, '''
         [space]
         from = "ga.json"
     ''')
