@@ -294,6 +294,11 @@ def missing_prerequisite() -> str | None:
     return None
 
 
+JOB_TABLE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "slurm-jobs.txt"
+"""Where the session's job table is left for the run's summary (``pytest_terminal_summary``
+in conftest.py): the CI log then lists every job the suite ran, whichever test process ran them."""
+
+
 @pytest.fixture(scope="session")
 def slurm() -> Iterator[SlurmCluster]:
     """The private cluster, started once for the session and stopped at its end."""
@@ -302,9 +307,13 @@ def slurm() -> Iterator[SlurmCluster]:
         pytest.skip(reason)
     with tempfile.TemporaryDirectory(prefix="mexplore-slurm-") as folder:
         cluster = SlurmCluster(Path(folder))
+        started = time.monotonic()
         try:
             cluster.start()
             yield cluster
-            print(f"\nJobs on the test Slurm cluster:\n{cluster.job_table()}")
         finally:
+            table = cluster.job_table()
             cluster.stop()
+            JOB_TABLE.parent.mkdir(exist_ok=True)
+            JOB_TABLE.write_text(f"Jobs on the test Slurm cluster (up {time.monotonic() - started:.0f} s, "
+                                 f"from its start to its stop):\n{table}\n")
