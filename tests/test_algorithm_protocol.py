@@ -152,7 +152,8 @@ def after_a_submit(message: str) -> str:
         ('{"type": "priority", "ids": [0], "priorities": [NaN]}', "expected a finite number"),
         ('{"type": "submit", "points": [{"x": ' + "[" * 100000 + "]" * 100000 + '}]}', "a message that is not JSON"),
     ]),
-])
+], ids=["exits-3", "points-not-a-list", "unknown-type", "negative-id", "boolean-id", "nan-priority",
+        "nested-100000-deep"])  # short ids: pytest puts the test's id in the environment of every child
 def test_a_failing_program_stops_the_run_naming_it_and_keeps_what_finished(tmp_path, program, says):
     (tmp_path / "bad.py").write_text(program)
     (tmp_path / "model.py").write_text("import time\ndef f(params, ctx):\n    time.sleep(params['x'] / 2)\n"

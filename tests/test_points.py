@@ -87,7 +87,7 @@ def test_csv_points_leave_empty_cells_out_and_a_space_checks_every_line(tmp_path
     ('{"lr": ' + "[" * 5000 + "]" * 5000 + "}\n", "line 1: nested too deep"),  # hostile ones
     ('{"lr": ' + "[" * 40 + "]" * 40 + "}\n", "at most 32 levels"),
     ('{"lr": 123456789012345678901234567890}\n', "64-bit range"),
-])
+], ids=["list", "bad-key", "not-json", "id-and-label", "empty", "nested-5000", "nested-40", "huge-int"])
 def test_a_bad_line_is_named_by_its_number_before_anything_runs(tmp_path, monkeypatch, content, says):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "upf.txt").write_text(content)

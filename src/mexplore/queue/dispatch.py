@@ -80,12 +80,12 @@ class Dispatcher:
         self._round_cost = 0.0  # algorithm seconds billed to the proposals since the last assign
         self.capacity = policy.capacity(None, None, 1)
         self._refill_at = policy.refill_at(self.capacity)
-        self._held = dict.fromkeys(workers, 0)
-        self._free: dict[int, int] = {}
-        self._ready: set[int] = set()
-        self._ready_slots = 0
-        for worker in self._held:
-            self._set_free(worker, self.capacity)
+        self._held = dict.fromkeys(workers, 0)  # tasks each worker holds
+        # The workers by how many tasks they hold, each bucket in arrival order. A worker's
+        # free slots are capacity - held and it is ready while they reach refill_at, so a
+        # change of capacity moves no worker: every per-task step looks at the few held
+        # counts a worker can have, never at every worker.
+        self._by_held: list[dict[int, None]] = [dict.fromkeys(self._held)]
 
     # -- events -------------------------------------------------------------------------
     def resume(self, results: Iterable[Result]) -> None:
@@ -177,10 +177,10 @@ class Dispatcher:
                 self.finished += len(final) - auxiliary
             else:
                 self.finished += len(final)
-            held = self._held[worker] = self._held[worker] - returned
+            held = self._held[worker] - returned
             if held == 0:
                 self._emptied[worker] = last_end
-            self._set_free(worker, self.capacity - held)
+            self._set_held(worker, held)
         return final, retried
 
     def _observe(self, length: float) -> None:
@@ -193,13 +193,12 @@ class Dispatcher:
         self.handoff = median_low(self._handoffs)
 
     def _resize(self) -> None:
-        """Apply the capacity the policy wants now (every worker's free slots change with it)."""
+        """Apply the capacity the policy wants now (every worker's free slots change with it,
+        which the buckets by held count need not be told of)."""
         capacity = self.policy.capacity(self.typical_length, self.handoff, self.capacity)
         if capacity != self.capacity:
             self.capacity = capacity
             self._refill_at = self.policy.refill_at(capacity)
-            for worker, held in self._held.items():
-                self._set_free(worker, capacity - held)
 
     def withdraw_pending(self) -> None:
         """Forget the tasks no worker has yet (the run is stopping); they never ran."""
@@ -208,7 +207,7 @@ class Dispatcher:
     # -- decisions ----------------------------------------------------------------------
     def wanted(self) -> int:
         """How many new proposals to ask the algorithm for now."""
-        return self._within_budget(self.policy.to_ask(self._ready_slots, len(self.pending), len(self.running)))
+        return self._within_budget(self.policy.to_ask(self._ready_slots(), len(self.pending), len(self.running)))
 
     def _within_budget(self, want: int) -> int:
         if self.budget is not None:
@@ -221,31 +220,48 @@ class Dispatcher:
         worker emptied since the last call whose next task goes now has its hand-off timed."""
         sends = []
         emptied = self._emptied
-        while self.pending and self._ready:
-            worker = max(self._ready, key=self._free.__getitem__)
-            room = self._free[worker]
+        while self.pending and (worker := self._fullest()) is not None:
+            room = self.capacity - self._held[worker]
             batch = [self.pending.popleft() for _ in range(min(room, len(self.pending)))]
             for task in batch:
                 self.running[task.id] = (worker, task)
             if emptied and (previous_end := emptied.get(worker)) is not None and self._held[worker] == 0:
                 self._timed[batch[0].id] = previous_end + self._round_cost
-            self._held[worker] += len(batch)
-            self._set_free(worker, room - len(batch))
+            self._set_held(worker, self._held[worker] + len(batch))
             sends.append((worker, batch))
         emptied.clear()
         self._round_cost = 0.0
         return sends
 
-    def _set_free(self, worker: int, free: int) -> None:
-        was_ready = worker in self._ready
-        if was_ready:
-            self._ready_slots -= self._free[worker]
-        self._free[worker] = max(free, 0)
-        if free >= self._refill_at:
-            self._ready.add(worker)
-            self._ready_slots += free
-        elif was_ready:
-            self._ready.discard(worker)
+    def _ready_held(self) -> range:
+        """The held counts of ready workers: those with at least ``refill_at`` free slots."""
+        return range(min(self.capacity - self._refill_at + 1, len(self._by_held)))
+
+    def _fullest(self) -> int | None:
+        """The ready worker with the most free slots (the longest-ready among equals), or None."""
+        for held in self._ready_held():
+            if bucket := self._by_held[held]:
+                return next(iter(bucket))
+        return None
+
+    def _ready_workers(self) -> list[int]:
+        """Every ready worker, the most free slots first."""
+        return [worker for held in self._ready_held() for worker in self._by_held[held]]
+
+    def _ready_slots(self) -> int:
+        """The free slots of the ready workers."""
+        return sum(len(self._by_held[held]) * (self.capacity - held) for held in self._ready_held())
+
+    def _free(self, worker: int) -> int:
+        return max(self.capacity - self._held[worker], 0)
+
+    def _set_held(self, worker: int, held: int) -> None:
+        """The worker now holds ``held`` tasks: it moves to that bucket, at its end."""
+        del self._by_held[self._held[worker]][worker]
+        self._held[worker] = held
+        while len(self._by_held) <= held:
+            self._by_held.append({})
+        self._by_held[held][worker] = None
 
     # -- state --------------------------------------------------------------------------
     @property

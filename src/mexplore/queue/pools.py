@@ -97,10 +97,10 @@ class PoolDispatcher(Dispatcher):
         for task in self.pending:
             waiting[task.kind] = waiting.get(task.kind, 0) + 1
         room: dict[Kind, int] = {}
-        for worker in self._ready:
+        for worker in self._ready_workers():
             for kind in (None, *self.kinds):
                 if self.runs(worker, kind):
-                    room[kind] = room.get(kind, 0) + self._free[worker]
+                    room[kind] = room.get(kind, 0) + self._free(worker)
         return frozenset(kind for kind, slots in room.items() if slots > waiting.get(kind, 0))
 
     def sizes(self) -> dict[Kind | str, int]:
@@ -114,7 +114,7 @@ class PoolDispatcher(Dispatcher):
         runnable = self.proposable = self.runnable()
         if not runnable:
             return 0
-        room = sum(self._free[worker] for worker in self._ready
+        room = sum(self._free(worker) for worker in self._ready_workers()
                    if any(self.runs(worker, kind) for kind in runnable))
         waiting = sum(1 for task in self.pending if task.kind in runnable)
         return self._within_budget(max(room - waiting, 0))
@@ -123,8 +123,8 @@ class PoolDispatcher(Dispatcher):
         """Waiting tasks, in order, each to a ready worker that runs its kind (the one with
         the most free slots first)."""
         sends = []
-        for worker in sorted(self._ready, key=self._free.__getitem__, reverse=True):
-            room = self._free[worker]
+        for worker in self._ready_workers():
+            room = self._free(worker)
             batch, kept = [], deque()
             while self.pending:
                 task = self.pending.popleft()
@@ -137,8 +137,7 @@ class PoolDispatcher(Dispatcher):
                 continue
             for task in batch:
                 self.running[task.id] = (worker, task)
-            self._held[worker] += len(batch)
-            self._set_free(worker, room - len(batch))
+            self._set_held(worker, self._held[worker] + len(batch))
             sends.append((worker, batch))
         self._emptied.clear()
         self._round_cost = 0.0

@@ -1,0 +1,100 @@
+"""The master's bookkeeping at scale, in virtual time (issue 17 item 2).
+
+    python benchmarks/master_sim.py                  # about a minute
+    python benchmarks/master_sim.py --workers 4 1000 100000 --tasks 200000
+
+A discrete-event simulation drives the master's :class:`~mexplore.queue.dispatch.Dispatcher`
+alone (no MPI, no files, sans-I/O) with W simulated workers: task lengths are drawn from a
+log-normal distribution, each worker runs what it was handed in order, and every finished
+task goes back through ``complete`` → ``wanted`` → ``number``/``enqueue`` → ``assign``, as
+the master's loop calls them. Only the master's calls are timed (``process_time``), so the
+figures are its CPU per task, whatever the virtual task length.
+
+Reported per worker count: the fill (every worker handed its first tasks), the master's
+CPU per task in steady state, and from it the most workers one master keeps busy with 1 s,
+60 s and 1 h tasks (W_max = task length / CPU per task: past that, workers wait for it).
+The default ``async`` policy is simulated twice: for an algorithm that learns (one task
+per worker) and one that does not (tasks queued ahead, hand-offs hidden). The real
+master also receives, journals and sends each task (``benchmarks/throughput.py`` measures
+that end to end); this isolates what grows with W.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import time
+
+from mexplore.queue.dispatch import Dispatcher
+from mexplore.queue.policies import make_policy
+from mexplore.types import Result, Status
+
+HANDOFF = 2e-4
+"""Virtual seconds between a worker's result and its next task's start (a hand-off)."""
+
+
+def simulate(workers: int, tasks: int, learns: bool, seed: int = 1) -> dict[str, float]:
+    """Run ``tasks`` tasks on ``workers`` simulated workers; the master's CPU in seconds."""
+    rng = random.Random(seed)
+    dispatcher = Dispatcher(range(1, workers + 1), make_policy("async", workers, learns=learns), budget=tasks)
+    events: list[tuple[float, float, int, int]] = []  # (virtual end, start, worker, task id)
+    clock_of = dict.fromkeys(range(1, workers + 1), 0.0)  # each worker's virtual time: when it frees up
+    proposals = iter(range(10**12))
+
+    def feed(now: float) -> None:
+        """The master's round: ask, number and queue, hand out; the workers' virtual runs."""
+        want = dispatcher.wanted()
+        if want:
+            dispatcher.enqueue(dispatcher.number([{"x": next(proposals)} for _ in range(want)]))
+        for worker, batch in dispatcher.assign():
+            start = max(clock_of[worker], now) + HANDOFF
+            for task in batch:
+                end = start + rng.lognormvariate(0.0, 0.5)
+                heapq.heappush(events, (end, start, worker, task.id))
+                start = end
+            clock_of[worker] = start
+
+    started = time.process_time()
+    feed(0.0)
+    fill = time.process_time() - started
+    done = 0
+    steady_from = steady_cpu = None
+    while events:
+        end, start, worker, task_id = heapq.heappop(events)
+        result = Result(task_id=task_id, status=Status.OK, params={}, objective=0.0,
+                        started=start, ended=end, rank=worker)
+        before = time.process_time()
+        dispatcher.complete(worker, [result])
+        feed(end)
+        spent = time.process_time() - before
+        done += 1
+        if done == tasks // 2:  # the second half is the steady state (the start-up is done)
+            steady_from, steady_cpu = done, 0.0
+        elif steady_cpu is not None:
+            steady_cpu += spent
+    assert done == tasks and dispatcher.finished == tasks
+    per_task = steady_cpu / (tasks - steady_from)
+    return {"fill": fill, "per_task": per_task}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[4, 100, 1_000, 10_000, 100_000])
+    parser.add_argument("--tasks", type=int, default=0,
+                        help="tasks per simulation (default: 3 x workers, at least 20,000)")
+    args = parser.parse_args()
+    print("| algorithm | workers | fill (s) | master CPU per task (µs) | W_max, 1 s tasks | W_max, 60 s | W_max, 1 h |")
+    print("|---|---|---|---|---|---|---|")
+    for learns in (True, False):
+        for workers in args.workers:
+            tasks = args.tasks or max(20_000, 3 * workers)
+            figures = min((simulate(workers, tasks, learns, seed) for seed in (1, 2)), key=lambda f: f["per_task"])
+            per_task = figures["per_task"]
+            reach = [f"{length / per_task:,.0f}" for length in (1.0, 60.0, 3600.0)]
+            print(f"| {'learns' if learns else 'does not learn'} | {workers:,} | {figures['fill']:.3f} | "
+                  f"{per_task * 1e6:.1f} | {' | '.join(reach)} |")
+
+
+if __name__ == "__main__":
+    main()
