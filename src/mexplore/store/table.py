@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 RESULTS_NAME = "results.csv"
 
 
+REUSED = "reused_from"
+"""``frame.attrs[REUSED]``: task id -> the task whose result it took (``[cache] reuse``)."""
+
+
 def results_frame(
     journal: Path, objectives: Sequence[str], directions: Sequence[Direction | str] = (),
 ) -> pd.DataFrame:
@@ -40,8 +44,11 @@ def results_frame(
     import pandas as pd
 
     rows = []
+    reused: dict[int, int] = {}
     for record in iter_records(journal):
         row = {"id": record["id"], "status": record["status"]}
+        if record.get("reused_from") is not None:
+            reused[record["id"]] = record["reused_from"]
         if "kind" in record:
             row["kind"] = record["kind"]
         objective = record.get("objective")
@@ -66,9 +73,11 @@ def results_frame(
             row["hosts"] = ",".join(dict.fromkeys(record.get("hosts") or ()))
         rows.append(row)
     frame = pd.DataFrame(rows)
+    frame.attrs[REUSED] = reused  # for results.h5's links, so the journal is read once
     if not rows:
         return frame
     frame = frame.sort_values("id", kind="stable").reset_index(drop=True)
+    frame.attrs[REUSED] = reused
     if "kind" in frame:  # beside the id, as in the journal, not wherever the first such row put it
         frame.insert(1, "kind", frame.pop("kind"))
     if len(objectives) > 1 and len(directions) == len(objectives):

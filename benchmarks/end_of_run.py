@@ -1,0 +1,71 @@
+"""What the end of a run costs (issue 17 item 5): results.csv and results.h5 from the journal.
+
+    python benchmarks/end_of_run.py                       # 10^4, 10^5 and 10^6 tasks, about a minute
+    python benchmarks/end_of_run.py --tasks 10000 100000
+
+A journal of N finished tasks (4 float parameters, a categorical, a constant, 2 metrics,
+timings, as ``mexplore run`` writes them) is written once; then the three steps the
+master takes at the end of every run are timed, as it calls them: ``results_frame`` (one
+read of the journal), ``write_results_csv`` and ``write_results_h5``. Reported: seconds
+and µs per task for each step and in all, best of 3, so the growth with N shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from mexplore.store.journal import JOURNAL_NAME, JournalWriter
+from mexplore.store.results_file import write_results_h5
+from mexplore.store.table import results_frame, write_results_csv
+from mexplore.types import Result, Status
+
+
+def write_journal(output: Path, tasks: int) -> None:
+    rng = random.Random(17)
+    journal = JournalWriter.open(output / JOURNAL_NAME)
+    batch = []
+    for task_id in range(tasks):
+        params = {"lr": rng.random(), "units": rng.randrange(16, 256), "drop": rng.random(), "wd": rng.random(),
+                  "act": rng.choice(["relu", "tanh"]), "epochs": 20}
+        batch.append(Result(task_id=task_id, status=Status.OK, params=params, objective=rng.random(),
+                            metrics={"acc": rng.random(), "seconds": rng.random() * 10},
+                            started=1e9 + task_id, ended=1e9 + task_id + 1, rank=1 + task_id % 64, host="node"))
+        if len(batch) == 1000:
+            journal.append(batch)
+            batch = []
+    journal.append(batch)
+    journal.close()
+
+
+def timed(output: Path) -> dict[str, float]:
+    started = time.perf_counter()
+    frame = results_frame(output / JOURNAL_NAME, ("objective",), ("minimize",))
+    read = time.perf_counter()
+    write_results_csv(frame, output)
+    csv = time.perf_counter()
+    write_results_h5(output, frame)
+    h5 = time.perf_counter()
+    return {"read": read - started, "csv": csv - read, "h5": h5 - csv, "all": h5 - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    args = parser.parse_args()
+    print("| tasks | read the journal (s) | results.csv (s) | results.h5 (s) | all (s) | µs per task |")
+    print("|---|---|---|---|---|---|")
+    for tasks in args.tasks:
+        with tempfile.TemporaryDirectory() as tmp:
+            output = Path(tmp)
+            write_journal(output, tasks)
+            best = min((timed(output) for _ in range(3)), key=lambda figures: figures["all"])
+            print(f"| {tasks:,} | {best['read']:.2f} | {best['csv']:.2f} | {best['h5']:.2f} | {best['all']:.2f} | "
+                  f"{best['all'] / tasks * 1e6:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
