@@ -4,6 +4,7 @@ with the tasks that name it, never through params, the journal or results.csv.""
 from __future__ import annotations
 
 import pickle
+import threading
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,12 @@ def test_each_worker_gets_each_ref_once_and_only_the_refs_its_tasks_name() -> No
     assert {task: {name: pickle.loads(data) for name, data in named.items()}
             for task, named in worker.take_shared([7, 8]).items()} == {7: {"w": [1.0]}}
     assert worker.take_shared([7]) == {}, "sent once"
+
+
+@pytest.mark.parametrize("value", [lambda x: x, (i for i in range(3)), threading.Lock()],
+                         ids=["lambda", "generator", "lock"])
+def test_what_cannot_be_pickled_is_refused_where_it_is_given_naming_the_call(value):
+    with pytest.raises(TypeError, match=r"queue\.put: a \w+ cannot be pickled .*refs carry data"):
+        RefStore().put(value)
+    with pytest.raises(TypeError, match=r"ctx\.share\('model'\): a \w+ cannot be pickled"):
+        WorkerRefs().share(7, "model", value)

@@ -241,3 +241,25 @@ def test_an_auxiliary_kind_with_a_space_of_its_own_has_its_tasks_checked(tmp_pat
     assert "proposed window = 99 ([models.train.space] window: above high = 10)" in done.stderr, done.stderr
     [first] = journal(tmp_path / "out")
     assert first["params"] == {"smooth": True, "window": 3}, "the kind's constants are added"
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("kill_after", [2, 5, 12])
+def test_kill_minus_9_around_a_pool_resize_then_resume_loses_and_duplicates_nothing(tmp_path: Path, kill_after: int):
+    """Killed while the train pool works, near its resize, or after: the resumed function
+    replays the trainings and simulations it had, resizes again, and the run ends with the
+    3 trainings and 21 simulations, each id once."""
+    path = study(tmp_path, "budget = 21")
+    path.write_text(path.read_text().replace("budget = 12\n", "").replace("[algorithm]", "[pools]\ntrain = 1\n[algorithm]"))
+    (tmp_path / "steer.py").write_text(POOLED)
+    slow = {"SIMULATE_SECONDS": "0.05", "TRAIN_SECONDS": "0.2"}
+    job = start_run(path, tmp_path, until_finished=kill_after, env=slow)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(timeout=60)
+    wait_until(lambda: not processes_of(tmp_path), "every process of the killed job is gone", timeout=60)
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, env=slow)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids)), "no task journaled twice"
+    assert sum(r.get("kind") == "train" for r in records) == 3 and sum("kind" not in r for r in records) == 21

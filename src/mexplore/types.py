@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import enum
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 REF_PREFIX = "mexplore-ref:"
 """What starts a ref: a handle, in a task's params, to data passed by reference (``queue.put``)."""
+
+
+def pickled(value: Any, what: str) -> bytes:
+    """``value`` pickled to travel by reference; ``what`` (``queue.put``, ``ctx.share('w')``)
+    names the call in the TypeError that says why something cannot travel."""
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
+        raise TypeError(f"{what}: a {type(value).__name__} cannot be pickled ({type(exc).__name__}: {exc}); refs "
+                        "carry data (arrays, bytes, dicts, a model's weights), not open files, locks, generators "
+                        "or lambdas") from None
 
 
 def output_ref(task_id: int, name: str) -> str:

@@ -12,6 +12,8 @@ import pickle
 from collections.abc import Iterable
 from typing import Any
 
+from ..types import pickled
+
 
 class WorkerRefs:
     """The refs a worker holds, and what its tasks shared since the last reply."""
@@ -34,7 +36,7 @@ class WorkerRefs:
         return self._objects[ref]
 
     def share(self, task_id: int, name: str, value: Any) -> None:
-        self._shared.setdefault(task_id, {})[name] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self._shared.setdefault(task_id, {})[name] = pickled(value, f"ctx.share({name!r})")
 
     def discard(self, task_id: int) -> None:
         """A task interrupted by a stop signal: what it shared goes with it (it runs again)."""

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..types import REF_PREFIX, Task, output_ref
+from ..types import REF_PREFIX, Task, output_ref, pickled
 
 
 class RefStore:
@@ -44,7 +44,7 @@ class RefStore:
 
     def put(self, obj: Any) -> str:
         """Keep ``obj`` (pickled now: later changes to it are not seen) and name it."""
-        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickled(obj, "queue.put")
         with self._lock:
             ref = f"{REF_PREFIX}put/{self._puts}"
             self._puts += 1
