@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -102,11 +103,23 @@ class RefStore:
         task_id, _, name = rest.partition("/")
         if kind != "task" or not task_id.isdigit() or self._load_output is None:
             raise KeyError(f"{ref}: no such ref held by this run (a put of an earlier session is gone: put it again)")
-        try:
-            return pickle.dumps(self._load_output(int(task_id), name), protocol=pickle.HIGHEST_PROTOCOL)
-        except (KeyError, OSError) as error:
-            raise KeyError(f"{ref}: task {task_id}'s shared output {name!r} is not held, and not in the output "
-                           f"directory either ({error})") from None
+        deadline = time.monotonic() + OUTPUT_WAIT
+        while True:
+            try:
+                return pickle.dumps(self._load_output(int(task_id), name), protocol=pickle.HIGHEST_PROTOCOL)
+            except (KeyError, OSError) as error:
+                if time.monotonic() > deadline:
+                    raise KeyError(f"{ref}: task {task_id}'s shared output {name!r} is not held, and not in the "
+                                   f"output directory after {OUTPUT_WAIT:.0f} s either ({error}); it is on the node "
+                                   "that ran it until a worker of the same node and rank flushes it: resume with "
+                                   "the ranks of the run that ran it") from None
+            time.sleep(0.1)  # a resumed worker is flushing what a killed run left on its node
+
+
+OUTPUT_WAIT = 120.0
+"""How long the master waits for an earlier session's shared output to reach the output
+directory: the workers of a resumed run flush what a killed run left on their nodes as
+they start (``runtime/worker.py``), which the master may need at once."""
 
 
 def refs_in(value: Any) -> Iterable[str]:

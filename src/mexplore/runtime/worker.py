@@ -71,6 +71,7 @@ def serve(
     output = Path(setup.output_dir)
     cache = TaskCache(local_dir / CACHE_DIR / f"{host}-r{link.rank}",
                       partial(free_flush_name, output, host, link.rank))
+    _flush_adopted(cache, output)
     inbox = Inbox(link)
     remove_task_dirs_below(local_dir, setup.first_task_id)  # an earlier session's, on this node
     reaper = Reaper()
@@ -99,6 +100,18 @@ def serve(
     link.send(flushed)
     cache.close(remove=flushed.error is None)  # the data is safe in the output directory
     link.close()
+
+
+def _flush_adopted(cache: TaskCache, output: Path) -> None:
+    """Outputs a killed run of this study left in this worker's cache go to the output
+    directory now, before any task: a resumed algorithm may pass them on at once (a task's
+    shared weights, by ref), and the master reads them there. The end of the run flushes
+    them again with the new ones. A failure is left to that final flush to report."""
+    try:
+        if cache.task_ids():
+            cache.flush(output)
+    except Exception:  # the final flush tries again and says what went wrong
+        pass
 
 
 def _wait_for_setup(link: WorkerEnd, backoff: Backoff) -> Setup | None:

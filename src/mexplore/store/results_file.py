@@ -76,14 +76,35 @@ def load_output(output: str | os.PathLike[str], task_id: int, name: str) -> Any:
     target path as a ``str``. KeyError names what is missing."""
     import h5py
 
-    with h5py.File(Path(output) / RESULTS_H5, "r") as file:
+    output = Path(output)
+    if not (output / RESULTS_H5).exists():  # a run that has not ended yet: its flushed cache files
+        return _from_cache_files(output, task_id, name)
+    with h5py.File(output / RESULTS_H5, "r") as file:
+        if f"tasks/{task_id}" not in file:  # flushed since results.h5 was written (a resumed run)
+            return _from_cache_files(output, task_id, name)
         try:
             node = file[f"tasks/{task_id}/{name}"]
         except KeyError:
-            saved = sorted(file[f"tasks/{task_id}"]) if f"tasks/{task_id}" in file else []
+            saved = sorted(file[f"tasks/{task_id}"])
             raise KeyError(f"task {task_id} has no saved output {name!r} in {output / RESULTS_H5}; "
                            f"it has: {', '.join(saved) or 'nothing'}") from None
         return _value(node)
+
+
+def _from_cache_files(output: Path, task_id: int, name: str) -> Any:
+    """What task ``task_id`` saved as ``name``, from the flushed cache file holding it."""
+    import h5py
+
+    holder = _task_holders(output).get(task_id)
+    if holder is None:
+        raise KeyError(f"task {task_id} has no saved outputs in {output / CACHE_DIR} (and {output / RESULTS_H5} "
+                       "does not link it)")
+    file_name, inside = holder
+    with h5py.File(output / CACHE_DIR / file_name, "r", locking=False) as file:
+        if name not in file[inside]:
+            raise KeyError(f"task {task_id} has no saved output {name!r} in {output / CACHE_DIR / file_name}; "
+                           f"it has: {', '.join(sorted(file[inside])) or 'nothing'}")
+        return _value(file[f"{inside}/{name}"])
 
 
 def _value(node: Any) -> Any:
