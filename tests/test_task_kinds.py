@@ -3,6 +3,7 @@ beside the objective kind's, outside the budget, the ``[space]`` check and the b
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -263,3 +264,28 @@ def test_kill_minus_9_around_a_pool_resize_then_resume_loses_and_duplicates_noth
     ids = [r["id"] for r in records]
     assert len(ids) == len(set(ids)), "no task journaled twice"
     assert sum(r.get("kind") == "train" for r in records) == 3 and sum("kind" not in r for r in records) == 21
+
+
+POOLS_SEEN = '''
+import json
+
+
+def steer(queue, space, options):
+    queue.submit({"xs": [0.0, 0.5, 1.0], "ys": [1.0, 0.0, 1.0]}, kind="train").result()
+    seen = [queue.pools]
+    queue.resize("train", 0)
+    queue.map([{"x": 0.1 * i} for i in range(4)])  # the resize shows once the train worker moved
+    seen.append(queue.pools)
+    (queue.info.output / "pools.json").write_text(json.dumps(seen))
+'''
+
+
+@pytest.mark.mpi
+def test_the_algorithm_sees_the_pools_as_they_are(tmp_path: Path) -> None:
+    path = study(tmp_path, "budget = 4")
+    path.write_text(path.read_text().replace("budget = 12\n", "").replace("[algorithm]", "[pools]\ntrain = 1\n[algorithm]"))
+    (tmp_path / "steer.py").write_text(POOLS_SEEN)
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    before, after = json.loads((tmp_path / "out" / "pools.json").read_text())
+    assert before == {"train": 1, "(shared)": 1} and after == {"(shared)": 2}

@@ -137,6 +137,11 @@ class Algorithm(ABC):
         ``future.stop()`` and ``queue.resize`` answer through it."""
         return []
 
+    def pools_changed(self, sizes: Mapping[str, int]) -> None:
+        """The workers of each pool (``[pools]``), by kind name, whenever they change (at the
+        start, after a resize, as busy workers move). The default ignores them; the IoC
+        queue shows them as ``queue.pools``."""
+
     def replay(self, results: list[Result]) -> None:
         """Take in the results of the run being resumed; by default, like :meth:`tell`."""
         self.tell(results)

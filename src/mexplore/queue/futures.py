@@ -131,6 +131,7 @@ class TaskQueue:
         self._taken = 0  # tasks handed out or answered from the journal: what the budget counts
         self._closed = False
         self._on_close: list[Callable[[], None]] = []
+        self._pools: dict[str, int] = {}
 
     # -- the algorithm's side -----------------------------------------------------------
     def submit(self, params: dict[str, Any], priority: float = 0, kind: str | None = None, *,
@@ -229,6 +230,14 @@ class TaskQueue:
             return None
         with self._changed:
             return max(self.info.budget - self._taken, 0)
+
+    @property
+    def pools(self) -> dict[str, int]:
+        """The workers of each pool now, by kind name, with ``(shared)`` for those no pool
+        holds: as the master last told it (a resize shows once idle workers have moved).
+        Empty in a study without ``[pools]``."""
+        with self._changed:
+            return dict(self._pools)
 
     def resize(self, kind: str, workers: int) -> None:
         """Give the pool of ``kind`` (``[pools]``) ``workers`` workers: idle ones move at
@@ -537,6 +546,10 @@ class ImperativeAlgorithm(Algorithm):
 
     def steering(self) -> list[StopTask | ResizePool]:
         return self.queue.take_steering()
+
+    def pools_changed(self, sizes: Mapping[str, int]) -> None:
+        with self.queue._changed:
+            self.queue._pools = dict(sizes)
 
     def propose_kinds(self, task_ids: range, kinds: frozenset[str | None]) -> list[dict[str, Any] | Submission]:
         """:meth:`propose`, of the ``kinds`` some free worker runs (a study with ``[pools]``)."""

@@ -184,6 +184,10 @@ class PoolDispatcher(Dispatcher):
             counts[destination] = counts.get(destination, 0) + 1
             self.pool_of[worker] = destination
 
+    def named_sizes(self) -> dict[str, int]:
+        """Workers per pool now, by kind name (the shared ones under ``(shared)``)."""
+        return {self.objective if kind is None else kind: n for kind, n in self.sizes().items()}
+
     def describe(self) -> str:
         """``simulate 3, train 1, (shared) 0``: the pools now, by kind name."""
-        return ", ".join(f"{self.objective if kind is None else kind} {n}" for kind, n in self.sizes().items())
+        return ", ".join(f"{name} {n}" for name, n in self.named_sizes().items())

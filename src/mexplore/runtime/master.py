@@ -126,6 +126,7 @@ class Master:
     ) -> None:
         self.end = end
         self.algorithm = algorithm
+        self._pools_told: dict[str, int] | None = None  # the pool sizes the algorithm was last told
         self.state = state
         self.log = log
         self.signals = signals or StopSignals()
@@ -292,6 +293,10 @@ class Master:
         if self.algorithm.steers:
             for request in self._call_algorithm("steering", self.algorithm.steering):
                 self._steer(request)
+        dispatcher = self.state.dispatcher
+        if isinstance(dispatcher, PoolDispatcher) and (sizes := dispatcher.named_sizes()) != self._pools_told:
+            self._pools_told = sizes  # workers move between pools as they free up: tell the algorithm
+            self.algorithm.pools_changed(sizes)
         wanted = self.state.wanted()
         if wanted and not self.algorithm.finished:
             proposals = self._propose(self.state.proposal_ids(wanted))
