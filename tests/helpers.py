@@ -69,6 +69,19 @@ def start_run(path: Path, folder: Path, until_finished: int, env: dict | None = 
     return process
 
 
+def killed_then_resumed(path: Path, folder: Path, kill_after: int, env: dict | None = None,
+                        timeout: float = 240) -> subprocess.CompletedProcess:
+    """`mexplore run -n 3` of ``path`` SIGKILLed as a whole job once ``kill_after`` tasks are
+    journaled, every process of it gone, then the same command again (its outcome returned)."""
+    import signal
+
+    job = start_run(path, folder, until_finished=kill_after, env=env)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(timeout=60)
+    wait_until(lambda: not processes_of(folder), "every process of the killed job is gone", timeout=60)
+    return run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=folder, env=env, timeout=timeout)
+
+
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 120,
                process: subprocess.Popen | None = None) -> None:
     """Poll ``condition`` until it holds, instead of sleeping a fixed time and hoping; fails

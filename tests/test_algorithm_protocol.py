@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 from collections import Counter
 
 import pytest
 
-from helpers import REPO, journal, processes_of, run_cli, start_run, wait_until, write_study
+from helpers import REPO, journal, killed_then_resumed, processes_of, run_cli, write_study
 
 pytestmark = pytest.mark.mpi
 
@@ -79,11 +77,7 @@ def test_killed_with_its_algorithm_program_it_resumes_to_the_same_points(tmp_pat
     folder = tmp_path / "killed"
     folder.mkdir()
     path = es_study(folder)
-    job = start_run(path, folder, until_finished=11, env=env_for(folder))
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait(timeout=60)
-    wait_until(lambda: not processes_of(folder), "every rank and the algorithm program gone")
-    again = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=folder, env=env_for(folder))
+    again = killed_then_resumed(path, folder, 11, env=env_for(folder))  # waits for the program too: it is in the folder
     assert again.returncode == 0, again.stderr
     assert points(folder / "out") == points(reference / "out")
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from collections import Counter
 
 import pytest
 
-from helpers import REPO, journal, processes_of, run_cli, start_run, wait_until, write_study
+from helpers import REPO, journal, killed_then_resumed, run_cli, write_study
 from mexplore.compat.eqpy import parse_batch
 from mexplore.errors import AlgorithmError
 from mexplore.space import Float, Space
@@ -66,11 +64,7 @@ def test_killed_at_any_instant_it_resumes_to_the_same_points(tmp_path):
         folder = tmp_path / f"killed-{killed_after}"
         folder.mkdir()
         path = ga_study(folder)
-        job = start_run(path, folder, until_finished=killed_after, env=env_for(folder))
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(timeout=60)
-        wait_until(lambda folder=folder: not processes_of(folder), "every rank of the killed job gone")
-        again = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=folder, env=env_for(folder))
+        again = killed_then_resumed(path, folder, killed_after, env=env_for(folder))
         assert again.returncode == 0, again.stderr
         assert points(folder / "out") == points(reference / "out")  # nothing lost, nothing twice
         assert (folder / "out" / "final_result").read_text() == (reference / "out" / "final_result").read_text()

@@ -4,15 +4,13 @@
 The placement rule itself is tested without MPI in ``test_placement.py``.
 """
 
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import journal, processes_of, run_cli, start_run, wait_until, write_study
+from helpers import journal, killed_then_resumed, processes_of, run_cli, wait_until, write_study
 
 from mexplore import read_table
 
@@ -250,11 +248,7 @@ def test_kill_minus_9_amid_parallel_tasks_then_resume_is_exact(tmp_path, kind):
     else:
         model = f'command = ["{{python}}", "{MODELS / "mpi_program.py"}", "{tmp_path / "ranks.log"}", "0.2"]'
     path = parallel_study(tmp_path, model, budget=12, sizes=(1, 2))
-    job = start_run(path, tmp_path, until_finished=4)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait(timeout=60)
-    wait_until(lambda: not processes_of(tmp_path), "every process of the killed job is gone", timeout=60)
-    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, timeout=240)
+    done = killed_then_resumed(path, tmp_path, 4, timeout=240)
     assert done.returncode == 0, done.stderr
     records = journal(tmp_path / "out")
     ids = [r["id"] for r in records]

@@ -3,14 +3,12 @@ with the tasks that name it, never through params, the journal or results.csv.""
 
 from __future__ import annotations
 
-import os
 import pickle
-import signal
 import threading
 from pathlib import Path
 
 import pytest
-from helpers import journal, processes_of, run_cli, start_run, wait_until, write_study
+from helpers import journal, killed_then_resumed, run_cli, write_study
 
 from mexplore.models.refs import WorkerRefs
 from mexplore.queue.refs import RefStore
@@ -120,12 +118,7 @@ def test_kill_minus_9_while_refs_are_in_flight_then_resume_passes_the_right_data
     while children read them: the resumed run replays the parents (their shared weights
     read back from the output) and every child inherits its own parent's, each task once."""
     path = study(tmp_path, 8)
-    job = start_run(path, tmp_path, until_finished=kill_after, env={"MEXPLORE_LOCAL_DIR": str(tmp_path / "local")})
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait(timeout=60)
-    wait_until(lambda: not processes_of(tmp_path), "every process of the killed job is gone", timeout=60)
-    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path,
-                   env={"MEXPLORE_LOCAL_DIR": str(tmp_path / "local")})
+    done = killed_then_resumed(path, tmp_path, kill_after, env={"MEXPLORE_LOCAL_DIR": str(tmp_path / "local")})
     assert done.returncode == 0, done.stderr
     records = journal(tmp_path / "out")
     ids = [r["id"] for r in records]

@@ -4,13 +4,11 @@ beside the objective kind's, outside the budget, the ``[space]`` check and the b
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import journal, processes_of, run_cli, start_run, wait_until, write_study
+from helpers import journal, killed_then_resumed, run_cli, write_study
 
 from mexplore.config import load_study
 from mexplore.errors import StudyFileError
@@ -115,11 +113,7 @@ def test_kill_minus_9_of_a_steered_run_then_resume_loses_and_duplicates_nothing(
     budget's 12 simulations and one training, each id once."""
     path = study(tmp_path)
     slow = {"SIMULATE_SECONDS": "0.05"}
-    job = start_run(path, tmp_path, until_finished=kill_after, env=slow)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait(timeout=60)
-    wait_until(lambda: not processes_of(tmp_path), "every process of the killed job is gone", timeout=60)
-    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, env=slow)
+    done = killed_then_resumed(path, tmp_path, kill_after, env=slow)
     assert done.returncode == 0, done.stderr
     records = journal(tmp_path / "out")
     ids = [r["id"] for r in records]
@@ -254,11 +248,7 @@ def test_kill_minus_9_around_a_pool_resize_then_resume_loses_and_duplicates_noth
     path.write_text(path.read_text().replace("budget = 12\n", "").replace("[algorithm]", "[pools]\ntrain = 1\n[algorithm]"))
     (tmp_path / "steer.py").write_text(POOLED)
     slow = {"SIMULATE_SECONDS": "0.05", "TRAIN_SECONDS": "0.2"}
-    job = start_run(path, tmp_path, until_finished=kill_after, env=slow)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait(timeout=60)
-    wait_until(lambda: not processes_of(tmp_path), "every process of the killed job is gone", timeout=60)
-    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, env=slow)
+    done = killed_then_resumed(path, tmp_path, kill_after, env=slow)
     assert done.returncode == 0, done.stderr
     records = journal(tmp_path / "out")
     ids = [r["id"] for r in records]
