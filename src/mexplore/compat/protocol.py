@@ -120,7 +120,6 @@ def _kill_group(program: subprocess.Popen) -> None:
     program.wait()
 
 
-
 class _Session:
     """One program's conversation: its stdout read on the algorithm's thread, its stdin
     written by a thread of its own from finished futures."""
