@@ -125,3 +125,18 @@ def test_kill_minus_9_while_refs_are_in_flight_then_resume_passes_the_right_data
     assert len(ids) == 8 == len(set(ids))
     children = [r for r in records if "parent" in r["params"]]
     assert sorted(r["metrics"]["inherited"] for r in children) == pytest.approx([0.1, 0.2, 0.3, 0.4])
+
+
+@pytest.mark.mpi
+def test_refs_reach_a_model_run_in_a_child_process(tmp_path: Path) -> None:
+    """With isolate = true: the 10 MB array and the parents' weights go to the children
+    through the task folder, and what they share comes back with their results."""
+    path = study(tmp_path, 8)
+    path.write_text(path.read_text().replace(":model\"", ":model\"\nisolate = true"))
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
+    parents, children = records[:4], records[4:]
+    expected = float(sum(range(0, 10 * 2**20 // 8, 1000)))
+    assert all(r["status"] == "ok" and r["metrics"]["checksum"] == expected for r in parents), records
+    assert sorted(r["metrics"]["inherited"] for r in children) == [r["params"]["x"] for r in parents]

@@ -9,12 +9,25 @@ from __future__ import annotations
 import enum
 import math
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 REF_PREFIX = "mexplore-ref:"
 """What starts a ref: a handle, in a task's params, to data passed by reference (``queue.put``)."""
+
+
+def refs_in(value: Any) -> Iterable[str]:
+    """The refs in a task's params: strings with the ref prefix, at any depth of lists and dicts."""
+    if isinstance(value, str):
+        if value.startswith(REF_PREFIX):
+            yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from refs_in(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from refs_in(item)
 
 
 def pickled(value: Any, what: str) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import signal
 import sys
@@ -31,6 +32,7 @@ from .gpu import visible_devices
 from .launch import launch_places, launcher_for, outside_the_job
 from .outcome import interpret, parse_text
 from .process import RESULT_LINE_LIMIT, Exit, GroupGuard, run_program
+from .refs import REFS_FILE, SHARED_FILE
 from .spec import ModelSpec
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -66,10 +68,11 @@ class CommandModel:
 
     def __init__(
         self, spec: ModelSpec, rank: int, host: str, gpu: str | None, report: Reporter, cache: Any = None,
-        guard: GroupGuard | None = None,
+        guard: GroupGuard | None = None, refs: Any = None,
     ) -> None:
         self.spec = spec
         self.cache = cache
+        self.refs = refs  # an isolated Python model's: its refs go to the child as a file, its shares come back
         self.guard = guard
         if guard is not None:
             guard.start()  # in place before the first program runs
@@ -86,6 +89,9 @@ class CommandModel:
         params_file, result_file = folder / "params.json", folder / "result"
         params_file.write_text(json.dumps(task.params))
         result_file.unlink(missing_ok=True)
+        (folder / SHARED_FILE).unlink(missing_ok=True)
+        if self.refs is not None and (held := self.refs.held_for(task.params)):
+            (folder / REFS_FILE).write_bytes(pickle.dumps(held, protocol=pickle.HIGHEST_PROTOCOL))
         places = {
             "params_file": str(params_file), "result_file": str(result_file),
             "task_dir": str(folder), "task_id": str(task.id), "attempt": str(task.attempt),
@@ -120,6 +126,8 @@ class CommandModel:
             return Result.ran(task, self.place, Outcome(status=status), started, time.time())
         ended = time.time()
         outcome = self._outcome(ended_with, result_file)
+        if self.refs is not None and outcome.status is Status.OK and (folder / SHARED_FILE).exists():
+            self.refs.shared_by_child(task.id, pickle.loads((folder / SHARED_FILE).read_bytes()))
         if (problem := self._keep_outputs(task.id, folder)) is not None:
             outcome = Outcome.failed(problem, outcome.metrics)
         if outcome.error is not None:  # where, what it said last, then why (the summary line)

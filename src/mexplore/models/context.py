@@ -104,8 +104,8 @@ class Context:
         earlier task's ``ctx.share``). It came with the task, over MPI; the worker keeps it,
         so treat it as read-only: later tasks get the same object."""
         if self.refs is None:
-            raise RuntimeError("ctx.get needs a worker's refs: refs reach Python models run in their worker "
-                               "(not with isolate = true)")
+            raise RuntimeError("ctx.get needs a worker's refs: refs reach Python models run by mexplore "
+                               "(in their worker, or with isolate = true)")
         return self.refs.get(ref)
 
     def share(self, name: str, value: Any) -> None:
@@ -114,8 +114,8 @@ class Context:
         to later tasks. A numpy array or bytes is also saved, as :meth:`save` does, so it
         outlives the run (and a resumed run finds it there)."""
         if self.refs is None:
-            raise RuntimeError("ctx.share needs a worker's refs: refs reach Python models run in their worker "
-                               "(not with isolate = true)")
+            raise RuntimeError("ctx.share needs a worker's refs: refs reach Python models run by mexplore "
+                               "(in their worker, or with isolate = true)")
         self.refs.share(self.task_id, name, value)
         if self.saver is not None and (isinstance(value, (bytes, bytearray)) or hasattr(value, "dtype")):
             self.saver(self.task_id, name, value)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from ..types import pickled
+from ..types import pickled, refs_in
 
 
 class WorkerRefs:
@@ -42,8 +43,47 @@ class WorkerRefs:
         """A task interrupted by a stop signal: what it shared goes with it (it runs again)."""
         self._shared.pop(task_id, None)
 
+    def held_for(self, params: Any) -> dict[str, bytes]:
+        """The data of the refs ``params`` hold, for a task run in a child (``isolate``)."""
+        return {ref: self._data[ref] for ref in refs_in(params) if ref in self._data}
+
+    def shared_by_child(self, task_id: int, shared: dict[str, bytes]) -> None:
+        """What a task run in a child shared: it leaves with the task's result."""
+        if shared:
+            self._shared.setdefault(task_id, {}).update(shared)
+
     def take_shared(self, task_ids: Iterable[int]) -> dict[int, dict[str, bytes]]:
         """What these tasks shared, to send with their results (and forget here)."""
         if not self._shared:
             return {}
         return {task_id: shared for task_id in task_ids if (shared := self._shared.pop(task_id, None))}
+
+
+REFS_FILE = "refs.pickle"
+"""In an isolated task's folder: the data of its refs, written by the worker for the child."""
+SHARED_FILE = "shared.pickle"
+"""In an isolated task's folder: what the child shared, read back by the worker."""
+
+
+class FileRefs:
+    """``ctx.get`` and ``ctx.share`` in a child process (``isolate = true``): the refs its
+    params hold come in ``refs.pickle`` of the task's folder, what it shares goes out in
+    ``shared.pickle``, written when the task ends (:meth:`close`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        file = folder / REFS_FILE
+        self._refs = WorkerRefs()
+        if file.exists():
+            self._refs.received(pickle.loads(file.read_bytes()))
+
+    def get(self, ref: str) -> Any:
+        return self._refs.get(ref)
+
+    def share(self, task_id: int, name: str, value: Any) -> None:
+        self._refs.share(task_id, name, value)
+
+    def close(self, task_id: int) -> None:
+        shared = self._refs.take_shared([task_id]).get(task_id)
+        if shared:
+            (self.folder / SHARED_FILE).write_bytes(pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL))

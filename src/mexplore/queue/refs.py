@@ -24,10 +24,10 @@ from __future__ import annotations
 import pickle
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..types import REF_PREFIX, Task, output_ref, pickled
+from ..types import REF_PREFIX, Task, output_ref, pickled, refs_in
 
 
 class RefStore:
@@ -120,16 +120,3 @@ OUTPUT_WAIT = 120.0
 """How long the master waits for an earlier session's shared output to reach the output
 directory: the workers of a resumed run flush what a killed run left on their nodes as
 they start (``runtime/worker.py``), which the master may need at once."""
-
-
-def refs_in(value: Any) -> Iterable[str]:
-    """The refs in a task's params: strings with the ref prefix, at any depth of lists and dicts."""
-    if isinstance(value, str):
-        if value.startswith(REF_PREFIX):
-            yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from refs_in(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from refs_in(item)
