@@ -102,6 +102,23 @@ def test_each_worker_gets_each_ref_once_and_only_the_refs_its_tasks_name() -> No
     assert worker.take_shared([7]) == {}, "sent once"
 
 
+def test_a_freed_ref_is_dropped_by_the_workers_that_hold_it_with_their_next_tasks() -> None:
+    store = RefStore()
+    weights, data = store.put([0.5] * 100), store.put(b"data")
+    worker = WorkerRefs()
+    worker.received(store.for_worker(1, [Task(0, {"w": weights, "d": data})]))
+    store.for_worker(2, [Task(1, {"d": data})])
+    assert worker.get(weights) == [0.5] * 100
+    store.free(weights)
+    assert store.drops_for(2) == [], "worker 2 never had it"
+    drop = store.drops_for(1)
+    assert drop == [weights] and store.drops_for(1) == [], "told once"
+    worker.drop(drop)
+    with pytest.raises(KeyError, match="did not come with this task"):
+        worker.get(weights)
+    assert worker.get(data) == b"data", "the others stay"
+
+
 @pytest.mark.parametrize("value", [lambda x: x, (i for i in range(3)), threading.Lock()],
                          ids=["lambda", "generator", "lock"])
 def test_what_cannot_be_pickled_is_refused_where_it_is_given_naming_the_call(value):

@@ -46,10 +46,12 @@ class WorkerFailed:
 @dataclass(slots=True)
 class TaskBatch:
     """Master -> worker: tasks to run, in order, with the data of the refs in their params
-    that this worker has not received yet (``queue.put``), pickled, by ref."""
+    that this worker has not received yet (``queue.put``), pickled, by ref, and the refs the
+    algorithm freed (``queue.free``) that this worker holds, to drop."""
 
     tasks: list[Task]
     refs: dict[str, bytes] = field(default_factory=dict)
+    drop: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

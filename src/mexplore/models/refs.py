@@ -27,6 +27,12 @@ class WorkerRefs:
     def received(self, data: dict[str, bytes]) -> None:
         self._data.update(data)
 
+    def drop(self, refs: Iterable[str]) -> None:
+        """Refs the algorithm freed: their data and objects go (tasks to come do not use them)."""
+        for ref in refs:
+            self._data.pop(ref, None)
+            self._objects.pop(ref, None)
+
     def get(self, ref: str) -> Any:
         if ref not in self._objects:
             data = self._data.get(ref)

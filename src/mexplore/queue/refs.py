@@ -37,6 +37,7 @@ class RefStore:
     def __init__(self, load_output: Callable[[int, str], Any] | None = None) -> None:
         self._data: dict[str, bytes] = {}
         self._sent: dict[int, set[str]] = {}  # worker -> refs it holds
+        self._drop: dict[int, list[str]] = {}  # worker -> freed refs it still holds, to drop with its next tasks
         self._puts = 0
         self._lock = threading.Lock()
         self._load_output = load_output  # an earlier session's shared output, from the output directory
@@ -66,9 +67,19 @@ class RefStore:
         return pickle.loads(self._bytes(ref))
 
     def free(self, ref: str) -> None:
-        """Forget a ref's data on the master (workers that have it keep theirs)."""
+        """Forget a ref's data on the master; each worker that holds it drops it with the
+        next tasks it is sent (one that gets no more tasks keeps it until the run ends)."""
         with self._lock:
             self._data.pop(ref, None)
+            for worker, held in self._sent.items():
+                if ref in held:
+                    held.discard(ref)
+                    self._drop.setdefault(worker, []).append(ref)
+
+    def drops_for(self, worker: int) -> list[str]:
+        """The freed refs ``worker`` holds, to send it with its next tasks (and forget here)."""
+        with self._lock:
+            return self._drop.pop(worker, [])
 
     @property
     def nbytes(self) -> int:
@@ -78,13 +89,15 @@ class RefStore:
 
     def for_worker(self, worker: int, tasks: Iterable[Task]) -> dict[str, bytes]:
         """The data of the refs in ``tasks``' params that ``worker`` does not have yet."""
-        sent = self._sent.setdefault(worker, set())
+        with self._lock:
+            sent = set(self._sent.setdefault(worker, set()))
         needed: dict[str, bytes] = {}
         for task in tasks:
             for ref in refs_in(task.params):
                 if ref not in sent and ref not in needed:
                     needed[ref] = self._bytes(ref)
-        sent.update(needed)
+        with self._lock:
+            self._sent[worker].update(needed)
         return needed
 
     def _bytes(self, ref: str) -> bytes:

@@ -202,8 +202,12 @@ class Master:
                 self._record(instruction)
             elif isinstance(instruction, SendTasks):
                 refs = self.refs
-                data = refs.for_worker(instruction.worker, instruction.tasks) if refs is not None and refs.in_use else {}
-                self.end.send(instruction.worker, TaskBatch(instruction.tasks, data))
+                if refs is not None and refs.in_use:
+                    batch = TaskBatch(instruction.tasks, refs.for_worker(instruction.worker, instruction.tasks),
+                                      refs.drops_for(instruction.worker))
+                else:
+                    batch = TaskBatch(instruction.tasks)
+                self.end.send(instruction.worker, batch)
             elif isinstance(instruction, Judge):
                 self._judge(instruction)
             elif isinstance(instruction, SendPrune):

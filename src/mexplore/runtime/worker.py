@@ -156,6 +156,8 @@ def _work(
                 state.received(message.tasks)
                 if message.refs:
                     refs.received(message.refs)
+                if message.drop:
+                    refs.drop(message.drop)
             elif isinstance(message, Flush):
                 link.send(_flush(link.rank, cache, output, message.keep))
             elif isinstance(message, Stop):
