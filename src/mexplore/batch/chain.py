@@ -11,12 +11,13 @@ they do not start, find nothing to do and spend allocation; the script calls
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from ..store.atomic import atomic_write
 
 CHAIN_FILE = "chain.json"
 DEPENDS = {"slurm": ("--dependency=afterany:{job}",), "pbs": ("-W", "depend=afterany:{job}")}
@@ -32,10 +33,7 @@ def after(scheduler: str, job: str) -> list[str]:
 
 def record(output: Path, scheduler: str, jobs: list[str]) -> None:
     """Write the chain (atomically: a job may read it while ``submit`` still writes)."""
-    path = output / CHAIN_FILE
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"scheduler": scheduler, "jobs": jobs}) + "\n")
-    os.replace(temporary, path)
+    atomic_write(output / CHAIN_FILE, json.dumps({"scheduler": scheduler, "jobs": jobs}) + "\n")
 
 
 def read(output: Path) -> dict[str, Any] | None:

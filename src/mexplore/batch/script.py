@@ -75,9 +75,9 @@ def render(site: Site, job: Job, mpiexec: str = "mpiexec") -> str:
            "--progress", "log"]
     for override in job.overrides:
         run += ["--set", override]
-    if job.walltime is not None:
-        run += ["--stop-at", f"@$((job_start + {int(job.walltime)}))", "--stop-before", f"{int(site.stop_before)}s"]
-    launch = [site.launch_command(values), " ".join(_quoted(part) for part in run)]
+    deadline = ("" if job.walltime is None else  # bash expands job_start, set at the script's start
+                f' --stop-at "@$((job_start + {int(job.walltime)}))" --stop-before {int(site.stop_before)}s')
+    launch = [site.launch_command(values), " ".join(shlex.quote(part) for part in run) + deadline]
     lines = [
         "#!/bin/bash" if site.scheduler == "local" else "#!/bin/bash -l",
         *_directives(site, job),
@@ -92,11 +92,6 @@ def render(site: Site, job: Job, mpiexec: str = "mpiexec") -> str:
         *(_chain_end(job) if site.scheduler != "local" else []),
     ]
     return "\n".join(lines) + "\n"
-
-
-def _quoted(part: str) -> str:
-    """A word of the run's command line for bash; the deadline's arithmetic is left to expand."""
-    return f'"{part}"' if part.startswith("@$((job_start + ") else shlex.quote(part)
 
 
 def _chain_end(job: Job) -> list[str]:

@@ -29,12 +29,12 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import threading
 import weakref
 from collections.abc import Generator, Iterable, Mapping
 from enum import IntEnum
 from typing import Any
 
+from ..errors import BudgetSpent
 from ..queue.futures import Future as QueueFuture
 from ..queue.futures import TaskQueue as IoCQueue
 from ..queue.futures import running_queue
@@ -89,7 +89,7 @@ class Future:
     def _cancelled(self) -> bool:
         try:
             return self.mexplore.result(0).status is Status.CANCELLED
-        except Exception:  # BudgetSpent: it never ran
+        except BudgetSpent:  # it never ran
             return True
 
     @property
@@ -127,7 +127,6 @@ class TaskQueue:
                 known = ", ".join(filter(None, (queue.info.kind, *queue.info.kinds))) or "none"
                 raise ValueError(f"eq_types maps to {kind!r}, which is not a kind of the study (its kinds: {known})")
         self._ids = _task_ids.setdefault(queue, itertools.count(1))  # one numbering per run, however many faces
-        self._lock = threading.Lock()
 
     def submit_task(self, exp_id: str, eq_type: int, payload: str, priority: int = 0,
                     tag: str | None = None) -> tuple[ResultStatus, Future]:
@@ -137,8 +136,7 @@ class TaskQueue:
             raise ValueError(f"submit_task: the payload must be a JSON object of parameter values, not {payload!r}")
         kind = self._kinds.get(eq_type)
         future = self.queue.submit(params, priority, None if kind == self.queue.info.kind else kind)
-        with self._lock:
-            eq_task_id = next(self._ids)
+        eq_task_id = next(self._ids)  # atomic: faces of one run share the count
         return ResultStatus.SUCCESS, Future(self, eq_task_id, future, tag, eq_type)
 
     def submit_tasks(self, exp_id: str, eq_type: int, payload: list[str], priority: int = 0,

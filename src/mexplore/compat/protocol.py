@@ -29,7 +29,7 @@ from importlib import resources
 from typing import IO, Any
 
 from ..comms.launcher import on_parent_death
-from ..errors import AlgorithmError
+from ..errors import AlgorithmError, BudgetSpent
 from ..models.reaper import Reaper
 from ..queue.futures import Future, TaskQueue
 from ..space import Categorical, Float, Grid, Int, Space
@@ -266,9 +266,7 @@ def _result_message(number: int, future: Future) -> dict[str, Any]:
     """A finished task for the program; ``stop`` for one the ended run never ran."""
     try:
         result = future.result(0)
-    except TimeoutError:  # cannot happen: it is done
-        raise
-    except Exception:  # BudgetSpent: the run ended before it ran
+    except BudgetSpent:  # the run ended before it ran
         return {"type": "stop", "reason": "the run ended (its budget is spent, or it was stopped)"}
     return {
         "type": "result", "id": number, "task_id": result.task_id if result.task_id >= 0 else None,

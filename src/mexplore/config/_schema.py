@@ -12,7 +12,7 @@ these models; the public result is the plain dataclasses of ``study.py``.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -201,6 +201,16 @@ def unknown_key(key: Key, value: object, allowed: list[str]) -> Problem:
     """The problem for a key that does not exist here, with a suggestion when one is close."""
     expected = "one of the keys " + ", ".join(allowed)
     return Problem(key, value, expected, suggest(str(key[-1]), allowed))
+
+
+def first_repeated(names: Iterable[str]) -> str | None:
+    """The first name that appears a second time, or None."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 def suggest(word: str, allowed: list[str]) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ._limits import check_values
-from ._schema import Key, Problem
+from ._schema import Key, Problem, first_repeated
 
 AT: Key = ("space", "from")
 _NEEDS = {"int": ("lower", "upper"), "float": ("lower", "upper"), "categorical": ("values",),
@@ -45,7 +45,7 @@ def read_emews_space(file: Path) -> dict[str, Any]:
         raise Problem(AT, str(file), "an EMEWS parameter file: a non-empty JSON list of {\"name\", \"type\", ...} objects")
     pairs = [_entry(file, index, item) for index, item in enumerate(items)]
     names = [name for name, _ in pairs]
-    repeated = next((name for index, name in enumerate(names) if name in names[:index]), None)
+    repeated = first_repeated(names)
     if repeated is not None:
         raise Problem(AT, str(file), "an EMEWS parameter file naming each parameter once", f"{file}: {repeated!r} twice")
     entries = dict(pairs)

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..space import LABEL, Categorical, Float, Grid, Int, Space
 from ._limits import check_values
-from ._schema import Key, Problem
+from ._schema import Key, Problem, first_repeated
 
 FILE_KINDS = (".csv", ".jsonl", ".txt")
 UPF_ID = "id"
@@ -64,7 +64,7 @@ def _labelled(file: Path, line: int, row: Any, at: Key) -> Any:
 def _csv_rows(file: Path, text: str, space: Space, at: Key) -> list[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))  # a quoted cell may hold a line break
     header = reader.fieldnames or []
-    repeated = next((name for index, name in enumerate(header) if name in header[:index]), None)
+    repeated = first_repeated(header)
     if repeated is not None:
         raise Problem(at, str(file), "a CSV file whose header names each key once", f"{file}: {repeated!r} twice")
     rows = []

@@ -516,9 +516,10 @@ def _algorithm_name(table: AlgorithmTable) -> str | None:
 def _points(file: Path, space: Space) -> tuple[dict[str, Any], ...]:
     """The ``points`` algorithm's points: each inside ``[space]`` when it has parameters,
     else free-form (names that can be columns) with the constants added where a line has none."""
+    problem = ProposalCheck(space, "points").problem if space.parameters else OpenCheck.problem
     points = []
     for line, row in read_points(file, ("algorithm", "file"), space):
-        why = ProposalCheck(space, "points").problem(row) if space.parameters else OpenCheck.problem(row)
+        why = problem(row)
         if why:
             raise Problem(("algorithm", "file"), str(file), "a file of points, each a JSON object of parameter values",
                           f"{file} line {line}: {why}")
