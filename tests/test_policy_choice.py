@@ -17,6 +17,7 @@ from mexplore.queue.futures import ImperativeAlgorithm
 from mexplore.queue.keep import KeepPolicy
 from mexplore.queue.master_state import MasterState, Record
 from mexplore.queue.policies import (
+    ALGORITHM_BOUND,
     MAX_BACKLOG,
     PREFETCH_SHARE,
     Async,
@@ -151,6 +152,22 @@ def test_long_hand_offs_make_a_learning_algorithm_prefetch():
         d.complete(1, [result(task.id, clock, clock + 0.010)])
         clock += 0.010 + 0.005  # 5 ms hand-offs on 10 ms tasks
     assert d.handoff == pytest.approx(0.005) and d.capacity == 2
+
+
+def test_no_prefetch_while_the_algorithm_is_the_masters_bottleneck():
+    """5 ms hand-offs on 10 ms tasks would call for prefetch, but an algorithm that takes
+    4 ms per proposal for 2 workers needs 80% of the master: what workers wait for is the
+    algorithm, and prefetching would only add lag."""
+    d = Dispatcher([1, 2], Async(learns=True), budget=None)
+    clock = 100.0
+    for _ in range(20):
+        d.propose([{}], algorithm_time=0.004)
+        [(_, (task,))] = d.assign()
+        d.complete(1, [result(task.id, clock, clock + 0.010)])
+        clock += 0.010 + 0.004 + 0.005  # the task, the algorithm's 4 ms, a 5 ms hand-off
+    assert d.handoff == pytest.approx(0.005)
+    assert d.algorithm_load > ALGORITHM_BOUND and d.capacity == 1
+    assert Async(learns=True).capacity(0.010, 0.005, 1, algorithm_load=0.2) == 2  # a fast one: prefetch
 
 
 def test_a_worker_that_waited_for_a_proposal_is_not_timed():

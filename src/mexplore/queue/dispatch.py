@@ -74,6 +74,7 @@ class Dispatcher:
         self.running: dict[int, tuple[int, Task]] = {}
         self.typical_length: float | None = None
         self.handoff: float | None = None
+        self.typical_algorithm = 0.0  # the algorithm's seconds per proposal (moving average)
         self._handoffs: deque[float] = deque(maxlen=HANDOFF_SAMPLES)
         self._emptied: dict[int, float] = {}  # worker -> its last result's end, until the next assign
         self._timed: dict[int, float] = {}  # task id -> its worker's previous end + the round's algorithm time
@@ -118,6 +119,8 @@ class Dispatcher:
             tasks = [Task(first + i, params, 0, 0.0, algorithm_time, lag) for i, params in enumerate(proposals)]
         self.next_id += len(tasks)
         self._round_cost += algorithm_time * len(tasks)
+        if tasks:
+            self.typical_algorithm = 0.9 * self.typical_algorithm + 0.1 * algorithm_time
         return tasks
 
     def _check_kind(self, proposal: Submission) -> None:
@@ -194,10 +197,18 @@ class Dispatcher:
         self._handoffs.append(max(gap, 0.0))
         self.handoff = median_low(self._handoffs)
 
+    @property
+    def algorithm_load(self) -> float:
+        """The share of the master's time the algorithm needs to keep every worker fed: its
+        seconds per proposal times the workers over the typical task length (0 until measured)."""
+        if not self.typical_length:
+            return 0.0
+        return self.typical_algorithm * len(self._held) / self.typical_length
+
     def _resize(self) -> None:
         """Apply the capacity the policy wants now (every worker's free slots change with it,
         which the buckets by held count need not be told of)."""
-        capacity = self.policy.capacity(self.typical_length, self.handoff, self.capacity)
+        capacity = self.policy.capacity(self.typical_length, self.handoff, self.capacity, self.algorithm_load)
         if capacity != self.capacity:
             self.capacity = capacity
             self._refill_at = self.policy.refill_at(capacity)

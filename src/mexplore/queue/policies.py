@@ -3,10 +3,11 @@
 Mechanism (who gets which task, the budget, the measurements) lives in :mod:`.dispatch`; a
 policy answers four questions, so a new one is a few lines:
 
-- ``capacity(typical, handoff, current)``: how many tasks a worker may hold, given the
-  typical task length and the typical hand-off (seconds a worker waits between sending a
-  result and starting the task sent in reply, the algorithm's own time left out; see
-  :class:`~.dispatch.Dispatcher`), both None until measured, and the capacity now;
+- ``capacity(typical, handoff, current, algorithm_load)``: how many tasks a worker may
+  hold, given the typical task length and the typical hand-off (seconds a worker waits
+  between sending a result and starting the task sent in reply, the algorithm's own time
+  left out; see :class:`~.dispatch.Dispatcher`), both None until measured, the capacity
+  now, and the share of the master's time the algorithm needs to feed every worker;
 - ``refill_at(capacity)``: how many free slots a worker needs before it is sent more;
 - ``reply_low_water``: a worker replies as soon as it holds this many tasks or fewer
   (sent once, at start-up, so it must suit every capacity the policy may choose);
@@ -24,6 +25,13 @@ exceeds this share of the typical task length (workers would idle over a fifth o
 time); below it, what prefetching saves is smaller than what deciding every task one
 result per worker earlier costs a model-based search (issue 16: TPE's median best on
 Rosenbrock, 8 workers, 100 evaluations: 405 with prefetch, 171 without)."""
+ALGORITHM_BOUND = 0.5
+"""A learning algorithm never gets prefetch when it needs this share of the master's time or
+more to keep every worker fed: the master is then busy in ``ask`` most of the time, workers
+wait behind other workers' proposals (which the measured hand-off cannot fully tell from
+the master's own overhead), and prefetching adds lag while winning little or no throughput.
+Issue 16: TPE on 10-D problems (9 ms per proposal, 8 workers, 40 ms tasks: a load of 1.8)
+had switched prefetch on mid-run, doubling its lag to 15."""
 NEGLIGIBLE_SHARE = 0.001
 """For an algorithm that does not learn, a hand-off below this share of the task length is
 not worth hiding: no task waits behind another (at 1 ms hand-offs, tasks over 1 s)."""
@@ -48,7 +56,8 @@ class Async:
       but those of the tasks still running (its *lag* is at most workers - 1). Only when
       the measured hand-off exceeds ``PREFETCH_SHARE`` of the typical task length does
       each worker also hold its next task (lag up to 2 x workers - 1); it stops again
-      below half that share.
+      below half that share. Never while the algorithm needs ``ALGORITHM_BOUND`` of the
+      master's time or more: then the algorithm, not the hand-off, is what workers wait for.
     - One that does not learn loses nothing by deciding early, so each worker keeps
       ``HIDE`` hand-offs' worth of tasks waiting (a power of two up to ``MAX_BACKLOG``),
       refilled in one message once half are gone: workers never wait for the master,
@@ -64,12 +73,12 @@ class Async:
     learns: bool = True
     reply_low_water: int = ASYNC_LOW_WATER
 
-    def capacity(self, typical: float | None, handoff: float | None, current: int) -> int:
+    def capacity(self, typical: float | None, handoff: float | None, current: int, algorithm_load: float = 0.0) -> int:
         if typical is None or handoff is None:
             return 1
         if self.learns:
             share = PREFETCH_SHARE / 2 if current > 1 else PREFETCH_SHARE
-            return 2 if handoff > share * typical else 1
+            return 2 if handoff > share * typical and algorithm_load < ALGORITHM_BOUND else 1
         return 1 + _backlog(HIDE * handoff / max(typical, 1e-9), current - 1)
 
     def refill_at(self, capacity: int) -> int:
@@ -108,7 +117,7 @@ class Queue:
 
     backlog: int = 8
 
-    def capacity(self, typical: float | None, handoff: float | None, current: int) -> int:
+    def capacity(self, typical: float | None, handoff: float | None, current: int, algorithm_load: float = 0.0) -> int:
         return 1 + self.backlog
 
     def refill_at(self, capacity: int) -> int:
@@ -133,7 +142,7 @@ class Batch:
     size: int
     reply_low_water: int = 0
 
-    def capacity(self, typical: float | None, handoff: float | None, current: int) -> int:
+    def capacity(self, typical: float | None, handoff: float | None, current: int, algorithm_load: float = 0.0) -> int:
         return 1
 
     def refill_at(self, capacity: int) -> int:
