@@ -14,6 +14,9 @@ Variants (``--variant LABEL``, repeatable; all by default):
 - ``default``: ``optuna.tpe`` as shipped (Optuna's constant liar: running trials join the
   "bad" density, so new proposals move away from them);
 - ``liar-off``: no liar (running trials ignored);
+- ``liar-mean``: the classic liar as ``lie-mean``, without rebuilding a study per
+  proposal: TPE is handed a view of the study in which running trials read as complete
+  with the mean value (:class:`MeanLiarTPESampler`);
 - ``startup-N``: ``n_startup_trials = N`` (Optuna's default is 10; with 8 workers 17
   proposals are made before TPE has 10 results);
 - ``univariate``: ``multivariate = false``;
@@ -36,14 +39,18 @@ runs/variants.jsonl`` compares them with the engine run and the baselines (seque
 from __future__ import annotations
 
 import argparse
+import copy
 import heapq
 import json
+import math
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -97,6 +104,59 @@ class LyingTPE(OptunaTPE):
         self._done = self.study.get_trials(deepcopy=False, states=(_optuna().trial.TrialState.COMPLETE,))
 
 
+class _LyingView:
+    """A study, except that its running trials read as complete with ``lie``."""
+
+    def __init__(self, study: Any, asking: int, lie: float) -> None:
+        self._study, self._asking, self._lie = study, asking, lie
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False) -> list[FrozenTrial]:
+        trials = self._study._get_trials(deepcopy=False, states=None, use_cache=False)
+        shown = []
+        for trial in trials:
+            if trial.state is TrialState.RUNNING and trial.number != self._asking:
+                trial = copy.copy(trial)
+                trial.state, trial.value = TrialState.COMPLETE, self._lie
+            if states is None or trial.state in states:
+                shown.append(trial)
+        return shown
+
+
+class MeanLiarTPESampler(optuna.samplers.TPESampler):
+    """TPESampler (without Optuna's ``constant_liar``) that sees running trials as finished
+    with the mean of the values seen so far; single-objective studies only."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(constant_liar=False, **options)
+
+    @staticmethod
+    def _lie(study: Any) -> float | None:
+        """The mean of the finite values of complete trials (None before the first)."""
+        values = [trial.value for trial in study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if trial.value is not None and math.isfinite(trial.value)]
+        return math.fsum(values) / len(values) if values else None
+
+    def _view(self, study: Any, trial: FrozenTrial) -> Any:
+        lie = self._lie(study)
+        return study if lie is None else _LyingView(study, trial.number, lie)
+
+    def sample_relative(self, study: Any, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
+        return super().sample_relative(self._view(study, trial), trial, search_space)
+
+    def sample_independent(self, study: Any, trial: FrozenTrial, param_name: str, param_distribution: Any) -> Any:
+        return super().sample_independent(self._view(study, trial), trial, param_name, param_distribution)
+
+
+class MeanLiarTPE(OptunaTPE):
+    """``optuna.tpe`` with :class:`MeanLiarTPESampler` instead of Optuna's own liar."""
+
+    def _sampler(self, optuna: Any, options: dict[str, Any]) -> Any:
+        return MeanLiarTPESampler(seed=self.seed, **{k: v for k, v in options.items() if k != "constant_liar"})
+
+
 def _spread_sampler(weight: float):
     """A TPESampler whose acquisition (log l - log g) loses ``weight`` x the summed Gaussian
     closeness, in the unit cube, of each candidate to the running trials' points."""
@@ -146,6 +206,8 @@ def make(label: str, space: Space, info: StudyInfo) -> Algorithm:
         return build_algorithm("optuna.tpe", space, info, {})
     if label == "liar-off":
         return build_algorithm("optuna.tpe", space, info, {"constant_liar": False})
+    if label == "liar-mean":
+        return MeanLiarTPE(space, info)
     if label == "univariate":
         return build_algorithm("optuna.tpe", space, info, {"multivariate": False})
     if label == "cmaes":
@@ -161,7 +223,7 @@ def make(label: str, space: Space, info: StudyInfo) -> Algorithm:
     raise SystemExit(f"unknown variant {label!r}")
 
 
-VARIANTS = ["default", "liar-off", "startup-3", "startup-20", "univariate", "candidates-64",
+VARIANTS = ["default", "liar-off", "liar-mean", "startup-3", "startup-20", "univariate", "candidates-64",
             "lie-best", "lie-mean", "lie-worst", "spread-1", "spread-4", "cmaes"]
 
 

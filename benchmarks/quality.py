@@ -242,7 +242,7 @@ def report(records: list[dict], workers: int) -> None:
             speedup = statistics.median(speedups)
             lags = [np.mean(r[method]["lags"]) for r in runs if "lags" in r[method]]
             family = "classic" if group in CLASSIC else "bbob"
-            tally[family].append((within, ahead, speedup))
+            tally[family].append((within, ahead, speedup, math.log(ratio), math.log(med[method] / med["n_jobs"])))
             print(f"| {group} | {len(runs)} | {med[method]:.3g} | {med['sequential']:.3g} | {med['n_jobs']:.3g} | "
                   f"{med['random']:.3g} | {ratio:.2f} | {'yes' if within else 'no'} | {'yes' if ahead else 'no'} | "
                   f"{speedup:.1f}× | {np.mean(lags) if lags else math.nan:.1f} |")
@@ -252,7 +252,9 @@ def report(records: list[dict], workers: int) -> None:
                   f"({100 * sum(r[0] for r in rows) / n:.0f}%), ahead of (or tied with) n_jobs on "
                   f"{sum(r[1] for r in rows)}/{n} ({100 * sum(r[1] for r in rows) / n:.0f}%), median speed-up "
                   f"to sequential's best {statistics.median(r[2] for r in rows):.1f}× "
-                  f"(≥ 5× on {sum(r[2] >= 5 for r in rows)}/{n})")
+                  f"(≥ 5× on {sum(r[2] >= 5 for r in rows)}/{n}); geometric mean of the regret ratio to "
+                  f"sequential {math.exp(statistics.fmean(r[3] for r in rows)):.2f}, to n_jobs "
+                  f"{math.exp(statistics.fmean(r[4] for r in rows)):.2f}")
 
 
 def _speedup(mine: dict, sequential: dict) -> float:
