@@ -127,6 +127,25 @@ def test_the_protocol_submits_cancels_reprioritizes_and_passes_stray_lines_on(tm
     assert sorted(r["params"]["x"] for r in journal(tmp_path / "out")) == [float(i) for i in range(6)]
 
 
+def test_a_program_that_submits_nothing_is_warned_of(tmp_path):
+    (tmp_path / "model.py").write_text("def f(params, ctx):\n    return params['x']\n")
+    path = write_study(tmp_path, '''
+        [study]
+        name = "idle"
+        output = "out"
+        [model]
+        python = "model.py:f"
+        [algorithm]
+        command = ["true"]
+        [space]
+        x = { type = "float", low = 0.0, high = 1.0 }
+    ''')
+    done = run_cli("run", str(path), "-n", "2", "--progress", "off", cwd=tmp_path, env=env_for(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "warning: the algorithm 'true' finished without proposing a task" in done.stderr
+    assert journal(tmp_path / "out") == []
+
+
 def after_a_submit(message: str) -> str:
     """A program that submits one point (of a 0.5 s task), then sends ``message`` and waits."""
     return ('import sys\nfrom mexplore.compat.client import Session\ns = Session()\ns.submit([{"x": 1.0}])\n'

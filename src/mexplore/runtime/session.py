@@ -86,6 +86,10 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
         completed = False
         try:
             completed = master.run() is Ending.DONE
+            if completed and master.state.dispatcher.finished == 0:
+                print(f"mexplore: warning: the algorithm {master.algorithm.name!r} finished without proposing a task: "
+                      "nothing was evaluated (an [algorithm] command or EQ/Py module that submitted nothing?)",
+                      file=sys.stderr)
             outcome = ("finished" if completed else "stopped early (its tasks fail)" if master.stop_signal is None
                        else f"stopped by {signal.Signals(master.stop_signal).name}")
         finally:
