@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..algorithms.registry import BUILTINS, NEEDS_A_SOURCE
 from ..errors import MISSING, StudyFileError
 from ..space import (
     PARAMETER_NAME,
@@ -500,7 +501,7 @@ def _resolve_algorithm(table: AlgorithmTable, space: Space, study: StudySection)
 def samples_space(name: str) -> bool:
     """Whether the built-in algorithm ``name`` draws its points from ``[space]`` (and so
     needs a parameter there); an algorithm of the user's may bring its own."""
-    return name in ("grid", "random", "sobol", "lhs") or name.startswith("optuna.")
+    return name in BUILTINS and name not in NEEDS_A_SOURCE
 
 
 def _algorithm_name(table: AlgorithmTable) -> str | None:
