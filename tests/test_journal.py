@@ -6,6 +6,7 @@ import math
 import h5py
 import numpy as np
 import pandas as pd
+import pytest
 
 from mexplore.store.journal import JOURNAL_NAME, JournalWriter, read_results
 from mexplore.store.results_file import read_table, write_results_h5
@@ -137,3 +138,25 @@ def test_results_h5_holds_columns_whose_names_clash_as_hdf5_paths(tmp_path):
     with h5py.File(tmp_path / "results.h5", "r") as file:  # without mexplore: the datasets attribute
         columns = dict(zip(file["table"].attrs["columns"], file["table"].attrs["datasets"]))
         assert file["table"][columns["m:a/b"]][0] == 1 and columns["m:a/b"] == "m:a%2Fb"
+
+
+def test_results_h5_keeps_a_table_per_kind_named_safely_and_refuses_an_unknown_kind(tmp_path):
+    path = tmp_path / JOURNAL_NAME
+    writer = JournalWriter.open(path)
+    writer.append([Result(task_id=0, params={"x": 0.5}, status=Status.OK, objective=1.0),
+                   Result(task_id=1, params={"xs": "[1, 2]"}, status=Status.OK, metrics={"coef": 2.0}, kind="fit/a")])
+    writer.close()
+    write_results_h5(tmp_path, results_frame(path, ["loss"]), objective_kind="sim")
+    assert read_table(tmp_path, kind="sim").columns[:3].tolist() == ["id", "status", "loss"]
+    fitted = read_table(tmp_path, kind="fit/a")  # a kind name that is an HDF5 path: escaped
+    assert fitted["id"].tolist() == [1] and fitted.loc[0, "m:coef"] == 2.0 and "p:x" not in fitted
+    with pytest.raises(KeyError, match="no table of kind 'train': its kinds are fit/a, sim"):
+        read_table(tmp_path, kind="train")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    writer = JournalWriter.open(alone / JOURNAL_NAME)
+    writer.append([Result(task_id=0, params={"x": 0.5}, status=Status.OK, objective=1.0)])
+    writer.close()
+    write_results_h5(alone, results_frame(alone / JOURNAL_NAME, ["loss"]))
+    with pytest.raises(KeyError, match="its study has one kind"):
+        read_table(alone, kind="sim")

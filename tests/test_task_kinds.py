@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from helpers import journal, killed_then_resumed, run_cli, write_study
 
+from mexplore import read_table
 from mexplore.config import load_study
 from mexplore.errors import StudyFileError
 from mexplore.store.run import load_run
@@ -87,6 +88,12 @@ def test_a_surrogate_trained_as_its_own_kind_steers_the_simulations(tmp_path: Pa
     table = pd.read_csv(tmp_path / "out" / "results.csv")
     assert list(table.columns[:3]) == ["id", "kind", "status"]
     assert table["kind"].fillna("").tolist().count("train") == 1
+    assert len(read_table(tmp_path / "out")) == 13, "results.h5's /table has every row, as results.csv"
+    simulated, trained = read_table(tmp_path / "out", kind="simulate"), read_table(tmp_path / "out", kind="train")
+    assert len(simulated) == 12 and "p:x" in simulated and not {"p:xs", "m:coef", "kind"} & set(simulated)
+    assert trained["id"].tolist() == [training["id"]] and "p:xs" in trained and "p:x" not in trained
+    with pytest.raises(KeyError, match="no table of kind 'infer': its kinds are simulate, train"):
+        read_table(tmp_path / "out", kind="infer")
     best = run_cli("results", str(tmp_path / "out"), "--top", "13", cwd=tmp_path)
     assert best.returncode == 0, best.stderr
     lines = best.stdout.splitlines()

@@ -252,7 +252,7 @@ def _finish(end: MasterEnd, study: Study, master: Master | None, outcome: str) -
     try:
         frame = results_frame(output / JOURNAL_NAME, study.study.objective, study.study.direction)
         table = write_results_csv(frame, output)
-        write_results_h5(output, frame, master.state.keep.chosen())
+        write_results_h5(output, frame, master.state.keep.chosen(), study.study.kind)
     except OSError as error:  # a full disk: the journal holds every result; the next run writes these
         print(f"mexplore: warning: results.csv and results.h5 not written: {error.strerror or error} "
               f"({error.filename or output}); the journal holds every result", file=sys.stderr)

@@ -3,7 +3,9 @@
 The table is the one of ``results.csv`` (built from the journal), stored as one dataset per
 column under ``/table`` (attribute ``columns`` gives their order, ``datasets`` the name of
 each one's dataset), so h5py reads it without pandas and :func:`read_table` gives a
-DataFrame. A dataset is named as its column, but for what an HDF5 name cannot hold, which
+DataFrame. A study of several task kinds also gets ``/kinds/<kind>``: a table of the same
+form per kind, the objective kind's included, with only that kind's own columns
+(``read_table(output, kind=...)``). A dataset is named as its column, but for what an HDF5 name cannot hold, which
 is percent-escaped (:func:`dataset_name`): so metrics ``a`` and ``a/b`` are two datasets,
 not a dataset and a path through it. ``/tasks/<id>`` is an HDF5 external link
 into the worker cache file that holds that task's data (``cache/<node>-r<rank>.h5``), so a
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .atomic import atomic_path
 from .cache import CACHE_DIR, move_aside
 from .journal import JOURNAL_NAME, iter_records
-from .table import REUSED
+from .table import REUSED, kind_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,9 +37,12 @@ if TYPE_CHECKING:
 RESULTS_H5 = "results.h5"
 
 
-def write_results_h5(output: Path, frame: pd.DataFrame, keep: Collection[int] | None = None) -> Path:
+def write_results_h5(
+    output: Path, frame: pd.DataFrame, keep: Collection[int] | None = None, objective_kind: str | None = None,
+) -> Path:
     """(Re)write ``results.h5`` from the :func:`~.table.results_frame` and the flushed cache
-    files, atomically; ``keep`` limits the links to those tasks."""
+    files, atomically; ``keep`` limits the links to those tasks. ``objective_kind`` names
+    the objective kind's table under ``/kinds`` in a study of several kinds."""
     import h5py
 
     target = output / RESULTS_H5
@@ -48,6 +53,13 @@ def write_results_h5(output: Path, frame: pd.DataFrame, keep: Collection[int] | 
             holders[task] = holders[earlier]
     with atomic_path(target) as partial, h5py.File(partial, "w", locking=False) as file:
         _write_table(file.create_group("table"), frame)
+        if "kind" in frame and not frame.empty:
+            kinds = file.create_group("kinds")
+            for kind in [None, *sorted(frame["kind"].dropna().unique())]:
+                name = (objective_kind or "objective") if kind is None else str(kind)
+                group = kinds.create_group(dataset_name(name))
+                group.attrs["kind"] = _h5_text(name)
+                _write_table(group, kind_rows(frame, kind))
         tasks = file.create_group("tasks")
         for task, (name, inside) in sorted(holders.items()):
             if keep is None or task in keep:
@@ -55,13 +67,21 @@ def write_results_h5(output: Path, frame: pd.DataFrame, keep: Collection[int] | 
     return target
 
 
-def read_table(output: str | os.PathLike[str]) -> pd.DataFrame:
-    """The results table stored in ``<output>/results.h5``, as a DataFrame."""
+def read_table(output: str | os.PathLike[str], kind: str | None = None) -> pd.DataFrame:
+    """The results table stored in ``<output>/results.h5``, as a DataFrame; with ``kind``,
+    that task kind's own table (a study of several kinds; KeyError names the kinds there)."""
     import h5py
     import pandas as pd
 
     with h5py.File(Path(output) / RESULTS_H5, "r") as file:
-        table = file["table"]
+        if kind is None:
+            table = file["table"]
+        elif f"kinds/{dataset_name(kind)}" in file:
+            table = file[f"kinds/{dataset_name(kind)}"]
+        else:
+            there = sorted(group.attrs.get("kind", key) for key, group in file.get("kinds", {}).items())
+            raise KeyError(f"{Path(output) / RESULTS_H5} has no table of kind {kind!r}: "
+                           + (f"its kinds are {', '.join(there)}" if there else "its study has one kind"))
         names = table.attrs["columns"]
         columns = {}
         for name, key in zip(names, table.attrs.get("datasets", names)):  # older files: named as the columns

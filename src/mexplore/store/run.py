@@ -77,9 +77,9 @@ class Run:
         and their params and metrics columns."""
         if self.frame.empty or "kind" not in self.frame:
             return self
-        rows = self.frame[self.frame["kind"].isna()]
-        others = [c for c in rows.columns if c.startswith(("p:", "m:")) and rows[c].isna().all()]
-        return replace(self, frame=rows.drop(columns=[*others, "kind"]))
+        from .table import kind_rows
+
+        return replace(self, frame=kind_rows(self.frame, None))
 
     @property
     def ok(self) -> pd.DataFrame:

@@ -123,3 +123,12 @@ def best_rows(frame: pd.DataFrame, objective: str, direction: Direction | str, t
     if "kind" in done:
         done = done[done["kind"].isna()]
     return done.sort_values(objective, ascending=Direction(direction).ascending, kind="stable").head(top)
+
+
+def kind_rows(frame: pd.DataFrame, kind: str | None) -> pd.DataFrame:
+    """The rows of one task kind of a study of several (``None``: the objective kind's, whose
+    ``kind`` is empty), with only that kind's own columns: no ``kind`` column, and no
+    ``p:``/``m:`` column that is empty on every one of its rows (another kind's)."""
+    rows = frame[frame["kind"].isna() if kind is None else frame["kind"] == kind]
+    others = [c for c in rows.columns if c.startswith(("p:", "m:")) and rows[c].isna().all()]
+    return rows.drop(columns=[*others, "kind"])
