@@ -26,7 +26,9 @@ Variants (``--variant LABEL``, repeatable; all by default):
   the best / mean / worst value seen so far (:class:`LyingTPE`);
 - ``spread-W``: TPE whose acquisition is penalized near running tasks' points, a local
   penalization with weight W (:class:`SpreadTPE`);
-- ``cmaes``: ``optuna.cmaes``, a population method, for reference.
+- ``cmaes``: ``optuna.cmaes``, a population method, for reference;
+- ``gp``: ``optuna.gp``, Optuna's Gaussian process, which conditions on running trials
+  itself (needs PyTorch; slow: minutes per 5-D run).
 
 Rows go to ``--raw`` (default ``runs/variants.jsonl``) in ``quality.py``'s format, as
 method ``sim:LABEL``; ``quality.py --report-only --raw runs/quality.jsonl --raw
@@ -210,8 +212,8 @@ def make(label: str, space: Space, info: StudyInfo) -> Algorithm:
         return MeanLiarTPE(space, info)
     if label == "univariate":
         return build_algorithm("optuna.tpe", space, info, {"multivariate": False})
-    if label == "cmaes":
-        return build_algorithm("optuna.cmaes", space, info, {})
+    if label in ("cmaes", "gp"):
+        return build_algorithm(f"optuna.{label}", space, info, {})
     if kind == "startup":
         return build_algorithm("optuna.tpe", space, info, {"n_startup_trials": int(number)})
     if kind == "candidates":
@@ -224,7 +226,7 @@ def make(label: str, space: Space, info: StudyInfo) -> Algorithm:
 
 
 VARIANTS = ["default", "liar-off", "liar-mean", "startup-3", "startup-20", "univariate", "candidates-64",
-            "lie-best", "lie-mean", "lie-worst", "spread-1", "spread-4", "cmaes"]
+            "lie-best", "lie-mean", "lie-worst", "spread-1", "spread-4", "cmaes", "gp"]
 
 
 def simulate(algorithm: Algorithm, chosen: Problem, seed: int, workers: int) -> dict:

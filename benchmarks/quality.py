@@ -170,11 +170,14 @@ def regret(record: dict) -> float:
     return max(min(record["values"][:record.get("budget")]) - record["minimum"], FLOOR)
 
 
-def time_to(record: dict, target: float) -> float | None:
-    """When ``record`` first reached ``target`` (its best so far at or below), or None."""
+def reached(record: dict, target: float, clock: str) -> float | None:
+    """When ``record`` first reached ``target`` (its best so far at or below it), or None:
+    on its clock of seconds (``clock="times"``) or in evaluations (``"evaluations"``)."""
     best = np.minimum.accumulate(record["values"])
-    reached = np.nonzero(best <= target)[0]
-    return float(record["times"][reached[0]]) if reached.size else None
+    hits = np.nonzero(best <= target)[0]
+    if not hits.size:
+        return None
+    return float(record["times"][hits[0]]) if clock == "times" else float(hits[0] + 1)
 
 
 def problems_of(args: argparse.Namespace) -> list[tuple[str, str, int]]:
@@ -224,12 +227,14 @@ def report(records: list[dict], workers: int) -> None:
             by[(r["group"], r["problem"], r["seed"])][r["method"]] = r
     mexplore_methods = sorted({m for runs in by.values() for m in runs if m.startswith(("mexplore", "sim:"))})
     groups = sorted({key[0] for key in by}, key=_group_order)
+    summaries = {}
     for method in mexplore_methods:
         print(f"\n### `{method}` against the baselines, {workers} workers\n")
         print("| function | runs | median regret: mexplore | sequential TPE | `n_jobs` | random | "
-              "mexplore ÷ sequential | within 1.25× | ahead of `n_jobs` | speed-up to sequential's best | mean lag |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        tally = defaultdict(list)
+              "mexplore ÷ sequential | within 1.25× | ahead of `n_jobs` | speed-up to sequential's best | "
+              "the same, long tasks | mean lag |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        tally = defaultdict(lambda: defaultdict(list))  # family -> what -> values
         for group in groups:
             runs = [runs for key, runs in by.items() if key[0] == group and method in runs and "sequential" in runs]
             if not runs:
@@ -238,30 +243,112 @@ def report(records: list[dict], workers: int) -> None:
                    if any(m in r for r in runs) else math.nan for m in (method, "sequential", "n_jobs", "random")}
             ratio = med[method] / med["sequential"]
             within, ahead = ratio <= WITHIN, med[method] <= med["n_jobs"]
-            speedups = [_speedup(r[method], r["sequential"]) for r in runs]
-            speedup = statistics.median(speedups)
+            extended = all(len(r[method]["values"]) > r[method]["budget"] for r in runs)
+            speedup = statistics.median(_speedup(r[method], r["sequential"]) for r in runs) if extended else math.nan
+            by_evaluations = (statistics.median(_speedup(r[method], r["sequential"], "evaluations") for r in runs)
+                              if extended else math.nan)
             lags = [np.mean(r[method]["lags"]) for r in runs if "lags" in r[method]]
-            family = "classic" if group in CLASSIC else "bbob"
-            tally[family].append((within, ahead, speedup, math.log(ratio), math.log(med[method] / med["n_jobs"])))
+            for family in ("classic",) if group in CLASSIC else (f"BBOB {group.split()[1]}", "BBOB, all"):
+                t = tally[family]
+                t["within"].append(within)
+                if extended:
+                    t["speedup"].append(speedup)
+                    t["by evaluations"].append(by_evaluations)
+                t["to sequential"] += [math.log(regret(r[method]) / regret(r["sequential"])) for r in runs]
+                if not math.isnan(med["n_jobs"]):
+                    t["ahead"].append(ahead)
+                    t["to n_jobs"] += [math.log(regret(r[method]) / regret(r["n_jobs"])) for r in runs if "n_jobs" in r]
             print(f"| {group} | {len(runs)} | {med[method]:.3g} | {med['sequential']:.3g} | {med['n_jobs']:.3g} | "
                   f"{med['random']:.3g} | {ratio:.2f} | {'yes' if within else 'no'} | {'yes' if ahead else 'no'} | "
-                  f"{speedup:.1f}× | {np.mean(lags) if lags else math.nan:.1f} |")
-        for family, rows in tally.items():
-            n = len(rows)
-            print(f"\n{family}: within 1.25× of sequential on {sum(r[0] for r in rows)}/{n} "
-                  f"({100 * sum(r[0] for r in rows) / n:.0f}%), ahead of (or tied with) n_jobs on "
-                  f"{sum(r[1] for r in rows)}/{n} ({100 * sum(r[1] for r in rows) / n:.0f}%), median speed-up "
-                  f"to sequential's best {statistics.median(r[2] for r in rows):.1f}× "
-                  f"(≥ 5× on {sum(r[2] >= 5 for r in rows)}/{n}); geometric mean of the regret ratio to "
-                  f"sequential {math.exp(statistics.fmean(r[3] for r in rows)):.2f}, to n_jobs "
-                  f"{math.exp(statistics.fmean(r[4] for r in rows)):.2f}")
+                  f"{_times(speedup)} | {_times(by_evaluations)} | {np.mean(lags) if lags else math.nan:.1f} |")
+        summaries[method] = tally
+    print("\n### Summary\n")
+    print("Per problem family: the share of functions whose median regret is within 1.25× of sequential "
+          "TPE's, and ahead of (or tied with) `n_jobs`'s; the geometric mean over runs of the regret "
+          "ratio, paired by problem and seed (± one standard error, as a factor); the median speed-up to "
+          "sequential's best and the share of functions where it is at least 5×.\n")
+    print("| method | problems | functions | within 1.25× | ahead of `n_jobs` | regret ÷ sequential | "
+          "regret ÷ `n_jobs` | speed-up | ≥ 5× | speed-up, long tasks | ≥ 5× |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for baseline in ("n_jobs", "random"):  # what parallelism costs Optuna's own TPE; the floor
+        tally = defaultdict(lambda: defaultdict(list))
+        for (group, _, _), runs in by.items():
+            if baseline in runs and "sequential" in runs:
+                for family in ("classic",) if group in CLASSIC else (f"BBOB {group.split()[1]}", "BBOB, all"):
+                    tally[family]["to sequential"].append(
+                        math.log(regret(runs[baseline]) / regret(runs["sequential"])))
+        summaries[baseline] = tally
+    for method, tally in summaries.items():
+        for family in sorted(tally, key=_family_order):
+            t = tally[family]
+            n = len(t["within"]) or "–"
+            print(f"| `{method}` | {family} | {n} | {_share(t['within'])} | {_share(t['ahead'])} | "
+                  f"{_geomean(t['to sequential'])} | {_geomean(t['to n_jobs'])} | "
+                  f"{_times(statistics.median(t['speedup']) if t['speedup'] else math.nan)} | "
+                  f"{_share([s >= 5 for s in t['speedup']])} | "
+                  f"{_times(statistics.median(t['by evaluations']) if t['by evaluations'] else math.nan)} | "
+                  f"{_share([s >= 5 for s in t['by evaluations']])} |")
 
 
-def _speedup(mine: dict, sequential: dict) -> float:
-    """Sequential TPE's time to its own final best over ``mine``'s time to reach it (0: never)."""
+def _times(speedup: float) -> str:
+    """A speed-up; – where not measured (runs not extended past the budget: simulations)."""
+    return "–" if math.isnan(speedup) else f"{speedup:.1f}×"
+
+
+def _share(flags: list[bool]) -> str:
+    return f"{sum(flags)}/{len(flags)} ({100 * sum(flags) / len(flags):.0f}%)" if flags else "–"
+
+
+def _geomean(logs: list[float]) -> str:
+    """exp(mean) of log ratios, with its standard error as a factor."""
+    if len(logs) < 2:
+        return "–"
+    return f"{math.exp(statistics.fmean(logs)):.2f} (×/÷ {math.exp(statistics.stdev(logs) / math.sqrt(len(logs))):.2f})"
+
+
+def noise_ceiling(records: list[dict], seeds: int = 5, draws: int = 200) -> None:
+    """How often sequential TPE is within 1.25x of itself: its runs of each function split at
+    random into two sets of ``seeds``, medians compared (the share a method exactly as good as
+    sequential TPE would score on the within-1.25x test)."""
+    by = defaultdict(dict)
+    for r in records:
+        if r["method"] == "sequential":
+            by[r["group"]][r["seed"]] = regret(r)
+    usable = {group: runs for group, runs in by.items() if len(runs) >= 2 * seeds}
+    if not usable:
+        print(f"\n(no function has {2 * seeds} sequential runs: no noise ceiling)")
+        return
+    rng = np.random.default_rng(0)
+    shares = []
+    for _ in range(draws):
+        within = 0
+        for runs in usable.values():
+            values = rng.permutation(list(runs.values()))
+            within += np.median(values[:seeds]) <= WITHIN * np.median(values[seeds:2 * seeds])
+        shares.append(within / len(usable))
+    low, high = np.percentile(shares, [5, 95])
+    print(f"\nNoise ceiling: sequential TPE against itself ({seeds} seeds per median, {len(usable)} functions, "
+          f"{draws} random splits) is within 1.25× on {100 * np.mean(shares):.0f}% of functions "
+          f"(5th-95th percentile {100 * low:.0f}-{100 * high:.0f}%).")
+
+
+def _speedup(mine: dict, sequential: dict, clock: str = "times") -> float:
+    """How much sooner ``mine`` reached sequential TPE's final best than sequential TPE did
+    (0: never): in seconds, or with ``clock="evaluations"`` as ``workers`` x the ratio of
+    evaluations, what tasks long enough to dwarf the master's costs would give."""
     target = min(sequential["values"])
-    theirs, ours = time_to(sequential, target), time_to(mine, target)
-    return theirs / ours if ours else 0.0
+    theirs, ours = reached(sequential, target, clock), reached(mine, target, clock)
+    if not ours:
+        return 0.0
+    return theirs / ours if clock == "times" else mine.get("workers", 1) * theirs / ours
+
+
+def _family_order(family: str) -> tuple:
+    """classic, then BBOB by dimension, then all of BBOB."""
+    if family == "classic":
+        return (0, 0)
+    dimension = family.split()[1].split("-")[0]
+    return (1, int(dimension)) if dimension.isdigit() else (2, 0)
 
 
 def _group_order(group: str) -> tuple:
@@ -295,6 +382,8 @@ def main() -> None:
     parser.add_argument("--raw", action="append", help="the JSON-lines file runs are appended to "
                         "(default runs/quality.jsonl); repeat to report on several (the first is written)")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--ceiling-seeds", type=int, default=5,
+                        help="seeds per median of the noise ceiling (it needs twice as many sequential runs)")
     args = parser.parse_args()
     args.raw = args.raw or ["runs/quality.jsonl"]
     methods = {"mexplore": (run_mexplore, {}), **{f"mexplore:{label}": (run_mexplore, algorithm)
@@ -312,7 +401,9 @@ def main() -> None:
     print(f"Python {platform.python_version()}, Optuna {optuna.__version__}, {args.workers} workers, "
           f"tasks {1000 * TASK_LOW:.0f}-{1000 * TASK_HIGH:.0f} ms, budget 50 x D; "
           f"raw runs in {', '.join(args.raw)}")
-    report([record for raw in args.raw for record in read_raw(Path(raw))], args.workers)
+    records = [record for raw in args.raw for record in read_raw(Path(raw))]
+    report(records, args.workers)
+    noise_ceiling(records, seeds=args.ceiling_seeds)
     print(f"\n(took {time.time() - started:.0f} s)")
 
 
