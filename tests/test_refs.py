@@ -3,6 +3,7 @@ with the tasks that name it, never through params, the journal or results.csv.""
 
 from __future__ import annotations
 
+import json
 import pickle
 import threading
 from pathlib import Path
@@ -157,3 +158,94 @@ def test_refs_reach_a_model_run_in_a_child_process(tmp_path: Path) -> None:
     expected = float(sum(range(0, 10 * 2**20 // 8, 1000)))
     assert all(r["status"] == "ok" and r["metrics"]["checksum"] == expected for r in parents), records
     assert sorted(r["metrics"]["inherited"] for r in children) == [r["params"]["x"] for r in parents]
+
+
+PROGRAM = '''
+import json, os, sys
+import numpy as np
+
+refs = json.load(open(os.environ["MEXPLORE_REFS"]))      # parameter (or ref) -> its file
+x = json.load(open(os.environ["MEXPLORE_PARAMS_FILE"]))["x"]
+data, config = np.load(refs["data"]), json.load(open(refs["config"]))
+blob = open(refs["blob"], "rb").read()
+share = os.environ["MEXPLORE_SHARE_DIR"]
+np.save(os.path.join(share, "weights.npy"), np.full(5, float(x)))
+json.dump({"sum": float(data.sum()), "files": len(set(refs.values()))},
+          open(os.path.join(share, "stats.json"), "w"))
+open(os.path.join(share, "blob.bin"), "wb").write(blob[::-1])
+json.dump({"objective": float(x), "first": float(data[0]) * config["scale"], "blob": len(blob)},
+          open(os.environ["MEXPLORE_RESULT_FILE"], "w"))
+'''
+
+STEER_A_PROGRAM = '''
+import json
+import numpy as np
+
+
+def steer(queue, space, options):
+    common = {"config": queue.put({"scale": 3}), "blob": queue.put(bytes([0, 1]) + b"raw")}
+    parents = queue.map([{"x": 0.1 * (i + 1), "data": queue.put(np.arange(1000.0)), **common} for i in range(2)])
+    queue.map([{"x": 0.5, "data": parent.shared["weights"], **common} for parent in parents])
+    seen = [{"stats": queue.get(p.shared["stats"]), "blob": list(queue.get(p.shared["blob.bin"])),
+             "weights": queue.get(p.shared["weights"]).tolist()} for p in parents]
+    (queue.info.output / "seen.json").write_text(json.dumps(seen))
+'''
+
+
+@pytest.mark.mpi
+def test_refs_reach_a_program_as_files_and_its_share_folder_comes_back(tmp_path: Path) -> None:
+    """A command model reads its refs as files (an array as .npy, a dict as .json, bytes as
+    they are) that $MEXPLORE_REFS names by parameter; what it writes into $MEXPLORE_SHARE_DIR
+    comes back as refs a later task's program reads the same way."""
+    (tmp_path / "program.py").write_text(PROGRAM)
+    (tmp_path / "steer.py").write_text(STEER_A_PROGRAM)
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "program-refs"
+        budget = 4
+        output = "{tmp_path / 'out'}"
+        [model]
+        command = ["{{python}}", "{tmp_path / 'program.py'}"]
+        [algorithm]
+        name = "{tmp_path / 'steer.py'}:steer"
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
+    assert all(r["status"] == "ok" for r in records), records
+    parents, children = records[:2], records[2:]
+    assert [r["metrics"] for r in parents] == [{"first": 0.0, "blob": 5}] * 2
+    assert sorted(r["metrics"]["first"] for r in children) == [3 * r["params"]["x"] for r in parents]
+    assert all(set(r["shared"]) == {"weights", "stats", "blob.bin"} for r in records)
+    seen = json.loads((tmp_path / "out" / "seen.json").read_text())
+    assert [s["stats"] for s in seen] == [{"sum": 499500.0, "files": 3}] * 2
+    assert all(s["blob"] == list(b"war\x01\x00") for s in seen)
+    assert [s["weights"] for s in seen] == [[r["params"]["x"]] * 5 for r in parents]
+
+
+def test_a_programs_ref_files_follow_the_data_and_its_shares_read_back(tmp_path: Path) -> None:
+    import numpy as np
+
+    from mexplore.models.command_refs import read_shared_files, write_ref_files
+
+    values = {"mexplore-ref:put/0": b"\x00raw", "mexplore-ref:put/1": "text", "mexplore-ref:put/2": np.arange(3.0),
+              "mexplore-ref:task/7/cfg": {"a": [1, 2]}, "mexplore-ref:put/3": {1, 2}}
+    write_ref_files(tmp_path, {ref: pickle.dumps(v) for ref, v in values.items()}, {"blob": "mexplore-ref:put/0"})
+    index = json.loads((tmp_path / "refs.json").read_text())
+    assert [Path(index[ref]).name for ref in values] == ["put-0.bin", "put-1.txt", "put-2.npy", "task-7-cfg.json",
+                                                          "put-3.pickle"]
+    assert index["blob"] == index["mexplore-ref:put/0"] and Path(index["blob"]).read_bytes() == b"\x00raw"
+    assert np.load(index["mexplore-ref:put/2"]).tolist() == [0.0, 1.0, 2.0]
+    assert json.loads(Path(index["mexplore-ref:task/7/cfg"]).read_text()) == {"a": [1, 2]}
+    share = tmp_path / "share"
+    share.mkdir()
+    np.save(share / "w.npy", np.ones(2))
+    (share / "s.json").write_text('{"n": 1}')
+    (share / "model.bin").write_bytes(b"\x01")
+    shared = read_shared_files(tmp_path)
+    assert shared["w"].tolist() == [1.0, 1.0] and shared["s"] == {"n": 1} and shared["model.bin"] == b"\x01"
+    (share / "bad.json").write_text("{nope")
+    with pytest.raises(ValueError, match="bad.json is not JSON"):
+        read_shared_files(tmp_path)

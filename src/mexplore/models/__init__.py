@@ -40,6 +40,6 @@ def build_model(
     """
     gpu = assigned_gpu()
     if spec.command is not None or spec.isolate:
-        return CommandModel(spec, rank, host, gpu, report, cache, guard, refs if spec.isolate else None)
+        return CommandModel(spec, rank, host, gpu, report, cache, guard, refs)
     os.environ.update(visible_devices(gpu))
     return PythonFunctionModel(spec, rank, host, gpu, None if cache is None else cache.save, report, task_comm, refs)

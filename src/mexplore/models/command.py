@@ -27,6 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from ..types import Outcome, Place, Result, Status, Task
+from .command_refs import (
+    REFS_INDEX,
+    SHARE_DIR,
+    pickled_shares,
+    read_shared_files,
+    write_ref_files,
+)
 from .context import Pruned, Reporter, Stopped, task_dir
 from .gpu import visible_devices
 from .launch import launch_places, launcher_for, outside_the_job
@@ -72,7 +79,7 @@ class CommandModel:
     ) -> None:
         self.spec = spec
         self.cache = cache
-        self.refs = refs  # an isolated Python model's: its refs go to the child as a file, its shares come back
+        self.refs = refs  # the worker's: a task's refs go to the child as files, its shares come back
         self.guard = guard
         if guard is not None:
             guard.start()  # in place before the first program runs
@@ -90,15 +97,14 @@ class CommandModel:
         params_file.write_text(json.dumps(task.params))
         result_file.unlink(missing_ok=True)
         (folder / SHARED_FILE).unlink(missing_ok=True)
-        if self.refs is not None and (held := self.refs.held_for(task.params)):
-            (folder / REFS_FILE).write_bytes(pickle.dumps(held, protocol=pickle.HIGHEST_PROTOCOL))
+        ref_env = self._hand_over_refs(task, folder)
         places = {
             "params_file": str(params_file), "result_file": str(result_file),
             "task_dir": str(folder), "task_id": str(task.id), "attempt": str(task.attempt),
             "python": sys.executable,
             **{name: as_argument(value) for name, value in task.params.items()},
         }
-        env = {**self.base_env, "MEXPLORE_PARAMS_FILE": str(params_file),
+        env = {**self.base_env, **ref_env, "MEXPLORE_PARAMS_FILE": str(params_file),
                "MEXPLORE_RESULT_FILE": str(result_file), "MEXPLORE_TASK_DIR": str(folder),
                "MEXPLORE_TASK_ID": str(task.id), "MEXPLORE_ATTEMPT": str(task.attempt),
                "MEXPLORE_RANK": str(self.place.rank), "MEXPLORE_HOST": self.place.host,
@@ -126,8 +132,8 @@ class CommandModel:
             return Result.ran(task, self.place, Outcome(status=status), started, time.time())
         ended = time.time()
         outcome = self._outcome(ended_with, result_file)
-        if self.refs is not None and outcome.status is Status.OK and (folder / SHARED_FILE).exists():
-            self.refs.shared_by_child(task.id, pickle.loads((folder / SHARED_FILE).read_bytes()))
+        if self.refs is not None and outcome.status is Status.OK:
+            outcome = self._take_shares(task.id, folder, outcome)
         if (problem := self._keep_outputs(task.id, folder)) is not None:
             outcome = Outcome.failed(problem, outcome.metrics)
         if outcome.error is not None:  # where, what it said last, then why (the summary line)
@@ -135,6 +141,43 @@ class CommandModel:
             where = f"rank {self.place.rank} on {self.place.host}, logs in {folder}\n{stderr}"
             outcome = replace(outcome, error=where + outcome.error)
         return Result.ran(task, self.place, outcome, started, ended)
+
+    def _hand_over_refs(self, task: Task, folder: Path) -> dict[str, str]:
+        """The data of the task's refs for the child: a pickle for an isolated Python model;
+        files and their index for a program (:mod:`.command_refs`), with the share folder.
+        Returns the environment to add."""
+        if self.refs is None:
+            return {}
+        held = self.refs.held_for(task.params)
+        if self.spec.command is None:  # an isolated Python model: ctx.get and ctx.share in the child
+            if held:
+                (folder / REFS_FILE).write_bytes(pickle.dumps(held, protocol=pickle.HIGHEST_PROTOCOL))
+            return {}
+        share = folder / SHARE_DIR
+        share.mkdir(exist_ok=True)
+        if not held:
+            return {"MEXPLORE_SHARE_DIR": str(share)}
+        write_ref_files(folder, held, task.params)
+        return {"MEXPLORE_SHARE_DIR": str(share), "MEXPLORE_REFS": str(folder / REFS_INDEX)}
+
+    def _take_shares(self, task_id: int, folder: Path, outcome: Outcome) -> Outcome:
+        """What the child shared leaves with the result: ``shared.pickle`` of an isolated Python
+        model, the files of ``share/`` of a program (arrays and bytes also saved in the cache,
+        as ``ctx.share`` does). A share folder that cannot be read fails the task, saying why."""
+        if self.spec.command is None:
+            if (folder / SHARED_FILE).exists():
+                self.refs.shared_by_child(task_id, pickle.loads((folder / SHARED_FILE).read_bytes()))
+            return outcome
+        try:
+            shared = read_shared_files(folder)
+            self.refs.shared_by_child(task_id, pickled_shares(shared))
+            for name, value in shared.items():
+                if self.cache is not None and (isinstance(value, bytes) or hasattr(value, "dtype")):
+                    self.cache.save(task_id, name, value)
+        except Exception as exc:  # an unreadable file, a full node-local disk...
+            return Outcome.failed(f"its shared files ({folder / SHARE_DIR}) could not be taken: "
+                                  f"{type(exc).__name__}: {exc}", outcome.metrics)
+        return outcome
 
     def _keep_outputs(self, task_id: int, folder: Path) -> str | None:
         """Move what the task left for keeping into the cache: files in ``artifacts/``, and
