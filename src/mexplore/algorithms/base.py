@@ -142,12 +142,6 @@ class Algorithm(ABC):
         start, after a resize, as busy workers move). The default ignores them; the IoC
         queue shows them as ``queue.pools``."""
 
-    def take_thread_seconds(self) -> float:
-        """Seconds spent computing on threads of its own since the last call (0 for an
-        algorithm the master calls directly): the master bills them to the next proposals,
-        as it bills the time of its own calls (``algorithm_time``)."""
-        return 0.0
-
     def replay(self, results: list[Result]) -> None:
         """Take in the results of the run being resumed; by default, like :meth:`tell`."""
         self.tell(results)

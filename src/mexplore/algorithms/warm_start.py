@@ -78,8 +78,5 @@ class WarmStart(Algorithm):
     def finished(self) -> bool:
         return not self._initial and self.algorithm.finished
 
-    def take_thread_seconds(self) -> float:
-        return self.algorithm.take_thread_seconds()
-
     def close(self) -> None:
         self.algorithm.close()

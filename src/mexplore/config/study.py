@@ -105,8 +105,6 @@ class AlgorithmSection:
     options: dict[str, Any]
     pruner: str | None = None
     pruner_options: dict[str, Any] = field(default_factory=dict)
-    background: bool = False
-    """Whether an ask/tell algorithm runs on a thread of its own (:mod:`mexplore.queue.background`)."""
     initial: tuple[dict[str, Any], ...] = ()
     initial_file: Path | None = None
     from_run: Path | None = None
@@ -194,7 +192,6 @@ class Study:
             **self._algorithm_source(),
             "policy": self.algorithm.policy,
             "backlog": self.algorithm.backlog,
-            **({"background": True} if self.algorithm.background else {}),
         }
         for key in ("batch_size", "seed", "pruner"):
             if getattr(self.algorithm, key) is not None:
@@ -491,7 +488,6 @@ def _resolve_algorithm(table: AlgorithmTable, space: Space, study: StudySection)
         options=dict(table.options),
         pruner=table.pruner,
         pruner_options=dict(table.pruner_options),
-        background=table.background,
         initial=initial,
         initial_file=initial_file,
         from_run=resolve_from(table.from_, study.output, study.objective, study.direction),

@@ -304,7 +304,6 @@ class Master:
         wanted = self.state.wanted()
         if wanted and not self.algorithm.finished:
             proposals = self._propose(self.state.proposal_ids(wanted))
-            self.state.algorithm_took(self.algorithm.take_thread_seconds())
             self._check(wanted, proposals)
             self.execute(self.state.proposed(proposals))
         sends = self.state.assign()

@@ -27,7 +27,6 @@ from ..importing import undefined_name
 from ..models import ModelSpec
 from ..models.gpu import GPUS_PER_NODE, gpus_per_node
 from ..objectives import Direction
-from ..queue.background import Background
 from ..queue.build import build_algorithm
 from ..queue.dispatch import Dispatcher, PlacingDispatcher
 from ..queue.keep import KeepPolicy
@@ -199,14 +198,8 @@ def study_algorithm(study: Study, workers: int, seed: int | None) -> Algorithm:
     """The study's algorithm, built; one that cannot be (unknown name, options or pruner it
     refuses) is a problem of the study file, and the error names it."""
     try:
-        algorithm = build_algorithm(study.algorithm.name, study.space, study_info(study, workers, seed),
-                                    study.algorithm.algorithm_options())
-        if study.algorithm.background:
-            if algorithm.thinks_in_background:
-                raise AlgorithmError(f"background = true: {algorithm.name} already runs on a thread of its own "
-                                     "(an imperative algorithm, EQ/Py module or program); leave background out")
-            algorithm = Background(algorithm)
-        return algorithm
+        return build_algorithm(study.algorithm.name, study.space, study_info(study, workers, seed),
+                               study.algorithm.algorithm_options())
     except AlgorithmError as error:
         raise StudyFileProblem(str(study.source), f"[algorithm] {error}") from error
 
