@@ -232,7 +232,10 @@ def test_a_programs_ref_files_follow_the_data_and_its_shares_read_back(tmp_path:
 
     values = {"mexplore-ref:put/0": b"\x00raw", "mexplore-ref:put/1": "text", "mexplore-ref:put/2": np.arange(3.0),
               "mexplore-ref:task/7/cfg": {"a": [1, 2]}, "mexplore-ref:put/3": {1, 2}}
-    write_ref_files(tmp_path, {ref: pickle.dumps(v) for ref, v in values.items()}, {"blob": "mexplore-ref:put/0"})
+    refs = WorkerRefs()
+    refs.received({ref: pickle.dumps(v) for ref, v in values.items()})
+    assert write_ref_files(tmp_path, refs, {"blob": "mexplore-ref:put/0", "all": list(values)})
+    assert not write_ref_files(tmp_path / "none", refs, {"x": 1.0})
     index = json.loads((tmp_path / "refs.json").read_text())
     assert [Path(index[ref]).name for ref in values] == ["put-0.bin", "put-1.txt", "put-2.npy", "task-7-cfg.json",
                                                           "put-3.pickle"]
@@ -248,4 +251,8 @@ def test_a_programs_ref_files_follow_the_data_and_its_shares_read_back(tmp_path:
     assert shared["w"].tolist() == [1.0, 1.0] and shared["s"] == {"n": 1} and shared["model.bin"] == b"\x01"
     (share / "bad.json").write_text("{nope")
     with pytest.raises(ValueError, match="bad.json is not JSON"):
+        read_shared_files(tmp_path)
+    (share / "bad.json").unlink()
+    (share / "w.json").write_text("[1]")
+    with pytest.raises(ValueError, match="two files in .* share as 'w'"):
         read_shared_files(tmp_path)

@@ -148,17 +148,16 @@ class CommandModel:
         Returns the environment to add."""
         if self.refs is None:
             return {}
-        held = self.refs.held_for(task.params)
         if self.spec.command is None:  # an isolated Python model: ctx.get and ctx.share in the child
-            if held:
+            if held := self.refs.held_for(task.params):
                 (folder / REFS_FILE).write_bytes(pickle.dumps(held, protocol=pickle.HIGHEST_PROTOCOL))
             return {}
         share = folder / SHARE_DIR
         share.mkdir(exist_ok=True)
-        if not held:
-            return {"MEXPLORE_SHARE_DIR": str(share)}
-        write_ref_files(folder, held, task.params)
-        return {"MEXPLORE_SHARE_DIR": str(share), "MEXPLORE_REFS": str(folder / REFS_INDEX)}
+        env = {"MEXPLORE_SHARE_DIR": str(share)}
+        if write_ref_files(folder, self.refs, task.params):
+            env["MEXPLORE_REFS"] = str(folder / REFS_INDEX)
+        return env
 
     def _take_shares(self, task_id: int, folder: Path, outcome: Outcome) -> Outcome:
         """What the child shared leaves with the result: ``shared.pickle`` of an isolated Python

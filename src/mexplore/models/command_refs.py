@@ -22,12 +22,12 @@ resumed run finds them.
 from __future__ import annotations
 
 import json
-import pickle
 import re
 from pathlib import Path
 from typing import Any
 
 from ..types import REF_PREFIX, pickled
+from .refs import WorkerRefs
 
 REFS_DIR = "refs"
 REFS_INDEX = "refs.json"
@@ -35,14 +35,19 @@ SHARE_DIR = "share"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def write_ref_files(folder: Path, held: dict[str, bytes], params: dict[str, Any]) -> None:
-    """Write each ref's data (pickled, as the worker holds it) into ``folder/refs/`` and the
-    index ``folder/refs.json``: parameter name or ref -> the file's path."""
+def write_ref_files(folder: Path, refs: WorkerRefs, params: dict[str, Any]) -> bool:
+    """Write the data of each ref ``params`` hold into ``folder/refs/`` and the index
+    ``folder/refs.json`` (parameter name or ref -> the file's path); False when they hold
+    none. Values come from the worker's refs as ``ctx.get`` gives them (unpickled once per
+    worker, not per task)."""
+    held = refs.held_for(params)
+    if not held:
+        return False
     target = folder / REFS_DIR
     target.mkdir(exist_ok=True)
     paths: dict[str, str] = {}
     for ref, data in held.items():
-        value = pickle.loads(data)
+        value = refs.get(ref)
         stem = _UNSAFE.sub("_", ref.removeprefix(REF_PREFIX).replace("/", "-"))
         suffix, content = _as_file(value, data)
         path = target / f"{stem}{suffix}"
@@ -57,6 +62,7 @@ def write_ref_files(folder: Path, held: dict[str, bytes], params: dict[str, Any]
         paths[ref] = str(path)
     by_name = {name: paths[value] for name, value in params.items() if isinstance(value, str) and value in paths}
     (folder / REFS_INDEX).write_text(json.dumps(by_name | paths, indent=1))
+    return True
 
 
 def _as_file(value: Any, data: bytes) -> tuple[str, str | bytes | None]:
@@ -82,17 +88,20 @@ def read_shared_files(folder: Path) -> dict[str, Any]:
     for path in sorted(directory.iterdir()):
         if not path.is_file():
             continue
+        name = path.stem if path.suffix in (".npy", ".json") else path.name
+        if name in shared:  # x.json beside x.npy: one would silently replace the other
+            raise ValueError(f"two files in {directory} share as {name!r}; give each share a name of its own")
         if path.suffix == ".npy":
             import numpy as np
 
-            shared[path.stem] = np.load(path, allow_pickle=False)
+            shared[name] = np.load(path, allow_pickle=False)
         elif path.suffix == ".json":
             try:
-                shared[path.stem] = json.loads(path.read_text())
+                shared[name] = json.loads(path.read_text())
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise ValueError(f"{path} is not JSON ({exc}): a shared .json file must be") from None
         else:
-            shared[path.name] = path.read_bytes()
+            shared[name] = path.read_bytes()
     return shared
 
 

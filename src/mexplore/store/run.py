@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MexploreError
 from ..objectives import Direction
 from .sessions import Session, SessionRecord, read_session_records, split_sessions
+from .table import kind_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,8 +78,6 @@ class Run:
         and their params and metrics columns."""
         if self.frame.empty or "kind" not in self.frame:
             return self
-        from .table import kind_rows
-
         return replace(self, frame=kind_rows(self.frame, None))
 
     @property
