@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,11 @@ def test_the_reaper_kills_a_program_it_was_never_told_of_by_its_mark(tmp_path):
                                     env={**os.environ, **guard.environment}, start_new_session=True)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
     try:
+        marked = Path(f"/proc/{unregistered.pid}/environ")
+        deadline = time.monotonic() + 60  # until it runs with the mark: between fork and exec it has none yet
+        while guard.token.encode() not in marked.read_bytes():
+            assert time.monotonic() < deadline, "the program never started"
+            time.sleep(0.01)
         assert reap(io.StringIO(""), guard.token) == set()
         unregistered.wait(timeout=60)
         assert unregistered.returncode == -signal.SIGKILL
