@@ -308,3 +308,16 @@ def test_two_runs_started_at_once_on_one_output_one_runs_the_other_is_refused(tm
     assert again.returncode == 0, again.stderr
     resumed = [record["id"] for record in journal(output)]
     assert len(resumed) == len(set(resumed)) == 70 and resumed[:60] == ids
+
+
+def test_a_stale_lock_is_left_alone_while_another_contender_takes_it_over(tmp_path):
+    path = fake_lock(tmp_path, "nid00042", 4242, age=STALE_AFTER + 60)
+    guard = tmp_path / f".{LOCK_NAME}.takeover"
+    guard.write_text("")  # a contender mid-takeover: only it may remove the lock
+    with pytest.raises(OutputInUse, match="on nid00042"):
+        OutputLock.acquire(tmp_path, mode="heartbeat")
+    assert path.exists() and guard.exists()
+    os.utime(guard, (time.time() - lock.TAKEOVER_STALE - 5,) * 2)  # its contender was killed mid-takeover
+    with OutputLock.acquire(tmp_path, mode="heartbeat"):
+        assert read_holder(path).pid == os.getpid()
+    assert os.listdir(tmp_path) == []

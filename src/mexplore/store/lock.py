@@ -28,7 +28,6 @@ import errno
 import fcntl
 import json
 import os
-import secrets
 import socket
 import sys
 import threading
@@ -207,10 +206,13 @@ class OutputLock:
 def _take_over_if_stale(path: Path) -> None:
     """Remove a heartbeat lock whose holder is gone, or raise :class:`OutputInUse`.
 
-    There is no compare-and-swap rename, so: move the file aside under a name of our own
-    (only one contender can move it), check that what was moved is the very file judged
-    stale, and delete it; the caller then creates a fresh one exclusively. If what was
-    moved is a lock taken meanwhile, it is linked back (``link`` never replaces a file).
+    There is no compare-and-swap on a path, so contenders take turns: only the one that
+    creates ``.run.lock.takeover`` exclusively may remove the lock, and it first checks,
+    under that guard, that the lock is still the very file judged stale (same inode, same
+    bytes: nobody else removes a dead holder's file). The caller then creates a fresh lock
+    exclusively, so exactly one contender holds it. The others try again, and are refused
+    once it is held. (Moving the file aside and linking it back, as before, let a third
+    contender create a lock in between that the second then deleted: two holders.)
     """
     try:
         seen, raw = os.stat(path), path.read_bytes()
@@ -222,24 +224,39 @@ def _take_over_if_stale(path: Path) -> None:
     gone = _gone(holder, time.time() - seen.st_mtime)
     if gone is None:
         raise _in_use(path, "heartbeat")
-    aside = path.with_name(f".{path.name}.stale-{os.getpid()}-{secrets.token_hex(4)}")
+    guard = path.with_name(f".{path.name}.takeover")
     try:
-        os.rename(path, aside)
-    except FileNotFoundError:
+        fd = os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:  # another contender is taking it over
+        _clear_abandoned(guard)
         return
     try:
-        moved = os.stat(aside)
-        if _identity(moved) == _identity(seen) and aside.read_bytes() == raw:
+        try:
+            now, current = os.stat(path), path.read_bytes()
+        except FileNotFoundError:
+            return
+        if _identity(now) == _identity(seen) and current == raw:
+            path.unlink()
             who = holder.describe() if holder is not None else "unreadable"
             print(f"mexplore: warning: took over {path} ({who}): {gone}", file=sys.stderr)
-            return
-        try:
-            os.link(aside, path)
-        except FileExistsError:
-            print(f"mexplore: warning: {path} changed while being taken over; "
-                  "two runs may have started at once", file=sys.stderr)
     finally:
-        aside.unlink()
+        os.close(fd)
+        guard.unlink()
+
+
+TAKEOVER_STALE = 60.0
+"""A takeover guard this old was left by a contender killed mid-takeover, which takes
+milliseconds: it is removed. (Two contenders that both judge it abandoned at that instant
+could both proceed; that needs a kill -9 in a millisecond window and a second run started
+within a minute of it.)"""
+
+
+def _clear_abandoned(guard: Path) -> None:
+    try:
+        if time.time() - os.stat(guard).st_mtime > TAKEOVER_STALE:
+            guard.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def _gone(holder: Holder | None, age: float) -> str | None:
