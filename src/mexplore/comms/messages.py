@@ -82,6 +82,38 @@ class Prune:
 
 
 @dataclass(slots=True)
+class LoadOutput:
+    """Worker -> master, while a task runs: it needs what task ``task_id`` saved or shared as
+    ``name`` (``ctx.load``), and waits for the :class:`OutputData`."""
+
+    task_id: int
+    name: str
+
+
+@dataclass(slots=True)
+class SendOutput:
+    """Master -> the worker that ran task ``task_id``: send what it saved as ``name``, from
+    its node-local cache, for worker ``requester``."""
+
+    task_id: int
+    name: str
+    requester: int
+
+
+@dataclass(slots=True)
+class OutputData:
+    """An output on its way to a ``ctx.load``: from the worker that holds it to the master
+    (for ``requester``), and from the master to that worker. ``data`` is the value pickled,
+    or None, and then ``error`` says why it cannot be had."""
+
+    task_id: int
+    name: str
+    data: bytes | None = None
+    error: str | None = None
+    requester: int = -1
+
+
+@dataclass(slots=True)
 class Flush:
     """Master -> worker: copy the node-local cache to the output directory now.
 
@@ -123,4 +155,5 @@ class SignalReceived:
     signum: int
 
 
-Message = Setup | WorkerFailed | TaskBatch | ResultBatch | IntermediateValue | Prune | Flush | Stop | Flushed | SignalReceived
+Message = (Setup | WorkerFailed | TaskBatch | ResultBatch | IntermediateValue | Prune | LoadOutput | SendOutput
+           | OutputData | Flush | Stop | Flushed | SignalReceived)

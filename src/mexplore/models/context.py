@@ -108,6 +108,19 @@ class Context:
                                "(in their worker, or with isolate = true)")
         return self.refs.get(ref)
 
+    def load(self, task_id: int, name: str) -> Any:
+        """What finished task ``task_id`` saved (:meth:`save`) or shared (:meth:`share`) as
+        ``name``: a parent's weights for incremental or population-based training, when the
+        params name the parent by its id. It comes over MPI from the worker that ran that
+        task (read from its node-local cache), through the master, which keeps it for the
+        next task that asks; an earlier session's comes from the output directory. A saved
+        array comes back an array, bytes and files as ``bytes``, a folder as a dict. Treat it
+        as read-only: this worker keeps it for its later tasks. KeyError says why it cannot
+        be had (no such output, a task not finished)."""
+        if self.refs is None:
+            raise RuntimeError("ctx.load needs a worker's refs: it works in Python models run by mexplore")
+        return self.refs.load(task_id, name)
+
     def share(self, name: str, value: Any) -> None:
         """Send ``value`` (any picklable object) back with this task's result, by reference:
         the algorithm reads it with ``queue.get(result.shared[name])`` and may pass that ref

@@ -9,17 +9,22 @@ with its result.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..types import pickled, refs_in
+from ..types import output_ref, pickled, refs_in
+
+Fetch = Callable[[int, str], Any]
+"""``fetch(task_id, name)``: a finished task's output, from wherever it is (``ctx.load``)."""
 
 
 class WorkerRefs:
-    """The refs a worker holds, and what its tasks shared since the last reply."""
+    """The refs a worker holds, and what its tasks shared since the last reply. ``fetch``
+    finds an output for ``ctx.load`` that came with no task (None: not available here)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fetch: Fetch | None = None) -> None:
+        self._fetch = fetch
         self._data: dict[str, bytes] = {}
         self._objects: dict[str, Any] = {}
         self._shared: dict[int, dict[str, bytes]] = {}
@@ -41,6 +46,18 @@ class WorkerRefs:
                                "(put the ref in the params of the task that reads it)")
             self._objects[ref] = pickle.loads(data)
         return self._objects[ref]
+
+    def load(self, task_id: int, name: str) -> Any:
+        """Task ``task_id``'s output ``name``: held already (it came with a task as a ref, or
+        was loaded before), else fetched, and then kept for the run like a ref's data."""
+        ref = output_ref(task_id, name)
+        if ref not in self._objects and ref not in self._data:
+            if self._fetch is None:
+                raise RuntimeError("ctx.load needs the worker's link to the master, which a task run with "
+                                   "isolate = true does not have: have the algorithm pass the output by ref "
+                                   "(the task's result.shared), which ctx.get reads")
+            self._objects[ref] = self._fetch(task_id, name)
+        return self.get(ref)
 
     def share(self, task_id: int, name: str, value: Any) -> None:
         self._shared.setdefault(task_id, {})[name] = pickled(value, f"ctx.share({name!r})")

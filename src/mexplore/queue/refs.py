@@ -62,6 +62,16 @@ class RefStore:
             self.in_use = True
         return ref
 
+    def held(self, ref: str) -> bytes | None:
+        """A ref's data if this store holds it now (no looking in the output directory)."""
+        with self._lock:
+            return self._data.get(ref)
+
+    def mark_sent(self, worker: int, ref: str) -> None:
+        """``worker`` now holds ``ref`` (sent it another way than with a task: ``ctx.load``)."""
+        with self._lock:
+            self._sent.setdefault(worker, set()).add(ref)
+
     def get(self, ref: str) -> Any:
         """The object a ref names (a fresh copy each call)."""
         return pickle.loads(self._bytes(ref))

@@ -14,8 +14,9 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..algorithms.base import Algorithm
 from ..comms.backoff import Backoff
@@ -23,6 +24,8 @@ from ..comms.messages import (
     Flush,
     Flushed,
     IntermediateValue,
+    LoadOutput,
+    OutputData,
     Prune,
     ResultBatch,
     Setup,
@@ -33,6 +36,7 @@ from ..comms.messages import (
 )
 from ..comms.transport import MasterEnd
 from ..errors import AlgorithmError, MexploreError, WorkerError
+from ..queue.loads import OutputLoads
 from ..queue.master_state import (
     Ending,
     FlushesDone,
@@ -50,6 +54,7 @@ from ..queue.pools import PoolDispatcher
 from ..queue.refs import RefStore
 from ..store.disk import OutputUnwritable
 from ..store.journal import JournalWriter
+from ..store.results_file import load_output
 from ..store.task_ids import TASK_IDS_NAME, write_reserved
 from ..types import ResizePool, Result, StopTask, output_ref
 from .live import LiveStatus
@@ -89,6 +94,8 @@ def stop_workers(
             answers[worker] = message
         elif isinstance(message, ResultBatch) and late_results is not None:
             late_results(worker, message.results)
+        elif isinstance(message, LoadOutput):  # a task the stop interrupts or abandons: it must not wait
+            end.send(worker, OutputData(message.task_id, message.name, error="the run is stopping"))
     end.close()
     return list(answers.values())
 
@@ -132,6 +139,9 @@ class Master:
         self.signals = signals or StopSignals()
         self.backoff = Backoff(cap=MASTER_BACKOFF_CAP)
         self.refs: RefStore | None = getattr(algorithm, "refs", None)  # data by reference, if the algorithm has any
+        self.loads = OutputLoads(RefStore() if self.refs is None else self.refs, state.dispatcher.next_id,
+                                 partial(load_output, log.output))
+        """``ctx.load``: the outputs tasks ask for; with the algorithm's refs when it has them."""
 
     @property
     def stop_signal(self) -> int | None:
@@ -272,9 +282,14 @@ class Master:
             if isinstance(message, ResultBatch):
                 if message.shared:
                     self._take_shared(message)
+                self.loads.finished(worker, message.results)
                 self.execute(state.results(worker, message.results))
             elif isinstance(message, IntermediateValue):
                 self.execute(state.report(message.task_id, message.step, message.value))
+            elif isinstance(message, LoadOutput):
+                self._send(self.loads.request(worker, message.task_id, message.name))
+            elif isinstance(message, OutputData):
+                self._send(self.loads.answered(message))
             elif isinstance(message, Flushed):
                 self.execute(state.flushed(message))
             elif isinstance(message, SignalReceived):
@@ -283,6 +298,10 @@ class Master:
                 raise WorkerError(f"rank {message.rank} on {message.host}: {message.error}")
             got = self.end.poll()
         return True
+
+    def _send(self, messages: list[tuple[int, Any]]) -> None:
+        for worker, message in messages:
+            self.end.send(worker, message)
 
     def _take_shared(self, batch: ResultBatch) -> None:
         """What tasks shared (``ctx.share``) becomes refs their results name; the data is

@@ -7,6 +7,7 @@ cache, flushed to the output directory when the master asks and once more at the
 
 from __future__ import annotations
 
+import pickle
 import time
 import traceback
 from collections import deque
@@ -21,8 +22,11 @@ from ..comms.messages import (
     Flush,
     Flushed,
     IntermediateValue,
+    LoadOutput,
+    OutputData,
     Prune,
     ResultBatch,
+    SendOutput,
     Setup,
     SignalReceived,
     Stop,
@@ -72,10 +76,10 @@ def serve(
     cache = TaskCache(local_dir / CACHE_DIR / f"{host}-r{link.rank}",
                       partial(free_flush_name, output, host, link.rank))
     _flush_adopted(cache, output)
-    inbox = Inbox(link)
+    inbox = Inbox(link, partial(_serve_output, cache, link.rank), backoff)
     remove_task_dirs_below(local_dir, setup.first_task_id)  # an earlier session's, on this node
     reaper = Reaper()
-    refs = WorkerRefs()
+    refs = WorkerRefs(partial(_fetch_output, cache, inbox))
 
     def build(spec: Any) -> Callable[[Task], Result]:
         return make_model(replace(spec, local_dir=str(local_dir)), link.rank, host, inbox.report,
@@ -185,32 +189,92 @@ def _work(
             backoff.wait()
 
 
+def _fetch_output(cache: TaskCache, inbox: Inbox, task_id: int, name: str) -> Any:
+    """``ctx.load``: from this worker's own cache if it ran the task, else through the master."""
+    try:
+        return cache.read(task_id, name)
+    except KeyError:
+        return pickle.loads(inbox.load(task_id, name))
+
+
+def _serve_output(cache: TaskCache, rank: int, request: SendOutput) -> OutputData:
+    """The master asks for an output of a task this worker ran, for another worker's ``ctx.load``."""
+    task_id, name = request.task_id, request.name
+    try:
+        data = pickle.dumps(cache.read(task_id, name), protocol=pickle.HIGHEST_PROTOCOL)
+    except KeyError:
+        return OutputData(task_id, name, error=(
+            f"task {task_id} saved no {name!r} (rank {rank}, which ran it, has none in its cache): ctx.load reads "
+            "what a task saved with ctx.save, or shared with ctx.share (an object other than an array or bytes "
+            "only while the master holds it: with an algorithm that has a queue)"), requester=request.requester)
+    except Exception as error:  # an unreadable cache: the asker's task fails with the reason, not this worker
+        return OutputData(task_id, name, error=f"rank {rank} could not read task {task_id}'s {name!r}: "
+                                               f"{type(error).__name__}: {error}", requester=request.requester)
+    return OutputData(task_id, name, data, requester=request.requester)
+
+
 class Inbox:
     """The worker's incoming messages, also read while a task runs: each intermediate report
     looks for a :class:`Prune` of its task (raising :class:`Pruned` if one came) and keeps
-    anything else for the main loop, in order."""
+    anything else for the main loop, in order. A request for an output of a task this
+    worker ran (:class:`SendOutput`, another worker's ``ctx.load``) is answered wherever the
+    inbox is read: between tasks, at a report, and while this worker's own task waits for
+    an output (two tasks waiting on each other's outputs must not wait forever)."""
 
-    def __init__(self, link: WorkerEnd) -> None:
+    def __init__(self, link: WorkerEnd, serve_output: Callable[[SendOutput], OutputData],
+                 backoff: Backoff) -> None:
         self.link = link
+        self._serve_output = serve_output
+        self._backoff = backoff
         self._kept: deque[Any] = deque()
         self._pruned: dict[int, bool] = {}  # task id -> stopped by the algorithm (else pruned)
+        self._loaded: dict[tuple[int, str], OutputData] = {}
 
     def poll(self) -> Any:
         self._pruned.clear()  # between tasks: a prune of a task that has ended is moot
-        return self._kept.popleft() if self._kept else self.link.poll()
+        if self._kept:
+            return self._kept.popleft()
+        while isinstance(message := self.link.poll(), SendOutput):
+            self.link.send(self._serve_output(message))
+        return message
 
     def report(self, task_id: int, step: float, value: float, send: bool = True) -> None:
         if send:
             self.link.send(IntermediateValue(task_id, step, value))
-        while (message := self.link.poll()) is not None:
-            if isinstance(message, Prune):
-                self._pruned[message.task_id] = message.stop
-            else:
-                self._kept.append(message)
+        self._take_all()
         if task_id in self._pruned:
             if self._pruned[task_id]:
                 raise Stopped(f"task {task_id} stopped by the algorithm")
             raise Pruned(f"task {task_id} pruned after step {step:g}")
+
+    def load(self, task_id: int, name: str) -> bytes:
+        """Ask the master for task ``task_id``'s output ``name`` and wait for it (pickled);
+        KeyError with the reason when it cannot be had."""
+        self.link.send(LoadOutput(task_id, name))
+        key = (task_id, name)
+        while key not in self._loaded:
+            if not self._take_all():
+                self._backoff.wait()
+        self._backoff.reset()
+        answer = self._loaded.pop(key)
+        if answer.data is None:
+            raise KeyError(f"ctx.load({task_id}, {name!r}): {answer.error}")
+        return answer.data
+
+    def _take_all(self) -> bool:
+        """Take in every message waiting; returns whether there was one."""
+        took = False
+        while (message := self.link.poll()) is not None:
+            took = True
+            if isinstance(message, Prune):
+                self._pruned[message.task_id] = message.stop
+            elif isinstance(message, SendOutput):
+                self.link.send(self._serve_output(message))
+            elif isinstance(message, OutputData):
+                self._loaded[(message.task_id, message.name)] = message
+            else:
+                self._kept.append(message)
+        return took
 
 
 class _DeferSignals:

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_path, atomic_write
-from .layout import store_record, task_ids
+from .layout import read_value, store_record, task_ids, value_of_records
 from .save_log import DamagedLog, Record, SaveLog, committed
 
 CACHE_DIR = "cache"
@@ -110,6 +110,27 @@ class TaskCache:
         for segment in self._segments():
             ids.update(record.task for record in committed(segment))
         return sorted(ids)
+
+    # -- reading ------------------------------------------------------------------------
+    def read(self, task_id: int, name: str) -> Any:
+        """What committed task ``task_id`` saved as ``name`` here, as ``load_output`` gives it
+        (``ctx.load`` of another worker's task, or of this worker's own): from the log, newest
+        segment first, else from ``packed.h5``. KeyError when this cache does not hold it."""
+        for segment in reversed(self._segments()):
+            if records := list(committed(segment, task_id)):
+                try:
+                    return value_of_records(name, records)
+                except KeyError:
+                    pass
+        packed = self.path / PACKED
+        if packed.exists():
+            import h5py
+
+            with h5py.File(packed, "r", locking=False) as file:
+                node = file.get(f"tasks/{task_id}/{name}")
+                if node is not None:
+                    return read_value(node)
+        raise KeyError(f"task {task_id} saved no {name!r} in {self.path}")
 
     # -- flushing -----------------------------------------------------------------------
     def flush(self, output_dir: Path, keep: Collection[int] | None = None) -> FlushSummary:

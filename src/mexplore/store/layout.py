@@ -15,6 +15,8 @@ the caller, which has the file open.
 from __future__ import annotations
 
 import io
+import os
+from collections.abc import Iterable
 from typing import Any
 
 from .save_log import Kind, Record
@@ -44,3 +46,49 @@ def store_record(tasks: Any, record: Record) -> None:
 def task_ids(file: Any) -> list[int]:
     """The tasks an open cache file holds."""
     return sorted(int(name) for name in file.get("tasks", {}))
+
+
+def read_value(node: Any) -> Any:
+    """A saved output as ``load_output`` gives it, from its HDF5 ``node``: an array, ``bytes``
+    (saved bytes and files), a link's target path as a ``str``, or a dict of name -> value
+    for a folder."""
+    import h5py
+
+    if isinstance(node, h5py.Group):
+        return {name: read_value(child) for name, child in node.items()}
+    if node.attrs.get("kind") in ("bytes", "file"):
+        return node[()].tobytes()
+    if node.attrs.get("kind") == "link":
+        return os.fsdecode(node[()].tobytes())
+    return node[()]
+
+
+def value_of_records(name: str, records: Iterable[Record]) -> Any:
+    """What :func:`read_value` would give for ``name`` once ``records`` (one task's committed
+    records, in log order) are packed, read from the records themselves: a worker reads a
+    task's output from its log without packing it. KeyError when none is ``name`` or in it."""
+    inside = f"{name}/"
+    found: dict[str, Record] = {}
+    for record in records:
+        if record.name == name or record.name.startswith(inside):
+            if record.name == name:  # saved again: the last save wins, as store_record does
+                found = {}
+            found[record.name] = record
+    if name not in found:
+        raise KeyError(name)
+    return _record_value(name, found)
+
+
+def _record_value(name: str, found: dict[str, Record]) -> Any:
+    record = found[name]
+    if record.kind == Kind.FOLDER:
+        prefix = f"{name}/"
+        children = {key[len(prefix):].partition("/")[0] for key in found if key.startswith(prefix)}
+        return {child: _record_value(prefix + child, found) for child in sorted(children)}
+    if record.kind == Kind.ARRAY:
+        import numpy as np
+
+        return np.lib.format.read_array(io.BytesIO(record.payload))
+    if record.kind == Kind.LINK:
+        return os.fsdecode(record.payload)
+    return record.payload

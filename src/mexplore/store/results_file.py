@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .atomic import atomic_path
 from .cache import CACHE_DIR, move_aside
 from .journal import JOURNAL_NAME, iter_records
+from .layout import read_value
 from .table import REUSED, kind_rows
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def load_output(output: str | os.PathLike[str], task_id: int, name: str) -> Any:
             saved = sorted(file[f"tasks/{task_id}"])
             raise KeyError(f"task {task_id} has no saved output {name!r} in {output / RESULTS_H5}; "
                            f"it has: {', '.join(saved) or 'nothing'}") from None
-        return _value(node)
+        return read_value(node)
 
 
 def _from_cache_files(output: Path, task_id: int, name: str) -> Any:
@@ -124,19 +125,8 @@ def _from_cache_files(output: Path, task_id: int, name: str) -> Any:
         if name not in file[inside]:
             raise KeyError(f"task {task_id} has no saved output {name!r} in {output / CACHE_DIR / file_name}; "
                            f"it has: {', '.join(sorted(file[inside])) or 'nothing'}")
-        return _value(file[f"{inside}/{name}"])
+        return read_value(file[f"{inside}/{name}"])
 
-
-def _value(node: Any) -> Any:
-    import h5py
-
-    if isinstance(node, h5py.Group):
-        return {name: _value(child) for name, child in node.items()}
-    if node.attrs.get("kind") in ("bytes", "file"):
-        return node[()].tobytes()
-    if node.attrs.get("kind") == "link":
-        return os.fsdecode(node[()].tobytes())
-    return node[()]
 
 
 def _task_holders(output: Path) -> dict[int, tuple[str, str]]:

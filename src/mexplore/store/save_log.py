@@ -193,16 +193,18 @@ def read_records(path: Path) -> Iterator[Record]:
             yield _decode(path, offset, head, file)
 
 
-def committed(path: Path) -> Iterator[Record]:
+def committed(path: Path, task: int | None = None) -> Iterator[Record]:
     """The records of ``path`` that count: those of each task followed by its COMMIT, and not
-    by a DISCARD first. Two passes, so only one payload is in memory at a time: the headers
-    decide, then the records kept are read (and their checksums checked). At damage, what
-    counts before it is still given, then :class:`DamagedLog` raised."""
+    by a DISCARD first; only task ``task``'s if given. Two passes, so only one payload is in
+    memory at a time: the headers decide, then the records kept are read (and their
+    checksums checked). At damage, what counts before it is still given, then
+    :class:`DamagedLog` raised."""
     tasks: dict[int, list[tuple[int, tuple]]] = {}
     damage = None
     try:
         for offset, head in _headers(path):
-            tasks.setdefault(head[0], []).append((offset, head))
+            if task is None or head[0] == task:
+                tasks.setdefault(head[0], []).append((offset, head))
     except DamagedLog as exc:
         damage = exc
     kept = []

@@ -1,0 +1,179 @@
+"""``ctx.load(task_id, name)``: a task reads what an earlier task saved or shared, found by
+its id (the parent of population-based or incremental training), over MPI from the worker
+that ran it, through the master; an earlier session's from the output directory."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import journal, run_cli, write_study
+
+from mexplore.comms.messages import OutputData, SendOutput
+from mexplore.models.refs import WorkerRefs
+from mexplore.queue.loads import OutputLoads
+from mexplore.queue.refs import RefStore
+from mexplore.store.cache import TaskCache
+from mexplore.types import Result, Status
+
+MODEL = '''
+import time
+from pathlib import Path
+
+import numpy as np
+
+MARKER = Path(__file__).with_name("loaded")
+
+
+def model(params, ctx):
+    if params["parent"] < 0:                          # a parent: saves its weights on its node
+        ctx.save("weights", np.full(1000, params["x"]))
+        return {"objective": params["x"]}
+    if params["owner"] == ctx.rank:                   # busy on the worker that ran the parent
+        deadline = time.monotonic() + 120             # a ceiling: a wrong placement fails the test, not hangs it
+        while not MARKER.exists() and time.monotonic() < deadline:
+            ctx.report(0, 0.0)                        # where a busy worker answers another task's load
+            time.sleep(0.005)
+        return {"objective": 0.0, "served": MARKER.exists()}
+    weights = ctx.load(params["parent"], params["name"])
+    again = ctx.load(params["parent"], params["name"])
+    if params["owner"] >= 0:
+        MARKER.write_text("loaded")
+    return {"objective": params["x"], "inherited": float(weights[0]), "same": again is weights}
+'''
+
+STEER = '''
+def steer(queue, space, options):
+    plain = {"parent": -1, "name": "weights", "owner": -1}
+    parents = queue.map([{**plain, "x": 0.1 * (i + 1)} for i in range(4)])
+    ids = [parent.task_id for parent in parents]
+    if options.get("hold"):                           # two tasks at once: one on the parent's worker
+        children = [{"x": 0.5, "parent": ids[0], "name": "weights", "owner": parents[0].rank}] * 2
+    else:
+        children = [{**plain, "x": 0.5, "parent": i} for i in ids] + [{**plain, "x": 0.5, "parent": ids[0],
+                                                                        "name": "nothing"}]
+    queue.map(children)
+'''
+
+
+def study(folder: Path, budget: int, hold: bool = False) -> Path:
+    (folder / "model.py").write_text(MODEL)
+    (folder / "steer.py").write_text(STEER)
+    return write_study(folder, f"""
+        [study]
+        name = "load"
+        budget = {budget}
+        output = "{folder / 'out'}"
+        [model]
+        python = "{folder / 'model.py'}:model"
+        on_error = "continue"
+        [algorithm]
+        name = "{folder / 'steer.py'}:steer"
+        options = {{ hold = {str(hold).lower()} }}
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+        parent = {{ type = "int", low = -1, high = 1000 }}
+        owner = {{ type = "int", low = -1, high = 1000 }}
+        name = {{ type = "categorical", choices = ["weights", "nothing"] }}
+    """)
+
+
+@pytest.mark.mpi
+def test_children_load_their_parents_saved_weights_by_task_id(tmp_path: Path) -> None:
+    done = run_cli("run", str(study(tmp_path, 9)), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
+    parents, children, missing = records[:4], records[4:8], records[8]
+    x_of = {r["id"]: r["params"]["x"] for r in parents}
+    assert all(r["status"] == "ok" for r in parents + children), [r.get("error") for r in children]
+    assert [r["metrics"]["inherited"] for r in children] == [x_of[r["params"]["parent"]] for r in children]
+    assert all(r["metrics"]["same"] for r in children), "a second load of the same output is the one held"
+    assert missing["status"] == "failed"
+    assert f"ctx.load({parents[0]['id']}, 'nothing')" in missing["error"] and "saved no 'nothing'" in missing["error"]
+    assert (tmp_path / "out" / "journal.jsonl").stat().st_size < 20_000, "the weights never entered the journal"
+
+
+@pytest.mark.mpi
+def test_a_busy_worker_serves_its_saved_output_at_its_tasks_reports(tmp_path: Path) -> None:
+    """The parent's worker runs a task that waits until the other worker's task has loaded
+    the parent's weights from it: it answers at its reports, or the two would wait forever."""
+    path = study(tmp_path, 6, hold=True)
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
+    holders = [r for r in records[4:] if "served" in r["metrics"]]
+    loaders = [r for r in records[4:] if "inherited" in r["metrics"]]
+    assert len(holders) == 1 and holders[0]["metrics"]["served"], [r.get("error") for r in records[4:]]
+    assert len(loaders) == 1 and loaders[0]["metrics"]["inherited"] == records[0]["params"]["x"]
+    assert loaders[0]["rank"] != records[0]["rank"], "loaded from the other worker, not its own cache"
+
+
+@pytest.mark.mpi
+def test_a_resumed_run_loads_an_earlier_sessions_output_from_the_output_directory(tmp_path: Path) -> None:
+    path = study(tmp_path, 4)
+    first = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_cli("run", str(path), "-n", "3", "--progress", "off", "--set", "study.budget=8", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
+    assert [r["metrics"]["inherited"] for r in records[4:]] == pytest.approx([0.1, 0.2, 0.3, 0.4])
+
+
+def finished(task_id: int) -> Result:
+    return Result(task_id=task_id, status=Status.OK)
+
+
+def test_the_master_asks_the_worker_that_ran_a_task_once_for_every_worker_waiting() -> None:
+    loads = OutputLoads(RefStore(), first_task_id=10, load_output=None)
+    loads.finished(3, [finished(10), finished(12)])
+    assert loads.request(1, 12, "w") == [(3, SendOutput(12, "w", 1))]
+    assert loads.request(2, 12, "w") == [], "already asked: the second waits for the same answer"
+    data = pickle.dumps(np.ones(3))
+    assert loads.answered(OutputData(12, "w", data, requester=1)) == [(1, OutputData(12, "w", data)),
+                                                                     (2, OutputData(12, "w", data))]
+    assert loads.request(4, 12, "w") == [(4, OutputData(12, "w", data))], "held now: no second trip"
+    (worker, answer), = loads.request(1, 11, "w")
+    assert worker == 1 and answer.data is None and "task 11 has not finished" in answer.error
+
+
+def test_an_earlier_sessions_output_comes_from_the_output_directory_or_says_why_not() -> None:
+    def load_output(task_id: int, name: str) -> object:
+        if name != "w":
+            raise KeyError(f"task {task_id} has no saved output {name!r}")
+        return np.arange(3)
+
+    loads = OutputLoads(RefStore(), first_task_id=10, load_output=load_output)
+    (_, found), = loads.request(1, 4, "w")
+    assert list(pickle.loads(found.data)) == [0, 1, 2]
+    (_, missing), = loads.request(1, 4, "v")
+    assert missing.data is None and "earlier session's" in missing.error and "no saved output 'v'" in missing.error
+
+
+def test_a_worker_reads_a_committed_task_output_from_its_log_and_from_its_packed_file(tmp_path: Path) -> None:
+    cache = TaskCache(tmp_path / "cache", lambda: "node-r1.h5")
+    folder = tmp_path / "run"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_bytes(b"A")
+    cache.save(7, "w", np.arange(4.0))
+    cache.save(7, "w", np.arange(5.0))                # saved again: the last save wins
+    cache.save(7, "run", folder)
+    cache.save(8, "w", np.zeros(2))                   # not committed: not readable
+    cache.commit(7)
+
+    def read_all() -> tuple:
+        return cache.read(7, "w").tolist(), cache.read(7, "run")
+
+    assert read_all() == ([0.0, 1.0, 2.0, 3.0, 4.0], {"sub": {"a.txt": b"A"}})
+    with pytest.raises(KeyError):
+        cache.read(8, "w")
+    cache.flush(tmp_path / "out")                     # now in packed.h5, the log emptied
+    assert read_all() == ([0.0, 1.0, 2.0, 3.0, 4.0], {"sub": {"a.txt": b"A"}})
+    with pytest.raises(KeyError):
+        cache.read(7, "missing")
+
+
+def test_load_in_a_child_process_says_how_to_pass_the_output_instead() -> None:
+    with pytest.raises(RuntimeError, match="isolate = true"):
+        WorkerRefs().load(3, "w")
