@@ -55,8 +55,8 @@ def test_a_shape_that_can_never_fit_says_why(shape, why):
 
 
 def _dispatcher(hosts, all_run=True, retries=0, budget=None):
-    return PlacingDispatcher(hosts, lambda p: Shape(ranks=p["n"], nodes=p.get("nodes", 0)), all_run, Async(),
-                             budget, retries)
+    return PlacingDispatcher(hosts, lambda p, kind: Shape(ranks=p["n"], nodes=p.get("nodes", 0)), {None: all_run},
+                             Async(), budget, retries)
 
 
 def _answer(task, worker, status=Status.OK):
@@ -163,7 +163,8 @@ def test_gpus_that_no_node_has_can_never_fit():
 
 def test_shared_gpus_are_never_given_to_two_tasks_at_once():
     shared = {1: "0", 2: "1", 3: "0", 4: "1"}  # 4 slots, 2 GPUs: two slots own each GPU
-    d = PlacingDispatcher({w: "a" for w in shared}, lambda p: Shape(gpus=p["g"]), False, Async(), None, gpus=shared)
+    d = PlacingDispatcher({w: "a" for w in shared}, lambda p, kind: Shape(gpus=p["g"]), {None: False}, Async(), None,
+                          gpus=shared)
     d.propose([{"g": 1}, {"g": 1}, {"g": 1}])
     sends = d.assign()
     assert sorted(task.group.gpus for _, (task,) in sends) == [("0",), ("1",)]  # the third waits

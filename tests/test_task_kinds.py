@@ -286,3 +286,65 @@ def test_the_algorithm_sees_the_pools_as_they_are(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     before, after = json.loads((tmp_path / "out" / "pools.json").read_text())
     assert before == {"train": 1, "(shared)": 1} and after == {"(shared)": 2}
+
+
+PARALLEL_TRAIN = '''
+def train(params, ctx):
+    """Data-parallel training of a kind of several ranks: every rank joins the allreduce."""
+    return {"size": ctx.comm.Get_size(), "ranks": sorted(ctx.comm.allgather(ctx.rank))}
+'''
+
+PARALLEL_STEER = '''
+import numpy as np
+
+
+def steer(queue, space, options):
+    rng = np.random.default_rng(options["seed"])
+    first = queue.map([space.sample(rng) for _ in range(4)])
+    default = queue.submit({"xs": [r.params["x"] for r in first]}, kind="train")
+    wider = queue.submit({"xs": []}, kind="train", ranks=3)   # the algorithm sizes this one
+    assert default.result().ok and wider.result().ok, (default.result().error, wider.result().error)
+    queue.map([space.sample(rng) for _ in range(4)])
+'''
+
+
+@pytest.mark.mpi
+def test_a_kind_of_several_ranks_runs_beside_single_rank_simulations(tmp_path: Path) -> None:
+    path = study(tmp_path, "budget = 8")
+    path.write_text(path.read_text().replace("budget = 12\n", "").replace(
+        f"{tmp_path / 'models.py'}:train\"", f"{tmp_path / 'parallel.py'}:train\"\nranks = 2"))
+    (tmp_path / "parallel.py").write_text(PARALLEL_TRAIN)
+    (tmp_path / "steer.py").write_text(PARALLEL_STEER)
+    done = run_cli("run", str(path), "-n", "4", "--progress", "off", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    trainings = sorted((r for r in records if r.get("kind") == "train"), key=lambda r: r["id"])
+    simulations = [r for r in records if "kind" not in r]
+    assert len(simulations) == 8 and all(r["status"] == "ok" and len(r.get("slots") or [1]) == 1 for r in simulations)
+    assert [r["metrics"]["size"] for r in trainings] == [2, 3], [r.get("error") for r in trainings]
+    assert [len(r["slots"]) for r in trainings] == [2, 3]
+    assert all(r["metrics"]["ranks"] == sorted(r["slots"]) for r in trainings)
+
+
+def test_pools_and_kinds_of_several_ranks_are_refused_naming_the_key(tmp_path: Path) -> None:
+    path = study(tmp_path)
+    path.write_text(path.read_text().replace("[algorithm]", "[pools]\ntrain = 1\n[algorithm]").replace(
+        ":train\"", ":train\"\nranks = 2"))
+    with pytest.raises(StudyFileError) as error:
+        load_study(path)
+    assert "models.train.ranks = 2" in str(error.value) and "[pools]" in str(error.value), str(error.value)
+
+
+@pytest.mark.mpi
+def test_an_algorithm_error_seen_first_by_the_finished_check_stops_the_run_cleanly(tmp_path: Path) -> None:
+    """The steering function raises (a size asked of a study whose tasks are not placed)
+    while no task runs: the master learns it asking whether the algorithm is finished."""
+    path = study(tmp_path, "budget = 8")
+    path.write_text(path.read_text().replace("budget = 12\n", ""))
+    (tmp_path / "steer.py").write_text(PARALLEL_STEER)
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "raised ValueError in" in done.stderr and "set [model] ranks" in done.stderr, done.stderr
+    assert "aborting the MPI job" not in done.stderr, done.stderr
+    simulations = [r for r in journal(tmp_path / "out") if "kind" not in r]
+    assert len(simulations) == 4, "the tasks finished before are kept"

@@ -153,6 +153,16 @@ class Study:
     pools: dict[str, int | float] = field(default_factory=dict)
     """``[pools]``: workers (a count, or a fraction of the job's) given to a kind, by name."""
 
+    @property
+    def sections(self) -> dict[str | None, ModelSection]:
+        """Every kind's model section, keyed as tasks carry kinds: None for the objective kind."""
+        return {None: self.model, **self.kinds}
+
+    @property
+    def parallel(self) -> bool:
+        """Whether tasks are placed on worker slots: some kind's tasks may hold several."""
+        return any(section.parallel for section in self.sections.values())
+
     def _algorithm_source(self) -> dict[str, Any]:
         """What the algorithm is, as the study file says it: a name (and a points file), an
         EQ/Py module or a program."""
@@ -344,9 +354,12 @@ def _resolve(source: Path, table: StudyFileTable) -> Study:
     kind_spaces = {name: _resolve_space(entry.space, ("models", name, "space"))
                    for name, entry in auxiliary if entry.space is not None}
     kinds = {name: _auxiliary_kind(name, entry, kind_spaces.get(name)) for name, entry in auxiliary}
-    if kinds and model.parallel:
-        raise Problem((*at, "ranks"), model.ranks, "1 in a study with several [models.<kind>] (for now)",
-                      "tasks of several ranks and task kinds do not mix yet")
+    if table.pools:
+        for name, section in ((kind, model), *kinds.items()):
+            if section.parallel:
+                key = ("models", name, "ranks")
+                raise Problem(key, section.ranks, "no ranks, nodes or gpus in a study with [pools] (for now)",
+                              "pools hold worker slots one by one; tasks of several ranks go without [pools]")
     algorithm = _resolve_algorithm(table.algorithm, space, study)
     if algorithm.file is not None and study.budget is None:  # the points file's length, times its repeats
         repeats = algorithm.options.get("repeats", 1)
@@ -404,10 +417,13 @@ def _objective_kind(table: StudyFileTable) -> tuple[str | None, ModelTable, Key]
 
 def _auxiliary_kind(name: str, table: ModelTable, space: Space | None) -> ModelSection:
     """An auxiliary kind's model: free-form params (any placeholder) unless it declares a
-    space of its own, one slot per task."""
+    space of its own. Its ``ranks``, ``nodes`` and ``gpus`` may name a parameter of that
+    space; with free-form params, one read from each task's params is checked as it is
+    submitted."""
     section = resolve_model(table, None if space is None else set(space.names), ("models", name))
-    if section.parallel:
-        raise Problem(("models", name, "ranks"), section.ranks, "1 (an auxiliary kind's tasks hold one slot, for now)")
+    if space is not None:
+        for key, least in (("ranks", 1), ("nodes", 0), ("gpus", 0)):
+            _check_size_parameter(getattr(section, key), space, ("models", name, key), least)
     return section
 
 

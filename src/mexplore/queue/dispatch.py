@@ -176,17 +176,21 @@ class Dispatcher:
                 final.append((task, result))
         returned = len(final) + len(retried)
         if returned:
-            if self.auxiliary:
-                auxiliary = sum(task.kind is not None for task, _ in final)
-                self.auxiliary -= auxiliary
-                self.finished += len(final) - auxiliary
-            else:
-                self.finished += len(final)
+            self._count_finished(final)
             held = self._held[worker] - returned
             if held == 0:
                 self._emptied[worker] = last_end
             self._set_held(worker, held)
         return final, retried
+
+    def _count_finished(self, final: list[tuple[Task, Result]]) -> None:
+        """Finished tasks count against the budget, but an auxiliary kind's."""
+        if self.auxiliary:
+            auxiliary = sum(task.kind is not None for task, _ in final)
+            self.auxiliary -= auxiliary
+            self.finished += len(final) - auxiliary
+        else:
+            self.finished += len(final)
 
     def _observe(self, length: float) -> None:
         typical = self.typical_length
@@ -298,20 +302,22 @@ class PlacingDispatcher(Dispatcher):
 
     Every slot runs one task at a time: the policy's prefetch and backlog do not apply
     (parallel tasks are long; holding a slot for a task that cannot start yet would idle
-    it). ``shape_of`` says what a proposal needs (it raises to refuse one, as ``check``
-    does); ``all_run`` is True for a Python model, whose function runs on every slot of
-    its task, False for a program that the task's leader launches over them.
+    it). ``shape_of(params, kind)`` says what a proposal of a kind (None: the objective
+    kind) needs (it raises to refuse one, as ``check`` does); ``all_run[kind]`` is True
+    for a Python model, whose function runs on every slot of its task, False for a program
+    that the task's leader launches over them.
 
     A task's result is its leader's, made to span the slots' time (first start to last
     end) and failed if any other slot failed.
     """
 
     def __init__(
-        self, hosts: dict[int, str], shape_of: Callable[[dict[str, Any]], Shape], all_run: bool,
-        policy: Policy, budget: int | None, retries: int = 0,
+        self, hosts: dict[int, str], shape_of: Callable[[dict[str, Any], str | None], Shape],
+        all_run: Mapping[str | None, bool], policy: Policy, budget: int | None, retries: int = 0,
         check: Callable[[dict[str, Any]], None] | None = None, gpus: dict[int, str | None] | None = None,
+        kinds: frozenset[str] = frozenset(), kind_checks: Mapping[str, Callable[[dict[str, Any]], None]] | None = None,
     ) -> None:
-        super().__init__(hosts, policy, budget, retries, check)
+        super().__init__(hosts, policy, budget, retries, check, kinds, kind_checks)
         self.placement = Placement(hosts, gpus)
         self.shape_of = shape_of
         self.all_run = all_run
@@ -320,23 +326,26 @@ class PlacingDispatcher(Dispatcher):
         self._passed = 0  # tasks started past it
 
     def number(self, params_list: Iterable[dict[str, Any] | Submission], algorithm_time: float = 0.0) -> list[Task]:
-        """:meth:`Dispatcher.number`, each task sized by ``[model]`` from its point, or as
-        the algorithm asked (a :class:`Submission` with a ``shape``: ``queue.submit(ranks=R)``)."""
+        """:meth:`Dispatcher.number`, each task sized by its kind's model section (``[model]``
+        or ``[models.<kind>]``) from its point, or as the algorithm asked (a
+        :class:`Submission` with a ``shape``: ``queue.submit(ranks=R)``)."""
         proposals = list(params_list)
-        for proposal in proposals:
-            if type(proposal) is Submission and proposal.kind is not None:
-                raise AlgorithmError(f"kind {proposal.kind!r}: task kinds and tasks of several ranks do not mix yet")
-        params_list = [p.params if type(p) is Submission else p for p in proposals]
-        shapes = [p.shape if type(p) is Submission and p.shape is not None else self.shape_of(params)
-                  for p, params in zip(proposals, params_list)]
-        for params, shape in zip(params_list, shapes):
+        shapes = [self._shape(proposal) for proposal in proposals]
+        for proposal, shape in zip(proposals, shapes):
             if (why := self.placement.never_fits(shape)) is not None:
+                params = proposal.params if type(proposal) is Submission else proposal
                 raise AlgorithmError(f"the task at {params} can never run in this job: {why}; the run stops "
                                      "(finished tasks are kept: run it with more ranks, or smaller tasks, to resume)")
-        tasks = super().number(params_list, algorithm_time)
+        numbered = [p.params if type(p) is Submission and p.kind is None else p for p in proposals]
+        tasks = super().number(numbered, algorithm_time)
         for task, shape in zip(tasks, shapes):
             task.shape = shape
         return tasks
+
+    def _shape(self, proposal: dict[str, Any] | Submission) -> Shape:
+        if type(proposal) is not Submission:
+            return self.shape_of(proposal, None)
+        return proposal.shape if proposal.shape is not None else self.shape_of(proposal.params, proposal.kind)
 
     def wanted(self) -> int:
         """Proposals for the free slots. The tasks still waiting could not be placed in the
@@ -375,7 +384,7 @@ class PlacingDispatcher(Dispatcher):
                     self._first_waiting, self._passed = waiting[0].id, 0
                 self._passed += 1
             gpus = placement.gpus_of(taken[0], shape.gpus) if shape.gpus else ()
-            task = replace(task, group=group_for(*taken, shape.ranks, self.all_run, gpus))
+            task = replace(task, group=group_for(*taken, shape.ranks, self.all_run[task.kind], gpus))
             self.running[task.id] = (task.group.leader, task)
             self._parts[task.id] = {}
             sends += [(runner, [task]) for runner in task.group.runners]
@@ -412,7 +421,7 @@ class PlacingDispatcher(Dispatcher):
                 retried.append(merged)
             else:
                 final.append((task, merged))
-        self.finished += len(final)
+        self._count_finished(final)
         return final, retried
 
 

@@ -154,7 +154,7 @@ class Master:
         worker cannot go on, and :class:`RunAborted` once the tasks in flight are recorded,
         when a task failed under ``on_error = "abort"``."""
         state, live, progress, backoff = self.state, self.log.live, self.log.progress, self.backoff
-        algorithm_finished = lambda: self.algorithm.finished
+        algorithm_finished = self._algorithm_finished
         while True:
             received = self._receive()
             state.signal(self.signals.signum)
@@ -264,13 +264,25 @@ class Master:
         except MexploreError:
             raise
         except Exception as error:
-            where = "".join(traceback.format_exception(error)).rstrip()
-            raise AlgorithmError(
-                f"algorithm {self.algorithm.name!r} raised {type(error).__name__} in {method}(): {error}; the "
-                "run stops (finished tasks are kept: fix the algorithm and run again to resume)\n" + where
-            ) from error
+            raise self._failed(method, error) from error
         finally:
             self.state.algorithm_took(time.perf_counter() - started)
+
+    def _algorithm_finished(self) -> bool:
+        """Whether the algorithm is done; an algorithm whose thread raised says so here as
+        well as in ``propose``, whichever the master asks first (not timed: it is a flag)."""
+        try:
+            return self.algorithm.finished
+        except MexploreError:
+            raise
+        except Exception as error:
+            raise self._failed("finished", error) from error
+
+    def _failed(self, method: str, error: Exception) -> AlgorithmError:
+        where = "".join(traceback.format_exception(error)).rstrip()
+        return AlgorithmError(
+            f"algorithm {self.algorithm.name!r} raised {type(error).__name__} in {method}(): {error}; the "
+            "run stops (finished tasks are kept: fix the algorithm and run again to resume)\n" + where)
 
     def _receive(self) -> bool:
         got = self.end.poll()

@@ -173,19 +173,22 @@ def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalChe
         assert study.study.kind is not None  # [pools] is refused without [models.<kind>]
         return PoolDispatcher(end.workers, sizes, study.study.kind, policy, budget, retries, check=check,
                               kinds=kinds, kind_checks=kind_checks)
-    if not study.model.parallel:
+    sections = study.sections
+    if not study.parallel:
         return Dispatcher(end.workers, policy, budget, retries, check=check, kinds=kinds, kind_checks=kind_checks)
     check_job_size(study, len(end.workers))
-    model, algorithm = study.model, study.algorithm.name
+    algorithm = study.algorithm.name
 
-    def shape_of(params: dict) -> Shape:
+    def shape_of(params: dict, kind: str | None) -> Shape:
         try:
-            return model.shape(params)
+            return sections[kind].shape(params)
         except ValueError as error:
-            raise AlgorithmError(f"algorithm {algorithm!r} proposed {params}: {error}") from None
+            of_kind = "" if kind is None else f" of kind {kind!r}"
+            raise AlgorithmError(f"algorithm {algorithm!r} proposed {params}{of_kind}: {error}") from None
 
-    return PlacingDispatcher(end.hosts, shape_of, model.python is not None, policy, budget, retries, check=check,
-                             gpus=end.gpus)
+    all_run = {kind: section.python is not None for kind, section in sections.items()}
+    return PlacingDispatcher(end.hosts, shape_of, all_run, policy, budget, retries, check=check, gpus=end.gpus,
+                             kinds=kinds, kind_checks=kind_checks)
 
 
 def _kind_checks(study: Study) -> dict[str, ProposalCheck]:
@@ -209,7 +212,7 @@ def study_info(study: Study, workers: int, seed: int | None) -> StudyInfo:
     return StudyInfo(
         objectives=study.study.objective, directions=tuple(Direction(d) for d in study.study.direction),
         budget=study.study.budget, workers=workers, output=study.study.output, seed=seed,
-        kinds=tuple(study.kinds), kind=study.study.kind, placed=study.model.parallel,
+        kinds=tuple(study.kinds), kind=study.study.kind, placed=study.parallel,
         kind_constants={kind: dict(space.constants) for kind, space in study.kind_spaces.items()},
     )
 
@@ -284,23 +287,24 @@ def check_study(study: Study, ranks: int | None = None) -> None:
 
 
 def check_job_size(study: Study, workers: int) -> None:
-    """Refuse parallel tasks (``[model] ranks``) in a job with no worker ranks for them (an
-    in-process run), or a constant ``ranks`` larger than the job's worker count."""
-    model = study.model
-    if not model.parallel:
-        return
-    if workers == 0:
-        raise StudyFileError(str(study.source), "model.ranks", model.ranks, "an MPI run",
-                             "tasks of several ranks run on the job's worker ranks: run with -n 2 or more")
-    if isinstance(model.ranks, int) and model.ranks > workers:
-        raise StudyFileError(str(study.source), "model.ranks", model.ranks, f"at most {workers}",
-                             f"the job has {workers} worker rank(s) (-n less the master): "
-                             f"run with -n {model.ranks + 1} or more")
-    if isinstance(model.gpus, int) and model.gpus > gpus_per_node():
-        have = gpus_per_node()
-        raise StudyFileError(str(study.source), "model.gpus", model.gpus, f"at most {have}",
-                             f"{GPUS_PER_NODE} says a node has {have} GPU(s)" if have else
-                             f"no GPU count is set: set {GPUS_PER_NODE} (the site's gpus_per_node does)")
+    """Refuse parallel tasks (``ranks`` of a model section) in a job with no worker ranks for
+    them (an in-process run), or a constant ``ranks`` larger than the job's worker count."""
+    for kind, model in study.sections.items():
+        if not model.parallel:
+            continue
+        at = "model" if study.study.kind is None else f"models.{study.study.kind if kind is None else kind}"
+        if workers == 0:
+            raise StudyFileError(str(study.source), f"{at}.ranks", model.ranks, "an MPI run",
+                                 "tasks of several ranks run on the job's worker ranks: run with -n 2 or more")
+        if isinstance(model.ranks, int) and model.ranks > workers:
+            raise StudyFileError(str(study.source), f"{at}.ranks", model.ranks, f"at most {workers}",
+                                 f"the job has {workers} worker rank(s) (-n less the master): "
+                                 f"run with -n {model.ranks + 1} or more")
+        if isinstance(model.gpus, int) and model.gpus > gpus_per_node():
+            have = gpus_per_node()
+            raise StudyFileError(str(study.source), f"{at}.gpus", model.gpus, f"at most {have}",
+                                 f"{GPUS_PER_NODE} says a node has {have} GPU(s)" if have else
+                                 f"no GPU count is set: set {GPUS_PER_NODE} (the site's gpus_per_node does)")
 
 
 def check_names(study: Study) -> None:
@@ -378,7 +382,7 @@ def _announce(study: Study, policy: Policy, workers: int, resumed: int) -> None:
     again = f", resuming after {resumed} finished tasks" if resumed else ""
     if study.algorithm.initial:
         again += f", {len(study.algorithm.initial)} initial points first"
-    dispatch = "tasks placed on worker slots by their ranks" if study.model.parallel else describe(policy)
+    dispatch = "tasks placed on worker slots by their ranks" if study.parallel else describe(policy)
     if study.pools:
         dispatch += "; pools " + ", ".join(f"{kind} {size}" for kind, size in study.pools.items())
     print(
