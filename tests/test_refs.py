@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import journal, killed_then_resumed, run_cli, write_study
+from helpers import journal, killed_then_resumed, run_cli, start_run, wait_until, write_study
 
 from mexplore.models.refs import WorkerRefs
 from mexplore.queue.refs import RefStore
@@ -256,3 +256,54 @@ def test_a_programs_ref_files_follow_the_data_and_its_shares_read_back(tmp_path:
     (share / "w.json").write_text("[1]")
     with pytest.raises(ValueError, match="two files in .* share as 'w'"):
         read_shared_files(tmp_path)
+
+
+HELD_BEHIND = '''
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def model(params, ctx):
+    if params["x"] == 0:
+        ctx.share("big", np.ones(10 * 2**20 // 8))   # 10 MB: too large to go out in one eager message
+        return {"objective": 0.0}
+    deadline = time.monotonic() + 120                  # a ceiling: a stalled result fails the test, not hangs it
+    marker = Path(__file__).with_name("seen")
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return {"objective": params["x"]}
+'''
+
+
+@pytest.mark.mpi
+def test_a_large_shared_output_reaches_the_master_while_its_worker_runs_its_next_task(tmp_path: Path) -> None:
+    """A worker holding queued tasks sends a result with 10 MB shared, then starts the next
+    task, which runs until the test has seen that result: the data must not wait for it.
+    Between nodes a large message moves only while its sender calls MPI, so the ranks talk
+    as if on different nodes (``MPIR_CVAR_NOLOCAL``): on one node's shared memory the
+    receiver alone moves it, and the bug this guards against would not show."""
+    (tmp_path / "model.py").write_text(HELD_BEHIND)
+    (tmp_path / "points.csv").write_text("x\n0\n1\n1\n1\n1\n1\n1\n1\n")
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "held"
+        output = "{tmp_path / 'out'}"
+        [model]
+        python = "{tmp_path / 'model.py'}:model"
+        [algorithm]
+        name = "points"
+        file = "{tmp_path / 'points.csv'}"
+        policy = "queue"
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+    process = start_run(path, tmp_path, until_finished=0, env={"MPIR_CVAR_NOLOCAL": "1"})
+    try:
+        wait_until(lambda: any(r["params"]["x"] == 0 for r in journal(tmp_path / "out"))
+                   if (tmp_path / "out" / "journal.jsonl").exists() else False,
+                   "the sharing task's result journaled", timeout=60, process=process)
+    finally:
+        (tmp_path / "seen").write_text("")
+    assert process.wait(timeout=120) == 0, process.stderr.read()

@@ -57,5 +57,8 @@ class InprocWorkerEnd:
         except queue.Empty:
             return None
 
+    def wait_sent(self) -> None:
+        pass  # a queue's put is complete when it returns
+
     def close(self) -> None:
         pass

@@ -92,6 +92,9 @@ class MpiWorkerEnd:
         matched = self.comm.improbe(source=0, tag=0)
         return None if matched is None else matched.recv()
 
+    def wait_sent(self) -> None:
+        self._sends.wait_all()  # the master polls all the time: a large send completes at once
+
     def close(self) -> None:
         self._sends.wait_all()
 

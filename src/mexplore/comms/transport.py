@@ -40,4 +40,10 @@ class WorkerEnd(Protocol):
 
     def poll(self) -> Message | None: ...
 
+    def wait_sent(self) -> None:
+        """Complete this end's sends now. A large message moves only while its sender calls
+        into the transport, and a worker about to run a task calls nothing until it ends:
+        data it sends (a shared output, another task's ``ctx.load``) would wait that long."""
+        ...
+
     def close(self) -> None: ...

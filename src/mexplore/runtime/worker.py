@@ -169,7 +169,10 @@ def _work(
         if signals.signum is not None and state.signal():
             link.send(SignalReceived(link.rank, signals.signum))
         if batch := state.results_to_send():
-            link.send(ResultBatch(batch, refs.take_shared(result.task_id for result in batch)))
+            shared = refs.take_shared(result.task_id for result in batch)
+            link.send(ResultBatch(batch, shared))
+            if shared:
+                link.wait_sent()  # the data goes now, not once the next task has ended
         task = state.next_task()
         if task is not None:
             started = time.perf_counter()
@@ -235,7 +238,7 @@ class Inbox:
         if self._kept:
             return self._kept.popleft()
         while isinstance(message := self.link.poll(), SendOutput):
-            self.link.send(self._serve_output(message))
+            self._answer(message)
         return message
 
     def report(self, task_id: int, step: float, value: float, send: bool = True) -> None:
@@ -261,6 +264,10 @@ class Inbox:
             raise KeyError(f"ctx.load({task_id}, {name!r}): {answer.error}")
         return answer.data
 
+    def _answer(self, request: SendOutput) -> None:
+        self.link.send(self._serve_output(request))
+        self.link.wait_sent()  # before this worker goes back into its task: see WorkerEnd.wait_sent
+
     def _take_all(self) -> bool:
         """Take in every message waiting; returns whether there was one."""
         took = False
@@ -269,7 +276,7 @@ class Inbox:
             if isinstance(message, Prune):
                 self._pruned[message.task_id] = message.stop
             elif isinstance(message, SendOutput):
-                self.link.send(self._serve_output(message))
+                self._answer(message)
             elif isinstance(message, OutputData):
                 self._loaded[(message.task_id, message.name)] = message
             else:
