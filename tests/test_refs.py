@@ -9,7 +9,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import journal, killed_then_resumed, run_cli, start_run, wait_until, write_study
+from helpers import (
+    journal,
+    killed_then_resumed,
+    run_cli,
+    start_run,
+    wait_until,
+    write_study,
+)
 
 from mexplore.models.refs import WorkerRefs
 from mexplore.queue.refs import RefStore
