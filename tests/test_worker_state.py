@@ -5,7 +5,16 @@ import pytest
 
 from mexplore.comms.backoff import Backoff
 from mexplore.comms.inproc import InprocMasterEnd
-from mexplore.comms.messages import Flush, IntermediateValue, Prune, Stop, TaskBatch
+from mexplore.comms.messages import (
+    Flush,
+    IntermediateValue,
+    LoadOutput,
+    OutputData,
+    Prune,
+    SendOutput,
+    Stop,
+    TaskBatch,
+)
 from mexplore.errors import Pruned
 from mexplore.runtime.worker import Inbox
 from mexplore.runtime.worker_state import MAX_REPLY_DELAY, ReplyRule, WorkerState
@@ -109,9 +118,39 @@ def test_a_signal_drops_held_tasks_is_announced_once_and_flushes_results():
 
 
 # -- Inbox -----------------------------------------------------------------------------------
+def an_inbox(master: InprocMasterEnd) -> Inbox:
+    """A worker's inbox whose cache holds task 5's ``w`` only."""
+    def serve(request: SendOutput) -> OutputData:
+        if (request.task_id, request.name) == (5, "w"):
+            return OutputData(5, "w", b"data", requester=request.requester)
+        return OutputData(request.task_id, request.name, error="none here", requester=request.requester)
+
+    return Inbox(master.worker_end(1), serve, Backoff(spin=0.0, cap=1e-4))
+
+
+def test_a_request_for_an_output_is_answered_at_a_report_and_while_the_worker_waits_for_its_own_load():
+    master = InprocMasterEnd(1)
+    inbox = an_inbox(master)
+    master.send(1, SendOutput(5, "w", requester=2))
+    inbox.report(7, 0, 0.5)
+    assert master.poll() == (1, IntermediateValue(7, 0, 0.5))
+    assert master.poll() == (1, OutputData(5, "w", b"data", requester=2))
+    master.send(1, SendOutput(5, "v", requester=3))     # asked while this worker waits for its own load
+    master.send(1, OutputData(9, "x", b"nine"))
+    assert inbox.load(9, "x") == b"nine"
+    assert master.poll() == (1, LoadOutput(9, "x"))
+    assert master.poll() == (1, OutputData(5, "v", error="none here", requester=3))
+    master.send(1, OutputData(9, "y", error="task 9 saved no 'y'"))
+    with pytest.raises(KeyError, match="ctx.load\\(9, 'y'\\): task 9 saved no 'y'"):
+        inbox.load(9, "y")
+    master.send(1, SendOutput(5, "w", requester=2))
+    assert inbox.poll() is None, "between tasks too: answered, not handed to the main loop"
+    assert master.poll() == (1, LoadOutput(9, "y")) and master.poll()[1].data == b"data"
+
+
 def test_reports_go_to_the_master_and_a_prune_of_the_running_task_raises():
     master = InprocMasterEnd(1)
-    inbox = Inbox(master.worker_end(1))
+    inbox = an_inbox(master)
     inbox.report(7, 0, 0.5)
     assert master.poll() == (1, IntermediateValue(7, 0, 0.5))
     master.send(1, Flush())
@@ -124,7 +163,7 @@ def test_reports_go_to_the_master_and_a_prune_of_the_running_task_raises():
 
 def test_a_prune_of_another_task_or_a_finished_one_is_moot():
     master = InprocMasterEnd(1)
-    inbox = Inbox(master.worker_end(1))
+    inbox = an_inbox(master)
     master.send(1, Prune(3))
     master.send(1, TaskBatch(tasks(4)))
     inbox.report(7, 0, 0.5)  # not task 3: goes on
