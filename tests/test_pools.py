@@ -2,9 +2,11 @@
 
 import pytest
 
+from mexplore.errors import AlgorithmError
+from mexplore.queue.dispatch import PlacingDispatcher
 from mexplore.queue.policies import Async
-from mexplore.queue.pools import SHARED, PoolDispatcher, pool_sizes
-from mexplore.types import Result, Status, Submission
+from mexplore.queue.pools import SHARED, PoolDispatcher, Pools, pool_sizes
+from mexplore.types import Result, Shape, Status, Submission
 
 
 def done(task_id: int) -> Result:
@@ -21,7 +23,7 @@ def placed(dispatcher: PoolDispatcher) -> dict[int, list]:
 
 def test_a_pooled_kind_runs_on_its_workers_only_and_they_run_only_it():
     d = pools(train=1)
-    assert d.pool_of == {1: "train", 2: SHARED, 3: SHARED, 4: SHARED}
+    assert d.pools.pool_of == {1: "train", 2: SHARED, 3: SHARED, 4: SHARED}
     assert d.runnable() == frozenset({None, "train"})
     d.enqueue(d.number([Submission({"p": 1}, "train"), Submission({"p": 2}, "train"), {"x": 1}, {"x": 2}]))
     assert placed(d) == {1: ["train"], 2: [None], 3: [None]}
@@ -42,11 +44,11 @@ def test_resize_moves_idle_workers_at_once_and_busy_ones_as_they_free_up():
     assert sorted(running) == [2, 3, 4]
     assert d.resize("train", 3) == (1, 3), "every shared worker is busy: none moves yet"
     d.complete(2, [done(running[2])])
-    assert d.sizes() == {"train": 2, SHARED: 2}
+    assert d.pools.sizes() == {"train": 2, SHARED: 2}
     d.complete(3, [done(running[3])])
-    assert d.sizes() == {"train": 3, SHARED: 1}
+    assert d.pools.sizes() == {"train": 3, SHARED: 1}
     assert d.resize("train", 0) == (0, 0), "idle train workers go back to the shared ones at once"
-    assert d.sizes() == {SHARED: 4}
+    assert d.pools.sizes() == {SHARED: 4}
 
 
 def test_auxiliary_tasks_are_outside_the_budget():
@@ -64,3 +66,47 @@ def test_pool_sizes_take_counts_and_fractions_and_refuse_too_many():
     assert pool_sizes({"train": 0.01}, 8) == {"train": 1}, "a fraction above 0 gets a worker"
     with pytest.raises(ValueError, match="add up to 9 workers and the job has 8"):
         pool_sizes({"train": 5, "simulate": 4}, 8)
+
+
+# -- pools of worker slots, for kinds of several ranks ----------------------------------------
+def placed_pools(**sizes) -> PlacingDispatcher:
+    """Two nodes of 4 slots (ranks 1-4 on a, 5-8 on b); simulations of one rank, trainings
+    of ``n`` ranks."""
+    hosts = {rank: "a" if rank <= 4 else "b" for rank in range(1, 9)}
+    kinds = frozenset({"train"})
+    return PlacingDispatcher(hosts, lambda params, kind: Shape(ranks=params.get("n", 1)),
+                             {None: True, "train": True}, Async(), budget=20, kinds=kinds,
+                             pools=Pools(hosts, sizes, "simulate", kinds))
+
+
+def test_a_kind_of_several_ranks_is_placed_on_its_pools_slots_only():
+    d = placed_pools(train=4)
+    assert d.wanted() and d.proposable == frozenset({None, "train"})
+    d.enqueue(d.number([Submission({"n": 3}, "train"), Submission({"n": 2}, "train"),
+                        *({"x": i} for i in range(6))]))
+    sends = d.assign()
+    by_task = {}
+    for worker, tasks in sends:
+        by_task.setdefault(tasks[0].id, set()).add(worker)
+    assert by_task[0] <= {1, 2, 3, 4} and len(by_task[0]) == 3, "the training on the train pool's slots"
+    assert 1 not in by_task, "the second training waits: one train slot is left"
+    simulations = [workers for task_id, workers in by_task.items() if task_id >= 2]
+    assert len(simulations) == 4 and set().union(*simulations) == {5, 6, 7, 8}, "simulations never on train slots"
+    assert d.wanted() == 1 and d.proposable == frozenset({"train"}), "only a train slot is free"
+
+
+def test_resize_moves_free_slots_at_once_and_held_ones_as_their_tasks_end():
+    d = placed_pools(train=2)
+    d.enqueue(d.number([Submission({"n": 2}, "train"), *({"x": i} for i in range(6))]))
+    running = {worker: tasks[0].id for worker, tasks in d.assign()}
+    assert d.resize("train", 4) == (2, 4), "every shared slot is busy: none moves yet"
+    d.complete(3, [done(running[3])])
+    assert d.pools.sizes() == {"train": 3, SHARED: 5}
+    assert d.resize("train", 0) == (2, 0), "the free train slot goes back at once, the two held later"
+    assert d.pools.pool_of[3] == SHARED and d.pools.pool_of[1] == "train", "slot 1 holds the training"
+
+
+def test_a_task_larger_than_its_pool_is_refused_naming_the_pool():
+    d = placed_pools(train=2)
+    with pytest.raises(AlgorithmError, match="needs 3 ranks and the pool of 'train' is to hold 2"):
+        d.number([Submission({"n": 3}, "train")])

@@ -326,13 +326,42 @@ def test_a_kind_of_several_ranks_runs_beside_single_rank_simulations(tmp_path: P
     assert all(r["metrics"]["ranks"] == sorted(r["slots"]) for r in trainings)
 
 
-def test_pools_and_kinds_of_several_ranks_are_refused_naming_the_key(tmp_path: Path) -> None:
-    path = study(tmp_path)
-    path.write_text(path.read_text().replace("[algorithm]", "[pools]\ntrain = 1\n[algorithm]").replace(
-        ":train\"", ":train\"\nranks = 2"))
-    with pytest.raises(StudyFileError) as error:
-        load_study(path)
-    assert "models.train.ranks = 2" in str(error.value) and "[pools]" in str(error.value), str(error.value)
+POOLED_PARALLEL = '''
+import numpy as np
+
+
+def steer(queue, space, options):
+    rng = np.random.default_rng(options["seed"])
+    simulations = [queue.submit(space.sample(rng)) for _ in range(8)]
+    trainings = [queue.submit({"xs": []}, kind="train") for _ in range(3)]
+    for future in trainings:
+        assert future.result().ok, future.result().error
+    queue.resize("train", 0)  # training is over: its slots join the simulations
+    for future in simulations:
+        future.result()
+    queue.map([space.sample(rng) for _ in range(8)])
+'''
+
+
+@pytest.mark.mpi
+def test_a_kind_of_several_ranks_on_its_own_pool_until_resized(tmp_path: Path) -> None:
+    path = study(tmp_path, "budget = 16")
+    path.write_text(path.read_text().replace("budget = 12\n", "").replace("[algorithm]", "[pools]\ntrain = 2\n[algorithm]")
+                    .replace(f"{tmp_path / 'models.py'}:train\"", f"{tmp_path / 'parallel.py'}:train\"\nranks = 2"))
+    (tmp_path / "parallel.py").write_text(PARALLEL_TRAIN)
+    (tmp_path / "steer.py").write_text(POOLED_PARALLEL)
+    done = run_cli("run", str(path), "-n", "5", "--progress", "log", cwd=tmp_path, env={"SIMULATE_SECONDS": "0.05"})
+    assert done.returncode == 0, done.stderr
+    records = journal(tmp_path / "out")
+    trainings = [r for r in records if r.get("kind") == "train"]
+    simulations = [r for r in records if "kind" not in r]
+    assert len(trainings) == 3 and len(simulations) == 16
+    assert all(sorted(r["slots"]) == [1, 2] and r["metrics"]["size"] == 2 for r in trainings), trainings
+    last_training = max(r["ended"] for r in trainings)
+    before = [r for r in simulations if r["started"] < last_training]
+    assert before and not {1, 2} & {r["rank"] for r in before}, "no simulation on a train slot while pooled"
+    after = [r for r in simulations if r["started"] > last_training]
+    assert {1, 2} & {r["rank"] for r in after}, "after the resize, the train slots run simulations"
 
 
 @pytest.mark.mpi

@@ -354,12 +354,6 @@ def _resolve(source: Path, table: StudyFileTable) -> Study:
     kind_spaces = {name: _resolve_space(entry.space, ("models", name, "space"))
                    for name, entry in auxiliary if entry.space is not None}
     kinds = {name: _auxiliary_kind(name, entry, kind_spaces.get(name)) for name, entry in auxiliary}
-    if table.pools:
-        for name, section in ((kind, model), *kinds.items()):
-            if section.parallel:
-                key = ("models", name, "ranks")
-                raise Problem(key, section.ranks, "no ranks, nodes or gpus in a study with [pools] (for now)",
-                              "pools hold worker slots one by one; tasks of several ranks go without [pools]")
     algorithm = _resolve_algorithm(table.algorithm, space, study)
     if algorithm.file is not None and study.budget is None:  # the points file's length, times its repeats
         repeats = algorithm.options.get("repeats", 1)

@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from functools import partial
 from statistics import median_low
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AlgorithmError
 from ..types import Result, Shape, Status, Submission, Task
 from .placement import Placement, group_for
 from .policies import Policy
+
+if TYPE_CHECKING:
+    from .pools import Pools
 
 RETRIED = (Status.FAILED, Status.TIMEOUT)
 HANDOFF_SAMPLES = 15
@@ -67,6 +71,10 @@ class Dispatcher:
         self.retries = retries
         self.kinds = kinds
         self.kind_checks = dict(kind_checks or {})  # of the auxiliary kinds with a space of their own
+        self.pools: Pools | None = None
+        """``[pools]``: which workers run which kinds (None: every worker runs every kind)."""
+        self.proposable: frozenset[str | None] = frozenset()
+        """With pools: the kinds some free worker could take a task of, as of the last :meth:`wanted`."""
         self.auxiliary = 0  # auxiliary tasks numbered and not finished: outside the budget
         self.finished = 0
         self.next_id = 0
@@ -316,8 +324,10 @@ class PlacingDispatcher(Dispatcher):
         all_run: Mapping[str | None, bool], policy: Policy, budget: int | None, retries: int = 0,
         check: Callable[[dict[str, Any]], None] | None = None, gpus: dict[int, str | None] | None = None,
         kinds: frozenset[str] = frozenset(), kind_checks: Mapping[str, Callable[[dict[str, Any]], None]] | None = None,
+        pools: Pools | None = None,
     ) -> None:
         super().__init__(hosts, policy, budget, retries, check, kinds, kind_checks)
+        self.pools = pools
         self.placement = Placement(hosts, gpus)
         self.shape_of = shape_of
         self.all_run = all_run
@@ -332,7 +342,12 @@ class PlacingDispatcher(Dispatcher):
         proposals = list(params_list)
         shapes = [self._shape(proposal) for proposal in proposals]
         for proposal, shape in zip(proposals, shapes):
-            if (why := self.placement.never_fits(shape)) is not None:
+            kind = proposal.kind if type(proposal) is Submission else None
+            if (why := self.placement.never_fits(shape)) is None and self.pools is not None \
+                    and shape.ranks > (most := self.pools.most_for(kind)):
+                name = self.pools.objective if kind is None else kind
+                why = f"it needs {shape.ranks} ranks and the pool of {name!r} is to hold {most} (resize it first)"
+            if why is not None:
                 params = proposal.params if type(proposal) is Submission else proposal
                 raise AlgorithmError(f"the task at {params} can never run in this job: {why}; the run stops "
                                      "(finished tasks are kept: run it with more ranks, or smaller tasks, to resume)")
@@ -355,7 +370,13 @@ class PlacingDispatcher(Dispatcher):
         slots = len(self.placement.node_of)
         if self._nothing_may_pass():
             return 0
-        want = self.policy.to_ask(self.placement.free_count, 0, len(self.running))
+        free = self.placement.free_count
+        if self.pools is not None:
+            runs, free_slots = self.pools.runs, self.placement.free_slots()
+            self.proposable = frozenset(kind for kind in (None, *self.kinds)
+                                        if any(runs(slot, kind) for slot in free_slots))
+            free = sum(1 for slot in free_slots if any(runs(slot, kind) for kind in self.proposable))
+        want = self.policy.to_ask(free, 0, len(self.running))
         return self._within_budget(min(want, slots - len(self.pending)))
 
     def _nothing_may_pass(self) -> bool:
@@ -375,7 +396,7 @@ class PlacingDispatcher(Dispatcher):
                 waiting.append(task)
                 break
             shape = task.shape or Shape()
-            taken = placement.take(shape)
+            taken = placement.take(shape, None if self.pools is None else partial(_runs, self.pools, task.kind))
             if taken is None:
                 waiting.append(task)
                 continue
@@ -406,10 +427,15 @@ class PlacingDispatcher(Dispatcher):
                 continue
             parts[worker] = result
             self.placement.give_back([worker])
+            if self.pools is not None:
+                self.pools.rebalance([worker])
             if len(parts) < len(group.runners):
                 continue
             del self.running[task.id], self._parts[task.id]
-            self.placement.give_back(slot for slot in group.slots if slot not in group.runners)
+            held = [slot for slot in group.slots if slot not in group.runners]
+            self.placement.give_back(held)
+            if self.pools is not None:
+                self.pools.rebalance(held)
             if group.gpus:
                 self.placement.give_back_gpus(group.hosts[0], group.gpus)
             merged = _merged(group.leader, parts)
@@ -423,6 +449,19 @@ class PlacingDispatcher(Dispatcher):
                 final.append((task, merged))
         self._count_finished(final)
         return final, retried
+
+
+    def resize(self, name: str, workers: int) -> tuple[int, int]:
+        """Set the pool of the kind ``name`` to ``workers`` slots; returns (its size now,
+        its target). Free slots move at once, the others as their tasks end."""
+        assert self.pools is not None
+        kind = self.pools.set_target(name, workers)
+        self.pools.rebalance(self.placement.free_slots())
+        return self.pools.size_of(kind), workers
+
+
+def _runs(pools: Pools, kind: str | None, slot: int) -> bool:
+    return pools.runs(slot, kind)
 
 
 def _merged(leader: int, parts: dict[int, Result]) -> Result:

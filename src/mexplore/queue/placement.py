@@ -22,7 +22,7 @@ The rule, in the order tasks wait:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ..types import Group, Shape
 
@@ -72,31 +72,39 @@ class Placement:
         return None
 
     # -- choices ------------------------------------------------------------------------
-    def take(self, shape: Shape) -> tuple[list[int], list[str]] | None:
+    def take(self, shape: Shape, eligible: Callable[[int], bool] | None = None) -> tuple[list[int], list[str]] | None:
         """Slots for a task of ``shape`` (leader first) and their nodes, now taken; None
-        when they are not free now."""
+        when they are not free now. With ``eligible``, only slots it accepts are taken (a
+        kind's pool), and a node is whole only when every one of its slots is free and
+        eligible."""
+        free = self._free if eligible is None else \
+            {node: {slot for slot in slots if eligible(slot)} for node, slots in self._free.items()}
         if shape.gpus:
-            return self._with_gpus(shape)
+            return self._with_gpus(shape, free)
         if shape.nodes == 0 and shape.ranks <= self.largest:
-            return self._on_one_node(shape.ranks)
-        return self._on_whole_nodes(shape)
+            return self._on_one_node(shape.ranks, free)
+        return self._on_whole_nodes(shape, free)
+
+    def free_slots(self) -> list[int]:
+        """The slots no task holds now."""
+        return [slot for slots in self._free.values() for slot in slots]
 
     def give_back(self, slots: Iterable[int]) -> None:
         for rank in slots:
             self._free[self.node_of[rank]].add(rank)
             self.free_count += 1
 
-    def _on_one_node(self, ranks: int) -> tuple[list[int], list[str]] | None:
-        fitting = [node for node, free in self._free.items() if len(free) >= ranks]
+    def _on_one_node(self, ranks: int, free: Mapping[str, set[int]]) -> tuple[list[int], list[str]] | None:
+        fitting = [node for node, slots in free.items() if len(slots) >= ranks]
         if not fitting:
             return None
-        node = min(fitting, key=lambda name: len(self._free[name]))
-        chosen = sorted(self._free[node])[:ranks]
+        node = min(fitting, key=lambda name: len(free[name]))
+        chosen = sorted(free[node])[:ranks]
         self._take(node, chosen)
         return chosen, [node] * ranks
 
-    def _on_whole_nodes(self, shape: Shape) -> tuple[list[int], list[str]] | None:
-        idle = [node for node, free in self._free.items() if len(free) == len(self.slots_of[node])]
+    def _on_whole_nodes(self, shape: Shape, free: Mapping[str, set[int]]) -> tuple[list[int], list[str]] | None:
+        idle = [node for node, slots in free.items() if len(slots) == len(self.slots_of[node])]
         idle.sort(key=lambda name: -len(self.slots_of[name]))
         if shape.nodes:
             per_node = -(-shape.ranks // shape.nodes)
@@ -126,11 +134,11 @@ class Placement:
             self._take(node, self.slots_of[node])
         return runners + reserved, hosts + [self.node_of[rank] for rank in reserved]
 
-    def _with_gpus(self, shape: Shape) -> tuple[list[int], list[str]] | None:
+    def _with_gpus(self, shape: Shape, free_of: Mapping[str, set[int]]) -> tuple[list[int], list[str]] | None:
         """Free slots of one node owning ``shape.gpus`` distinct GPUs, at least
         ``shape.ranks`` of them: on the node with the fewest free slots that has them."""
         choices = []
-        for node, free in self._free.items():
+        for node, free in free_of.items():
             owners: dict[str, int] = {}
             in_use = self._gpus_in_use[node]
             for rank in sorted(free):

@@ -12,8 +12,10 @@ on the GPU node meant for training. The rules:
   then from the pool most over its target, and a shrinking pool's workers go to the
   shared ones (or to a pool under its target).
 
-Pure bookkeeping, as the :class:`~.dispatch.Dispatcher` it extends: no MPI, no clock.
-Kinds are keyed as tasks are: None for the objective kind, its name for the others.
+:class:`Pools` keeps these rules over worker ranks; the :class:`PoolDispatcher` hands
+tasks of one slot to them, and the :class:`~.dispatch.PlacingDispatcher` (tasks of
+several ranks) places each task on free slots its kind may use. Pure bookkeeping: no MPI,
+no clock. Kinds are keyed as tasks are: None for the objective kind, its name for the others.
 """
 
 from __future__ import annotations
@@ -43,25 +45,15 @@ def pool_sizes(pools: Mapping[str, int | float], workers: int) -> dict[str, int]
     return sizes
 
 
-class PoolDispatcher(Dispatcher):
-    """A :class:`~.dispatch.Dispatcher` whose workers each belong to a pool of one kind, or
-    to the shared workers (see the module's rules). Only tasks of kinds a worker runs are
-    handed to it, and the master asks the algorithm only for kinds some free worker runs
-    (:attr:`proposable`, set by :meth:`wanted`), so a kind with no free worker never fills
-    the queue.
+class Pools:
+    """Which pool each worker is in, each pool's target size, and the moves between them
+    (see the module's rules). ``sizes`` are worker counts by kind *name*, ``objective``
+    being the objective kind's (whose tasks carry no kind); :meth:`set_target` takes names too."""
 
-    ``pools`` are worker counts by kind *name*, ``objective`` being the objective kind's
-    (whose tasks carry no kind); :meth:`resize` takes names too."""
-
-    def __init__(
-        self, workers: Iterable[int], pools: Mapping[str, int], objective: str, policy: Policy,
-        budget: int | None, retries: int = 0, check: Callable[[dict[str, Any]], None] | None = None,
-        kinds: frozenset[str] = frozenset(), kind_checks: Mapping[str, Callable[[dict[str, Any]], None]] | None = None,
-    ) -> None:
-        workers = list(workers)
-        super().__init__(workers, policy, budget, retries, check, kinds, kind_checks)
+    def __init__(self, workers: Iterable[int], sizes: Mapping[str, int], objective: str, kinds: frozenset[str]) -> None:
         self.objective = objective
-        self.targets: dict[Kind, int] = {self._key(name): size for name, size in pools.items()}
+        self.kinds = kinds
+        self.targets: dict[Kind, int] = {self._key(name): size for name, size in sizes.items()}
         self.pool_of: dict[int, Kind | str] = {}
         free = deque(workers)
         for kind, size in self.targets.items():
@@ -72,8 +64,6 @@ class PoolDispatcher(Dispatcher):
         self._counts: dict[Kind | str, int] = {}  # workers per pool, kept as workers move
         for pool in self.pool_of.values():
             self._counts[pool] = self._counts.get(pool, 0) + 1
-        self.proposable: frozenset[Kind] = frozenset()
-        """The kinds some ready worker could take one more task of, as of the last :meth:`wanted`."""
         self._targets_changed()
 
     def _key(self, name: str) -> Kind:
@@ -84,75 +74,23 @@ class PoolDispatcher(Dispatcher):
         # when every kind has a pool, the shared workers join the objective kind's
         self._all_pooled = None in self.targets and all(kind in self.targets for kind in self.kinds)
 
-    # -- who runs what --------------------------------------------------------------------
     def runs(self, worker: int, kind: Kind) -> bool:
         pool = self.pool_of[worker]
         if pool == SHARED:
             return kind not in self.targets or (self._all_pooled and kind is None)
         return pool == kind
 
-    def runnable(self) -> frozenset[Kind]:
-        """The kinds some ready worker could take one more task of now."""
-        waiting: dict[Kind, int] = {}
-        for task in self.pending:
-            waiting[task.kind] = waiting.get(task.kind, 0) + 1
-        room: dict[Kind, int] = {}
-        for worker in self._ready_workers():
-            for kind in (None, *self.kinds):
-                if self.runs(worker, kind):
-                    room[kind] = room.get(kind, 0) + self._free(worker)
-        return frozenset(kind for kind, slots in room.items() if slots > waiting.get(kind, 0))
+    def most_for(self, kind: Kind) -> int:
+        """The most workers that may run ``kind`` once every pool has reached its target:
+        a task of more ranks could never start."""
+        shared = len(self.pool_of) - sum(self.targets.values())
+        if kind in self.targets:
+            return self.targets[kind] + (shared if kind is None and self._all_pooled else 0)
+        return shared
 
-    def sizes(self) -> dict[Kind | str, int]:
-        """Workers per pool now (the shared ones under :data:`SHARED`)."""
-        return {pool: n for pool, n in self._counts.items() if n}
-
-    # -- decisions ------------------------------------------------------------------------
-    def wanted(self) -> int:
-        """Proposals to ask for: free slots of ready workers less the tasks already waiting
-        for them, by kind, within the budget. Sets :attr:`proposable`, the kinds to ask for."""
-        runnable = self.proposable = self.runnable()
-        if not runnable:
-            return 0
-        room = sum(self._free(worker) for worker in self._ready_workers()
-                   if any(self.runs(worker, kind) for kind in runnable))
-        waiting = sum(1 for task in self.pending if task.kind in runnable)
-        return self._within_budget(max(room - waiting, 0))
-
-    def assign(self) -> list[tuple[int, list[Task]]]:
-        """Waiting tasks, in order, each to a ready worker that runs its kind (the one with
-        the most free slots first)."""
-        sends = []
-        for worker in self._ready_workers():
-            room = self._free(worker)
-            batch, kept = [], deque()
-            while self.pending:
-                task = self.pending.popleft()
-                (batch if len(batch) < room and self.runs(worker, task.kind) else kept).append(task)
-                if len(batch) == room:
-                    break
-            kept.extend(self.pending)
-            self.pending = kept
-            if not batch:
-                continue
-            for task in batch:
-                self.running[task.id] = (worker, task)
-            self._set_held(worker, self._held[worker] + len(batch))
-            sends.append((worker, batch))
-        self._emptied.clear()
-        self._round_cost = 0.0
-        return sends
-
-    # -- events ---------------------------------------------------------------------------
-    def complete(self, worker: int, results: Iterable[Result]) -> tuple[list[tuple[Task, Result]], list[Result]]:
-        booked = super().complete(worker, results)
-        if self._held[worker] == 0:
-            self._rebalance([worker])  # the others idle were placed when they freed up or at a resize
-        return booked
-
-    def resize(self, name: str, workers: int) -> tuple[int, int]:
-        """Set the pool of the kind ``name`` to ``workers``; returns (its size now, its
-        target). Idle workers move at once, busy ones as they free up."""
+    def set_target(self, name: str, workers: int) -> Kind:
+        """Set the pool of the kind ``name`` to ``workers``; returns its key. Move idle
+        workers with :meth:`rebalance` next."""
         kind = self._key(name)
         if kind is not None and kind not in self.kinds:
             raise AlgorithmError(f"resize: the study has no kind {name!r}")
@@ -160,10 +98,9 @@ class PoolDispatcher(Dispatcher):
             raise AlgorithmError(f"resize({name!r}, {workers}): expected a worker count >= 0")
         self.targets[kind] = workers
         self._targets_changed()
-        self._rebalance([w for w, held in self._held.items() if held == 0])
-        return self._counts.get(kind, 0), workers
+        return kind
 
-    def _rebalance(self, idle: list[int]) -> None:
+    def rebalance(self, idle: Iterable[int]) -> None:
         """Move these idle workers from pools over their target to pools under it (shared
         workers first), or back to the shared ones when no pool is short."""
         counts = self._counts
@@ -184,6 +121,13 @@ class PoolDispatcher(Dispatcher):
             counts[destination] = counts.get(destination, 0) + 1
             self.pool_of[worker] = destination
 
+    def size_of(self, kind: Kind) -> int:
+        return self._counts.get(kind, 0)
+
+    def sizes(self) -> dict[Kind | str, int]:
+        """Workers per pool now (the shared ones under :data:`SHARED`)."""
+        return {pool: n for pool, n in self._counts.items() if n}
+
     def named_sizes(self) -> dict[str, int]:
         """Workers per pool now, by kind name (the shared ones under ``(shared)``)."""
         return {self.objective if kind is None else kind: n for kind, n in self.sizes().items()}
@@ -191,3 +135,86 @@ class PoolDispatcher(Dispatcher):
     def describe(self) -> str:
         """``simulate 3, train 1, (shared) 0``: the pools now, by kind name."""
         return ", ".join(f"{name} {n}" for name, n in self.named_sizes().items())
+
+
+class PoolDispatcher(Dispatcher):
+    """A :class:`~.dispatch.Dispatcher` whose workers each belong to a pool of one kind, or
+    to the shared workers (:class:`Pools`). Only tasks of kinds a worker runs are handed to
+    it, and the master asks the algorithm only for kinds some free worker runs
+    (:attr:`proposable`, set by :meth:`wanted`), so a kind with no free worker never fills
+    the queue."""
+
+    def __init__(
+        self, workers: Iterable[int], pools: Mapping[str, int], objective: str, policy: Policy,
+        budget: int | None, retries: int = 0, check: Callable[[dict[str, Any]], None] | None = None,
+        kinds: frozenset[str] = frozenset(), kind_checks: Mapping[str, Callable[[dict[str, Any]], None]] | None = None,
+    ) -> None:
+        workers = list(workers)
+        super().__init__(workers, policy, budget, retries, check, kinds, kind_checks)
+        self.pools = Pools(workers, pools, objective, kinds)
+
+    # -- who runs what --------------------------------------------------------------------
+    def runnable(self) -> frozenset[Kind]:
+        """The kinds some ready worker could take one more task of now."""
+        waiting: dict[Kind, int] = {}
+        for task in self.pending:
+            waiting[task.kind] = waiting.get(task.kind, 0) + 1
+        room: dict[Kind, int] = {}
+        runs = self.pools.runs
+        for worker in self._ready_workers():
+            for kind in (None, *self.kinds):
+                if runs(worker, kind):
+                    room[kind] = room.get(kind, 0) + self._free(worker)
+        return frozenset(kind for kind, slots in room.items() if slots > waiting.get(kind, 0))
+
+    # -- decisions ------------------------------------------------------------------------
+    def wanted(self) -> int:
+        """Proposals to ask for: free slots of ready workers less the tasks already waiting
+        for them, by kind, within the budget. Sets :attr:`proposable`, the kinds to ask for."""
+        runnable = self.proposable = self.runnable()
+        if not runnable:
+            return 0
+        runs = self.pools.runs
+        room = sum(self._free(worker) for worker in self._ready_workers()
+                   if any(runs(worker, kind) for kind in runnable))
+        waiting = sum(1 for task in self.pending if task.kind in runnable)
+        return self._within_budget(max(room - waiting, 0))
+
+    def assign(self) -> list[tuple[int, list[Task]]]:
+        """Waiting tasks, in order, each to a ready worker that runs its kind (the one with
+        the most free slots first)."""
+        sends = []
+        runs = self.pools.runs
+        for worker in self._ready_workers():
+            room = self._free(worker)
+            batch, kept = [], deque()
+            while self.pending:
+                task = self.pending.popleft()
+                (batch if len(batch) < room and runs(worker, task.kind) else kept).append(task)
+                if len(batch) == room:
+                    break
+            kept.extend(self.pending)
+            self.pending = kept
+            if not batch:
+                continue
+            for task in batch:
+                self.running[task.id] = (worker, task)
+            self._set_held(worker, self._held[worker] + len(batch))
+            sends.append((worker, batch))
+        self._emptied.clear()
+        self._round_cost = 0.0
+        return sends
+
+    # -- events ---------------------------------------------------------------------------
+    def complete(self, worker: int, results: Iterable[Result]) -> tuple[list[tuple[Task, Result]], list[Result]]:
+        booked = super().complete(worker, results)
+        if self._held[worker] == 0:
+            self.pools.rebalance([worker])  # the others idle were placed when they freed up or at a resize
+        return booked
+
+    def resize(self, name: str, workers: int) -> tuple[int, int]:
+        """Set the pool of the kind ``name`` to ``workers``; returns (its size now, its
+        target). Idle workers move at once, busy ones as they free up."""
+        kind = self.pools.set_target(name, workers)
+        self.pools.rebalance([w for w, held in self._held.items() if held == 0])
+        return self.pools.size_of(kind), workers

@@ -50,7 +50,6 @@ from ..queue.master_state import (
     SendPrune,
     SendTasks,
 )
-from ..queue.pools import PoolDispatcher
 from ..queue.refs import RefStore
 from ..store.disk import OutputUnwritable
 from ..store.journal import JournalWriter
@@ -328,8 +327,8 @@ class Master:
         if self.algorithm.steers:
             for request in self._call_algorithm("steering", self.algorithm.steering):
                 self._steer(request)
-        dispatcher = self.state.dispatcher
-        if isinstance(dispatcher, PoolDispatcher) and (sizes := dispatcher.named_sizes()) != self._pools_told:
+        pools = self.state.dispatcher.pools
+        if pools is not None and (sizes := pools.named_sizes()) != self._pools_told:
             self._pools_told = sizes  # workers move between pools as they free up: tell the algorithm
             self.algorithm.pools_changed(sizes)
         wanted = self.state.wanted()
@@ -346,7 +345,7 @@ class Master:
         worker runs only (an algorithm that cannot choose proposes only when its kind,
         the objective one, can run)."""
         dispatcher = self.state.dispatcher
-        if not isinstance(dispatcher, PoolDispatcher):
+        if dispatcher.pools is None:
             return self._call_algorithm("propose", self.algorithm.propose, task_ids)
         kinds = dispatcher.proposable  # as the round's wanted() found them
         if self.algorithm.proposes_kinds:
@@ -359,11 +358,11 @@ class Master:
             self.execute(self.state.prune(request.task_id, stop=True))
             return
         dispatcher = self.state.dispatcher
-        if not isinstance(dispatcher, PoolDispatcher):
+        if dispatcher.pools is None:
             raise AlgorithmError(f"queue.resize({request.kind!r}, {request.workers}): the study has no [pools]")
         now, target = dispatcher.resize(request.kind, request.workers)
         self.log.progress.note(f"pool {request.kind}: {target} worker(s) asked, {now} now; pools: "
-                               f"{dispatcher.describe()}")
+                               f"{dispatcher.pools.describe()}")
 
     def _check(self, wanted: int, proposals: list) -> None:
         """Contract breaches that would overshoot the budget or wait forever."""

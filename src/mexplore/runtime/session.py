@@ -33,7 +33,7 @@ from ..queue.keep import KeepPolicy
 from ..queue.master_state import STOP_EARLY_AFTER, Ending, MasterState
 from ..queue.memo import Memo
 from ..queue.policies import Policy, describe, make_policy
-from ..queue.pools import PoolDispatcher, pool_sizes
+from ..queue.pools import PoolDispatcher, Pools, pool_sizes
 from ..space import OpenCheck, ProposalCheck
 from ..store.cache import CACHE_DIR
 from ..store.disk import OutputUnwritable
@@ -161,9 +161,11 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
 
 def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalCheck | OpenCheck) -> Dispatcher:
     """The master's bookkeeping: a task per free worker, or, when tasks may span several
-    worker slots (``[model] ranks``/``nodes``), each placed on the job's nodes."""
+    worker slots (some kind's ``ranks``/``nodes``/``gpus``), each placed on the job's
+    nodes; with ``[pools]``, on the workers of its kind's pool."""
     budget, retries = study.study.budget, study.model.retries
     kinds, kind_checks = frozenset(study.kinds), _kind_checks(study)
+    sizes = None
     if study.pools:
         try:
             sizes = pool_sizes(study.pools, len(end.workers))
@@ -171,13 +173,13 @@ def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalChe
             raise StudyFileError(str(study.source), "pools", dict(study.pools), f"at most {len(end.workers)} workers",
                                  str(error)) from None
         assert study.study.kind is not None  # [pools] is refused without [models.<kind>]
-        return PoolDispatcher(end.workers, sizes, study.study.kind, policy, budget, retries, check=check,
-                              kinds=kinds, kind_checks=kind_checks)
-    sections = study.sections
     if not study.parallel:
+        if sizes is not None:
+            return PoolDispatcher(end.workers, sizes, study.study.kind, policy, budget, retries, check=check,
+                                  kinds=kinds, kind_checks=kind_checks)
         return Dispatcher(end.workers, policy, budget, retries, check=check, kinds=kinds, kind_checks=kind_checks)
     check_job_size(study, len(end.workers))
-    algorithm = study.algorithm.name
+    algorithm, sections = study.algorithm.name, study.sections
 
     def shape_of(params: dict, kind: str | None) -> Shape:
         try:
@@ -187,8 +189,9 @@ def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalChe
             raise AlgorithmError(f"algorithm {algorithm!r} proposed {params}{of_kind}: {error}") from None
 
     all_run = {kind: section.python is not None for kind, section in sections.items()}
+    pools = None if sizes is None else Pools(end.workers, sizes, study.study.kind, kinds)
     return PlacingDispatcher(end.hosts, shape_of, all_run, policy, budget, retries, check=check, gpus=end.gpus,
-                             kinds=kinds, kind_checks=kind_checks)
+                             kinds=kinds, kind_checks=kind_checks, pools=pools)
 
 
 def _kind_checks(study: Study) -> dict[str, ProposalCheck]:
