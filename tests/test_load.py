@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import journal, run_cli, write_study
+from helpers import journal, killed_then_resumed, run_cli, write_study
 
 from mexplore.comms.messages import OutputData, SendOutput
 from mexplore.models.refs import WorkerRefs
 from mexplore.queue.loads import OutputLoads
-from mexplore.queue.refs import RefStore
+from mexplore.queue.refs import OUTPUT_WAIT, RefStore
 from mexplore.store.cache import TaskCache
+from mexplore.store.results_file import NoOutputsFlushed
 from mexplore.types import Result, Status
 
 MODEL = '''
@@ -74,7 +75,7 @@ def study(folder: Path, budget: int, hold: bool = False) -> Path:
         options = {{ hold = {str(hold).lower()} }}
         [space]
         x = {{ type = "float", low = 0.0, high = 1.0 }}
-        parent = {{ type = "int", low = -1, high = 1000 }}
+        parent = {{ type = "int", low = -1, high = 1000000000 }}
         owner = {{ type = "int", low = -1, high = 1000 }}
         name = {{ type = "categorical", choices = ["weights", "nothing"] }}
     """)
@@ -121,6 +122,25 @@ def test_a_resumed_run_loads_an_earlier_sessions_output_from_the_output_director
     assert [r["metrics"]["inherited"] for r in records[4:]] == pytest.approx([0.1, 0.2, 0.3, 0.4])
 
 
+@pytest.mark.mpi
+@pytest.mark.parametrize("kill_after", [2, 5, 7])
+def test_kill_minus_9_then_resume_children_load_the_killed_runs_outputs(tmp_path: Path, kill_after: int) -> None:
+    """Killed while parents save or children load: the parents' outputs stay in the killed
+    run's node-local caches, flushed by the resumed workers as they start; every child of
+    the resumed run loads its own parent's, and each task is journaled once."""
+    path = study(tmp_path, 9)
+    done = killed_then_resumed(path, tmp_path, kill_after, env={"MEXPLORE_LOCAL_DIR": str(tmp_path / "local")})
+    assert done.returncode == 0, done.stderr
+    records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
+    assert len(records) == 9 == len({r["id"] for r in records})
+    parents = {r["id"]: r["params"]["x"] for r in records if r["params"]["parent"] < 0}
+    children = [r for r in records if r["params"]["parent"] >= 0 and r["params"]["name"] == "weights"]
+    assert len(parents) == 4 and len(children) == 4
+    assert all(r["status"] == "ok" for r in children), [r.get("error") for r in children]
+    assert sorted(r["metrics"]["inherited"] for r in children) == sorted(parents.values())
+    assert all(r["metrics"]["inherited"] == parents[r["params"]["parent"]] for r in children)
+
+
 def finished(task_id: int) -> Result:
     return Result(task_id=task_id, status=Status.OK)
 
@@ -138,17 +158,35 @@ def test_the_master_asks_the_worker_that_ran_a_task_once_for_every_worker_waitin
     assert worker == 1 and answer.data is None and "task 11 has not finished" in answer.error
 
 
-def test_an_earlier_sessions_output_comes_from_the_output_directory_or_says_why_not() -> None:
-    def load_output(task_id: int, name: str) -> object:
-        if name != "w":
-            raise KeyError(f"task {task_id} has no saved output {name!r}")
-        return np.arange(3)
+def test_an_earlier_sessions_output_comes_from_the_output_directory_once_it_is_flushed_there() -> None:
+    """A resumed worker flushes what a killed run left on its node before its first task,
+    while another worker's task may already ask: the master looks again, then gives up."""
+    flushed: dict[tuple[int, str], object] = {(4, "w"): np.arange(3)}
+    now = [0.0]
 
-    loads = OutputLoads(RefStore(), first_task_id=10, load_output=load_output)
+    def load_output(task_id: int, name: str) -> object:
+        if (task_id, name) in flushed:
+            return flushed[(task_id, name)]
+        if any(task == task_id for task, _ in flushed):
+            raise KeyError(f"task {task_id} has no saved output {name!r}")
+        raise NoOutputsFlushed(f"task {task_id} has no saved outputs")
+
+    loads = OutputLoads(RefStore(), first_task_id=10, load_output=load_output, clock=lambda: now[0])
     (_, found), = loads.request(1, 4, "w")
     assert list(pickle.loads(found.data)) == [0, 1, 2]
-    (_, missing), = loads.request(1, 4, "v")
-    assert missing.data is None and "earlier session's" in missing.error and "no saved output 'v'" in missing.error
+    (_, typo), = loads.request(1, 4, "wieghts")
+    assert typo.data is None and "no saved output 'wieghts'" in typo.error, "beside its other outputs: at once"
+    assert loads.request(1, 3, "late") == [] and loads.request(2, 3, "late") == [], "not there yet: looked for"
+    now[0] += 1
+    flushed[(3, "late")] = np.ones(2)
+    assert [(worker, list(pickle.loads(answer.data))) for worker, answer in loads.look()] == [(1, [1, 1]), (2, [1, 1])]
+    assert loads.request(1, 2, "never") == []
+    now[0] += OUTPUT_WAIT / 2
+    assert loads.look() == []
+    now[0] += OUTPUT_WAIT
+    (worker, missing), = loads.look()
+    assert worker == 1 and missing.data is None and "after 120 s" in missing.error
+    assert "task 2 has no saved outputs" in missing.error and loads.look() == []
 
 
 def test_a_worker_reads_a_committed_task_output_from_its_log_and_from_its_packed_file(tmp_path: Path) -> None:

@@ -12,7 +12,11 @@ as ``name``. The master answers
    reports keeps the asker waiting until that task ends;
 3. else, for a task of an earlier session, from the output directory, where that session's
    outputs were flushed (at its end, or, after a ``kill -9``, by the resumed workers as they
-   start).
+   start). A task with no output there at all may have them on their way: a worker of
+   the node that holds them flushes them before its first task, while others may already
+   run theirs. The master asks the directory again every :data:`RETRY_EVERY` seconds, up
+   to :data:`OUTPUT_WAIT`, without holding up its loop, and only then answers that they are
+   not there. A name the task did not save, beside others it did, is answered at once.
 
 Data moves over MPI, worker to master to worker; nothing per task goes through the
 parallel filesystem. Sans-I/O: the master's loop sends what these methods return.
@@ -21,13 +25,18 @@ parallel filesystem. Sans-I/O: the master's loop sends what these methods return
 from __future__ import annotations
 
 import pickle
+import time
 from array import array
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..comms.messages import OutputData, SendOutput
+from ..store.results_file import NoOutputsFlushed
 from ..types import Result, output_ref
-from .refs import RefStore
+from .refs import OUTPUT_WAIT, RefStore
+
+RETRY_EVERY = 0.2
+"""Seconds between two looks in the output directory for an earlier session's output."""
 
 Send = tuple[int, SendOutput | OutputData]
 """A message for the master to send, and the worker it goes to."""
@@ -37,12 +46,18 @@ class OutputLoads:
     """The master's side of ``ctx.load``. ``first_task_id`` is this session's first task id:
     lower ids are an earlier session's, whose outputs are in the output directory."""
 
-    def __init__(self, refs: RefStore, first_task_id: int, load_output: Callable[[int, str], Any] | None) -> None:
+    def __init__(
+        self, refs: RefStore, first_task_id: int, load_output: Callable[[int, str], Any] | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.refs = refs
         self._first = first_task_id
         self._load_output = load_output
+        self._clock = clock
         self._ran_on = array("i")  # by task id - first: the worker that ran it, -1 while it has not
         self._waiting: dict[tuple[int, str], list[int]] = {}  # asked of the worker that ran it: the askers
+        self._looking: dict[tuple[int, str], tuple[list[int], float]] = {}  # not in the output yet: askers, since
+        self._next_look = 0.0
 
     def finished(self, worker: int, results: Iterable[Result]) -> None:
         """``worker`` sent these results: it holds their tasks' saved outputs."""
@@ -73,7 +88,29 @@ class OutputLoads:
             return [(worker, OutputData(task_id, name, error=(
                 f"task {task_id} has not finished: ctx.load reads the outputs of finished tasks (give a task "
                 "the id of one whose result came back)")))]
-        return [(worker, self._from_output_directory(task_id, name))]
+        if key in self._looking:
+            self._looking[key][0].append(worker)
+            return []
+        answer = self._from_output_directory(task_id, name, final=False)
+        if answer is not None:
+            return [(worker, answer)]
+        self._looking[key] = ([worker], self._clock())
+        return []
+
+    def look(self) -> list[Send]:
+        """Look in the output directory for the earlier session's outputs asked for: the
+        answers for those found, or given up on. Call it each round: it looks at most every
+        :data:`RETRY_EVERY` seconds, and costs nothing while no output is looked for."""
+        if not self._looking or (now := self._clock()) < self._next_look:
+            return []
+        self._next_look = now + RETRY_EVERY
+        sends: list[Send] = []
+        for key, (askers, since) in list(self._looking.items()):
+            answer = self._from_output_directory(*key, final=now - since >= OUTPUT_WAIT)
+            if answer is not None:
+                del self._looking[key]
+                sends += [(asker, answer) for asker in askers]
+        return sends
 
     def answered(self, answer: OutputData) -> list[Send]:
         """The worker that ran the task answered: the data (kept, for the next asker) or why
@@ -85,16 +122,23 @@ class OutputLoads:
                 self.refs.mark_sent(asker, ref)
         return [(asker, OutputData(answer.task_id, answer.name, answer.data, answer.error)) for asker in askers]
 
-    def _from_output_directory(self, task_id: int, name: str) -> OutputData:
+    def _from_output_directory(self, task_id: int, name: str, final: bool) -> OutputData | None:
+        """The output read from the output directory; if it is not there, None, or when
+        ``final`` the answer that says so."""
         if self._load_output is None:
             return OutputData(task_id, name, error=f"task {task_id} is not of this run")
         try:
             value = self._load_output(task_id, name)
         except (KeyError, OSError) as error:
+            reason = error.args[0] if isinstance(error, KeyError) and error.args else error
+            if not isinstance(error, (NoOutputsFlushed, OSError)):
+                return OutputData(task_id, name, error=f"task {task_id} is an earlier session's: {reason}")
+            if not final:
+                return None
             return OutputData(task_id, name, error=(
-                f"task {task_id} is an earlier session's, and its {name!r} is not in the output directory "
-                f"({error.args[0] if error.args else error}); after a kill -9 it stays on the node that ran it "
-                "until a worker of the same node and rank flushes it: resume with the ranks of the killed run"))
+                f"task {task_id} is an earlier session's, and its outputs are not in the output directory after "
+                f"{OUTPUT_WAIT:.0f} s ({reason}); after a kill -9 they stay on the node that ran it until a "
+                "worker of the same node and rank flushes them: resume with the ranks of the killed run"))
         data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         self.refs.add_shared(task_id, name, data)
         return OutputData(task_id, name, data)

@@ -163,6 +163,7 @@ class Master:
             if ending is not None:
                 break
             sent = self._feed()
+            self._send(self.loads.look())
             if flush := state.tick(time.monotonic()):
                 self.execute(flush)
             live.running(state.in_flight)

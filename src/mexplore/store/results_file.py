@@ -91,10 +91,16 @@ def read_table(output: str | os.PathLike[str], kind: str | None = None) -> pd.Da
     return pd.DataFrame(columns)
 
 
+class NoOutputsFlushed(KeyError):
+    """The output directory holds no saved output of the task at all: none was saved, or
+    they are still in a node-local cache (not flushed yet)."""
+
+
 def load_output(output: str | os.PathLike[str], task_id: int, name: str) -> Any:
     """What task ``task_id`` saved as ``name``: an array, ``bytes`` (for saved bytes and
     files), or a dict of name -> value for a saved folder, where a symbolic link is its
-    target path as a ``str``. KeyError names what is missing."""
+    target path as a ``str``. KeyError names what is missing (:class:`NoOutputsFlushed`
+    when the task has no output there at all)."""
     import h5py
 
     output = Path(output)
@@ -118,8 +124,8 @@ def _from_cache_files(output: Path, task_id: int, name: str) -> Any:
 
     holder = _task_holders(output).get(task_id)
     if holder is None:
-        raise KeyError(f"task {task_id} has no saved outputs in {output / CACHE_DIR} (and {output / RESULTS_H5} "
-                       "does not link it)")
+        raise NoOutputsFlushed(f"task {task_id} has no saved outputs in {output / CACHE_DIR} (and "
+                               f"{output / RESULTS_H5} does not link it)")
     file_name, inside = holder
     with h5py.File(output / CACHE_DIR / file_name, "r", locking=False) as file:
         if name not in file[inside]:
