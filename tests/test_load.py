@@ -141,13 +141,65 @@ def test_kill_minus_9_then_resume_children_load_the_killed_runs_outputs(tmp_path
     assert all(r["metrics"]["inherited"] == parents[r["params"]["parent"]] for r in children)
 
 
-def finished(task_id: int) -> Result:
-    return Result(task_id=task_id, status=Status.OK)
+PARALLEL_MODEL = '''
+import numpy as np
+
+
+def model(params, ctx):
+    if params["parent"] < 0:
+        ctx.save("weights", np.full(1000, params["x"]))
+        return {"objective": params["x"]}
+    weights = ctx.load(params["parent"], "weights")            # every rank, at once: a collective
+    total = ctx.comm.allreduce(float(weights[0]))               # the task's next collective
+    return {"objective": params["x"], "inherited": float(weights[0]), "total": total}
+'''
+
+PARALLEL_STEER = '''
+def steer(queue, space, options):
+    parents = queue.map([{"x": 0.1 * (i + 1), "parent": -1} for i in range(2)])
+    futures = [queue.submit({"x": 0.5, "parent": parent.task_id}, ranks=2) for parent in parents]
+    for future in futures:
+        future.result()
+'''
+
+
+@pytest.mark.mpi
+def test_a_task_of_two_ranks_loads_a_parent_one_of_its_own_ranks_ran(tmp_path: Path) -> None:
+    """Two workers: each 2-rank child spans the worker that ran its parent. Were each rank
+    to load alone, the other would ask that worker while it waits in the allreduce."""
+    (tmp_path / "model.py").write_text(PARALLEL_MODEL)
+    (tmp_path / "steer.py").write_text(PARALLEL_STEER)
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "load-parallel"
+        budget = 4
+        output = "{tmp_path / 'out'}"
+        [model]
+        python = "{tmp_path / 'model.py'}:model"
+        ranks = 1
+        [algorithm]
+        name = "{tmp_path / 'steer.py'}:steer"
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+        parent = {{ type = "int", low = -1, high = 1000000000 }}
+    """)
+    done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, timeout=180)
+    assert done.returncode == 0, done.stderr
+    records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
+    x_of = {r["id"]: r["params"]["x"] for r in records[:2]}
+    children = records[2:]
+    assert all(r["status"] == "ok" and sorted(r["slots"]) == [1, 2] for r in children), [r.get("error") for r in children]
+    assert [r["metrics"]["inherited"] for r in children] == [x_of[r["params"]["parent"]] for r in children]
+    assert [r["metrics"]["total"] for r in children] == [2 * r["metrics"]["inherited"] for r in children]
+
+
+def finished(task_id: int, rank: int = 3, status: Status = Status.OK) -> Result:
+    return Result(task_id=task_id, status=status, rank=rank)
 
 
 def test_the_master_asks_the_worker_that_ran_a_task_once_for_every_worker_waiting() -> None:
     loads = OutputLoads(RefStore(), first_task_id=10, load_output=None)
-    loads.finished(3, [finished(10), finished(12)])
+    loads.finished([finished(10), finished(11, status=Status.FAILED), finished(12)])
     assert loads.request(1, 12, "w") == [(3, SendOutput(12, "w", 1))]
     assert loads.request(2, 12, "w") == [], "already asked: the second waits for the same answer"
     data = pickle.dumps(np.ones(3))
@@ -155,7 +207,12 @@ def test_the_master_asks_the_worker_that_ran_a_task_once_for_every_worker_waitin
                                                                      (2, OutputData(12, "w", data))]
     assert loads.request(4, 12, "w") == [(4, OutputData(12, "w", data))], "held now: no second trip"
     (worker, answer), = loads.request(1, 11, "w")
-    assert worker == 1 and answer.data is None and "task 11 has not finished" in answer.error
+    assert worker == 1 and answer.data is None and "task 11 has not finished ok" in answer.error
+    assert loads.request(3, 10, "w") == [(3, OutputData(10, "w", local=True))], "the asker ran it: its own cache"
+    loads.finished([finished(11, rank=2)])                   # retried, ok on another worker: that one holds it
+    assert loads.request(1, 11, "w") == [(2, SendOutput(11, "w", 1))]
+    assert loads.give_up() == [(1, OutputData(-1, "", stopping=True))], "the run stops: the asker is not left waiting"
+    assert loads.request(1, "11", "w")[0][1].error == "expected an integer task id and a name"
 
 
 def test_an_earlier_sessions_output_comes_from_the_output_directory_once_it_is_flushed_there() -> None:

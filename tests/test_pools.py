@@ -110,3 +110,12 @@ def test_a_task_larger_than_its_pool_is_refused_naming_the_pool():
     d = placed_pools(train=2)
     with pytest.raises(AlgorithmError, match="needs 3 ranks and the pool of 'train' is to hold 2"):
         d.number([Submission({"n": 3}, "train")])
+
+
+def test_a_resize_that_leaves_a_waiting_task_too_large_for_its_pool_is_refused():
+    d = placed_pools(train=4)
+    d.enqueue(d.number([*({"x": i} for i in range(4)), Submission({"n": 3}, "train"), Submission({"n": 3}, "train")]))
+    d.assign()
+    assert [task.kind for task in d.pending] == ["train"], "one training runs, the other waits"
+    with pytest.raises(AlgorithmError, match="task 5 waits for 3 ranks of that pool, which would never start"):
+        d.resize("train", 2)

@@ -15,7 +15,7 @@ from mexplore.comms.messages import (
     Stop,
     TaskBatch,
 )
-from mexplore.errors import Pruned
+from mexplore.errors import Interrupted, Pruned
 from mexplore.runtime.worker import Inbox
 from mexplore.runtime.worker_state import MAX_REPLY_DELAY, ReplyRule, WorkerState
 from mexplore.types import Result, Status, Task
@@ -137,7 +137,7 @@ def test_a_request_for_an_output_is_answered_at_a_report_and_while_the_worker_wa
     assert master.poll() == (1, OutputData(5, "w", b"data", requester=2))
     master.send(1, SendOutput(5, "v", requester=3))     # asked while this worker waits for its own load
     master.send(1, OutputData(9, "x", b"nine"))
-    assert inbox.load(9, "x") == b"nine"
+    assert inbox.load(9, "x").data == b"nine"
     assert master.poll() == (1, LoadOutput(9, "x"))
     assert master.poll() == (1, OutputData(5, "v", error="none here", requester=3))
     master.send(1, OutputData(9, "y", error="task 9 saved no 'y'"))
@@ -146,6 +146,9 @@ def test_a_request_for_an_output_is_answered_at_a_report_and_while_the_worker_wa
     master.send(1, SendOutput(5, "w", requester=2))
     assert inbox.poll() is None, "between tasks too: answered, not handed to the main loop"
     assert master.poll() == (1, LoadOutput(9, "y")) and master.poll()[1].data == b"data"
+    master.send(1, OutputData(-1, "", stopping=True))
+    with pytest.raises(Interrupted, match="the run is stopping"):
+        inbox.load(9, "z")                                # dropped, to run again on resume
 
 
 def test_reports_go_to_the_master_and_a_prune_of_the_running_task_raises():

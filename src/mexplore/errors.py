@@ -56,10 +56,13 @@ class Interrupted(BaseException):
     exception a model's call lets through: anything else the model raises fails its task.
     """
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int | None) -> None:
+        """``signum``: the signal, or None when the run is stopping while the model waits
+        on the master (a ``ctx.load`` the stop leaves unanswered)."""
         import signal
 
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        super().__init__("interrupted: the run is stopping" if signum is None
+                         else f"interrupted by {signal.Signals(signum).name}")
         self.signum = signum
 
 

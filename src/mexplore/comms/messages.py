@@ -104,13 +104,16 @@ class SendOutput:
 class OutputData:
     """An output on its way to a ``ctx.load``: from the worker that holds it to the master
     (for ``requester``), and from the master to that worker. ``data`` is the value pickled,
-    or None, and then ``error`` says why it cannot be had."""
+    or None, and then: ``local``, the asker holds it itself (it ran that task); ``stopping``,
+    the run is stopping and will not answer; else ``error`` says why it cannot be had."""
 
     task_id: int
     name: str
     data: bytes | None = None
     error: str | None = None
     requester: int = -1
+    local: bool = False
+    stopping: bool = False
 
 
 @dataclass(slots=True)

@@ -116,10 +116,31 @@ class Context:
         next task that asks; an earlier session's comes from the output directory. A saved
         array comes back an array, bytes and files as ``bytes``, a folder as a dict. Treat it
         as read-only: this worker keeps it for its later tasks. KeyError says why it cannot
-        be had (no such output, a task not finished)."""
+        be had (no such output, a task not finished).
+
+        On a task of several ranks it is a collective of ``comm``, as :meth:`report` is:
+        every rank calls it, one rank gets the output (a rank that ran the parent reads its
+        own cache; else the leader asks the master) and broadcasts it. Were each rank to ask
+        alone, a rank of this task holding the output would be asked while it waits in the
+        task's next collective, and never answer."""
         if self.refs is None:
             raise RuntimeError("ctx.load needs a worker's refs: it works in Python models run by mexplore")
-        return self.refs.load(task_id, name)
+        if type(task_id) is not int or not isinstance(name, str) or not name:
+            raise TypeError(f"ctx.load({task_id!r}, {name!r}): expected a task id (an int) and an output's name")
+        if self.comm is None or self.comm.Get_size() == 1:
+            return self.refs.load(task_id, name)
+        holders = self.comm.allgather(self.refs.holds(task_id, name))
+        root = holders.index(True) if True in holders else 0
+        loaded: tuple[Any, BaseException | None] = (None, None)
+        if self.comm.Get_rank() == root:
+            try:
+                loaded = (self.refs.load(task_id, name), None)
+            except BaseException as error:  # every rank raises it (a stop too), not the root alone
+                loaded = (None, error)
+        value, error = self.comm.bcast(loaded, root=root)
+        if error is not None:
+            raise error
+        return value
 
     def share(self, name: str, value: Any) -> None:
         """Send ``value`` (any picklable object) back with this task's result, by reference:

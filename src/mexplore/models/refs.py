@@ -9,22 +9,32 @@ with its result.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..types import output_ref, pickled, refs_in
 
-Fetch = Callable[[int, str], Any]
-"""``fetch(task_id, name)``: a finished task's output, from wherever it is (``ctx.load``)."""
+
+class Outputs(Protocol):
+    """Where ``ctx.load`` finds a finished task's output that came with no task
+    (``runtime.worker.NodeOutputs``)."""
+
+    def local(self, task_id: int, name: str) -> Any:
+        """From this worker's own cache; KeyError when it is not to be read there."""
+        ...
+
+    def remote(self, task_id: int, name: str) -> tuple[Any, bytes | None]:
+        """Through the master: the value, and its pickled bytes when it came so."""
+        ...
 
 
 class WorkerRefs:
-    """The refs a worker holds, and what its tasks shared since the last reply. ``fetch``
+    """The refs a worker holds, and what its tasks shared since the last reply. ``outputs``
     finds an output for ``ctx.load`` that came with no task (None: not available here)."""
 
-    def __init__(self, fetch: Fetch | None = None) -> None:
-        self._fetch = fetch
+    def __init__(self, outputs: Outputs | None = None) -> None:
+        self._outputs = outputs
         self._data: dict[str, bytes] = {}
         self._objects: dict[str, Any] = {}
         self._shared: dict[int, dict[str, bytes]] = {}
@@ -47,17 +57,34 @@ class WorkerRefs:
             self._objects[ref] = pickle.loads(data)
         return self._objects[ref]
 
+    def holds(self, task_id: int, name: str) -> bool:
+        """Whether this worker has task ``task_id``'s output ``name`` without asking the
+        master: held already, or in its own cache (then read, and held)."""
+        ref = output_ref(task_id, name)
+        if ref in self._objects or ref in self._data:
+            return True
+        if self._outputs is None:
+            return False
+        try:
+            self._objects[ref] = self._outputs.local(task_id, name)
+        except KeyError:
+            return False
+        return True
+
     def load(self, task_id: int, name: str) -> Any:
         """Task ``task_id``'s output ``name``: held already (it came with a task as a ref, or
-        was loaded before), else fetched, and then kept for the run like a ref's data."""
-        ref = output_ref(task_id, name)
-        if ref not in self._objects and ref not in self._data:
-            if self._fetch is None:
+        was loaded before), else from this worker's cache or through the master, and then
+        kept for the run like a ref's data."""
+        if not self.holds(task_id, name):
+            if self._outputs is None:
                 raise RuntimeError("ctx.load needs the worker's link to the master, which a task run with "
                                    "isolate = true does not have: have the algorithm pass the output by ref "
                                    "(the task's result.shared), which ctx.get reads")
-            self._objects[ref] = self._fetch(task_id, name)
-        return self.get(ref)
+            ref = output_ref(task_id, name)
+            self._objects[ref], data = self._outputs.remote(task_id, name)
+            if data is not None:
+                self._data[ref] = data  # the master counts this worker as holding it: a child may need it
+        return self.get(output_ref(task_id, name))
 
     def share(self, task_id: int, name: str, value: Any) -> None:
         self._shared.setdefault(task_id, {})[name] = pickled(value, f"ctx.share({name!r})")
@@ -105,6 +132,9 @@ class FileRefs:
 
     def share(self, task_id: int, name: str, value: Any) -> None:
         self._refs.share(task_id, name, value)
+
+    def load(self, task_id: int, name: str) -> Any:
+        return self._refs.load(task_id, name)  # says why a child cannot
 
     def close(self, task_id: int) -> None:
         shared = self._refs.take_shared([task_id]).get(task_id)

@@ -456,6 +456,10 @@ class PlacingDispatcher(Dispatcher):
         its target). Free slots move at once, the others as their tasks end."""
         assert self.pools is not None
         kind = self.pools.set_target(name, workers)
+        for task in self.pending:
+            if task.kind == kind and task.shape is not None and task.shape.ranks > self.pools.most_for(kind):
+                raise AlgorithmError(f"resize({name!r}, {workers}): task {task.id} waits for {task.shape.ranks} "
+                                     f"ranks of that pool, which would never start; resize once it has run")
         self.pools.rebalance(self.placement.free_slots())
         return self.pools.size_of(kind), workers
 

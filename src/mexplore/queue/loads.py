@@ -7,9 +7,12 @@ as ``name``. The master answers
    every output loaded before (the children of one parent in population-based training ask
    for the same weights: the worker that ran the parent reads them once);
 2. else by asking the worker that ran the task, which reads the output from its node-local
-   cache and sends it back through the master. That worker answers between its tasks and
-   at each ``ctx.report`` of the task it runs, so a worker deep in a long task that never
-   reports keeps the asker waiting until that task ends;
+   cache and sends it back through the master (or, when the asker ran it, by telling it
+   so: it reads its own cache). That worker answers between its tasks and at each
+   ``ctx.report`` of the task it runs, so a worker deep in a long task that never reports
+   keeps the asker waiting until that task ends. Only a task that finished ``ok`` is
+   asked for, on the worker of the attempt that did (a retried task's failed attempt may
+   have saved something else on another worker);
 3. else, for a task of an earlier session, from the output directory, where that session's
    outputs were flushed (at its end, or, after a ``kill -9``, by the resumed workers as they
    start). A task with no output there at all may have them on their way: a worker of
@@ -32,7 +35,7 @@ from typing import Any
 
 from ..comms.messages import OutputData, SendOutput
 from ..store.results_file import NoOutputsFlushed
-from ..types import Result, output_ref
+from ..types import Result, Status, output_ref
 from .refs import OUTPUT_WAIT, RefStore
 
 RETRY_EVERY = 0.2
@@ -59,17 +62,22 @@ class OutputLoads:
         self._looking: dict[tuple[int, str], tuple[list[int], float]] = {}  # not in the output yet: askers, since
         self._next_look = 0.0
 
-    def finished(self, worker: int, results: Iterable[Result]) -> None:
-        """``worker`` sent these results: it holds their tasks' saved outputs."""
+    def finished(self, results: Iterable[Result]) -> None:
+        """These tasks are done (journaled): the worker that ran each one that finished
+        ``ok`` (its leader, for a task of several ranks) holds its saved outputs."""
         ran_on, first = self._ran_on, self._first
         for result in results:
             index = result.task_id - first
+            if result.status is not Status.OK or result.rank < 0 or index < 0:
+                continue
             if index >= len(ran_on):
                 ran_on.extend([-1] * (index + 1 - len(ran_on)))
-            ran_on[index] = worker
+            ran_on[index] = result.rank
 
     def request(self, worker: int, task_id: int, name: str) -> list[Send]:
         """``worker`` asks for task ``task_id``'s ``name``: what to send, and to whom."""
+        if type(task_id) is not int or type(name) is not str:  # checked by ctx.load: a guard, never a crash
+            return [(worker, OutputData(task_id, name, error="expected an integer task id and a name"))]
         ref = output_ref(task_id, name)
         data = self.refs.held(ref)
         if data is not None:
@@ -81,13 +89,15 @@ class OutputLoads:
             return []
         index = task_id - self._first
         owner = self._ran_on[index] if 0 <= index < len(self._ran_on) else -1
+        if owner == worker:
+            return [(worker, OutputData(task_id, name, local=True))]
         if owner >= 0:
             self._waiting[key] = [worker]
             return [(owner, SendOutput(task_id, name, worker))]
         if index >= 0:
             return [(worker, OutputData(task_id, name, error=(
-                f"task {task_id} has not finished: ctx.load reads the outputs of finished tasks (give a task "
-                "the id of one whose result came back)")))]
+                f"task {task_id} has not finished ok: ctx.load reads the outputs of tasks that did (give a task "
+                "the id of one whose result came back ok)")))]
         if key in self._looking:
             self._looking[key][0].append(worker)
             return []
@@ -112,6 +122,15 @@ class OutputLoads:
                 sends += [(asker, answer) for asker in askers]
         return sends
 
+    def give_up(self) -> list[Send]:
+        """The run is stopping: every worker still waiting for an output is told so (its
+        task is dropped, to run again on resume), and later answers are dropped."""
+        askers = [asker for waiting in self._waiting.values() for asker in waiting]
+        askers += [asker for waiting, _ in self._looking.values() for asker in waiting]
+        self._waiting.clear()
+        self._looking.clear()
+        return [(asker, OutputData(-1, "", stopping=True)) for asker in askers]
+
     def answered(self, answer: OutputData) -> list[Send]:
         """The worker that ran the task answered: the data (kept, for the next asker) or why
         not, for every worker waiting for it."""
@@ -129,7 +148,7 @@ class OutputLoads:
             return OutputData(task_id, name, error=f"task {task_id} is not of this run")
         try:
             value = self._load_output(task_id, name)
-        except (KeyError, OSError) as error:
+        except Exception as error:  # KeyError: not there; OSError: a file being written; else a bad name
             reason = error.args[0] if isinstance(error, KeyError) and error.args else error
             if not isinstance(error, (NoOutputsFlushed, OSError)):
                 return OutputData(task_id, name, error=f"task {task_id} is an earlier session's: {reason}")

@@ -76,10 +76,14 @@ def start_workers(end: MasterEnd, setup: Setup) -> None:
 
 def stop_workers(
     end: MasterEnd, stop: Stop, backoff: Backoff,
-    late_results: Callable[[int, list[Result]], None] | None = None,
+    late_results: Callable[[int, list[Result]], None] | None = None, loads: OutputLoads | None = None,
 ) -> list[Flushed]:
     """Tell every worker to leave, whether or not it was ever set up, and wait until each has
-    made its final flush. Results that still come back meanwhile go to ``late_results``."""
+    made its final flush. Results that still come back meanwhile go to ``late_results``. A
+    task waiting in ``ctx.load`` (``loads``' askers, or one asking now) is told the run is
+    stopping: it is dropped, and runs again on resume."""
+    for worker, message in [] if loads is None else loads.give_up():
+        end.send(worker, message)
     for worker in end.workers:
         end.send(worker, stop)
     answers: dict[int, Flushed] = {}
@@ -93,8 +97,8 @@ def stop_workers(
             answers[worker] = message
         elif isinstance(message, ResultBatch) and late_results is not None:
             late_results(worker, message.results)
-        elif isinstance(message, LoadOutput):  # a task the stop interrupts or abandons: it must not wait
-            end.send(worker, OutputData(message.task_id, message.name, error="the run is stopping"))
+        elif isinstance(message, LoadOutput):  # the task must not wait for an answer that never comes
+            end.send(worker, OutputData(message.task_id, message.name, stopping=True))
     end.close()
     return list(answers.values())
 
@@ -244,6 +248,7 @@ class Master:
     def _record(self, record: Record) -> None:
         """Journal first: a result counts as done once it is there; then the algorithm."""
         self.log.journal.append(record.results)
+        self.loads.finished(record.results)
         if self.log.optuna is not None:
             self.log.optuna.add(record.results)
         if record.tell:
@@ -294,7 +299,6 @@ class Master:
             if isinstance(message, ResultBatch):
                 if message.shared:
                     self._take_shared(message)
-                self.loads.finished(worker, message.results)
                 self.execute(state.results(worker, message.results))
             elif isinstance(message, IntermediateValue):
                 self.execute(state.report(message.task_id, message.step, message.value))

@@ -182,6 +182,8 @@ def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalChe
     algorithm, sections = study.algorithm.name, study.sections
 
     def shape_of(params: dict, kind: str | None) -> Shape:
+        if kind not in sections:
+            return Shape()  # not a kind of the study: refused as the task is numbered, naming the kinds
         try:
             return sections[kind].shape(params)
         except ValueError as error:
@@ -243,7 +245,7 @@ def _finish(end: MasterEnd, study: Study, master: Master | None, outcome: str) -
         return
     stop = Stop(keep=master.state.keep.chosen(), abandon=outcome != "finished")
     try:
-        flushes = stop_workers(end, stop, master.backoff, master.take_late_results)
+        flushes = stop_workers(end, stop, master.backoff, master.take_late_results, master.loads)
     finally:
         master.log.journal.close()
         if master.log.optuna is not None:

@@ -79,7 +79,8 @@ def serve(
     inbox = Inbox(link, partial(_serve_output, cache, link.rank), backoff)
     remove_task_dirs_below(local_dir, setup.first_task_id)  # an earlier session's, on this node
     reaper = Reaper()
-    refs = WorkerRefs(partial(_fetch_output, cache, inbox))
+    outputs = NodeOutputs(cache, inbox)
+    refs = WorkerRefs(outputs)
 
     def build(spec: Any) -> Callable[[Task], Result]:
         return make_model(replace(spec, local_dir=str(local_dir)), link.rank, host, inbox.report,
@@ -94,7 +95,7 @@ def serve(
         stop = _wait_for_stop(link, backoff)
     else:
         try:
-            stop = _work(link, inbox, model, cache, refs, output, setup.reply_low_water, backoff, signals)
+            stop = _work(link, inbox, model, cache, refs, outputs, output, setup.reply_low_water, backoff, signals)
         except Exception:  # a bug of ours, not the model's: stop the run cleanly, with the reason
             link.send(WorkerFailed(link.rank, host, f"the worker failed:\n{traceback.format_exc()}"))
             stop = _wait_for_stop(link, backoff)
@@ -149,7 +150,7 @@ def _flush(rank: int, cache: TaskCache, output: Path, keep: Collection[int] | No
 
 def _work(
     link: WorkerEnd, inbox: Inbox, model: Callable[[Task], Result], cache: TaskCache, refs: WorkerRefs,
-    output: Path, low_water: int, backoff: Backoff, signals: StopSignals,
+    outputs: NodeOutputs, output: Path, low_water: int, backoff: Backoff, signals: StopSignals,
 ) -> Stop:
     """Run tasks until a Stop; returns it. After a stop signal, run nothing more: tell the
     master (which may not have got the signal itself) and wait for its Stop."""
@@ -184,6 +185,7 @@ def _work(
                 refs.discard(task.id)
                 continue
             cache.commit(task.id)  # its outputs are whole on the node before its result can leave
+            outputs.ran(task.id, result.ok)
             state.finished(result, started)
             backoff.reset()
         elif state.done:
@@ -192,12 +194,39 @@ def _work(
             backoff.wait()
 
 
-def _fetch_output(cache: TaskCache, inbox: Inbox, task_id: int, name: str) -> Any:
-    """``ctx.load``: from this worker's own cache if it ran the task, else through the master."""
-    try:
-        return cache.read(task_id, name)
-    except KeyError:
-        return pickle.loads(inbox.load(task_id, name))
+class NodeOutputs:
+    """Where ``ctx.load`` finds a finished task's output on a worker: in its own cache when
+    it ran the task (an attempt that did not end ``ok`` excepted: the task may have been
+    retried elsewhere), else through the master."""
+
+    def __init__(self, cache: TaskCache, inbox: Inbox) -> None:
+        self.cache, self.inbox = cache, inbox
+        self._not_ok: set[int] = set()
+
+    def ran(self, task_id: int, ok: bool) -> None:
+        (self._not_ok.discard if ok else self._not_ok.add)(task_id)
+
+    def local(self, task_id: int, name: str) -> Any:
+        """The output from this worker's cache; KeyError when it is not to be read there."""
+        if task_id in self._not_ok:
+            raise KeyError(task_id)
+        try:
+            return self.cache.read(task_id, name)
+        except KeyError:
+            raise
+        except Exception as error:  # a damaged log: the master may know better
+            raise KeyError(task_id) from error
+
+    def remote(self, task_id: int, name: str) -> tuple[Any, bytes | None]:
+        """The output as the master answers (with its pickled bytes), or from this worker's
+        cache when the master says this worker ran the task's ``ok`` attempt."""
+        answer = self.inbox.load(task_id, name)
+        if answer.data is not None:
+            return pickle.loads(answer.data), answer.data
+        try:
+            return self.cache.read(task_id, name), None
+        except KeyError as error:
+            raise KeyError(f"ctx.load({task_id}, {name!r}): {error.args[0]}") from None
 
 
 def _serve_output(cache: TaskCache, rank: int, request: SendOutput) -> OutputData:
@@ -232,6 +261,7 @@ class Inbox:
         self._kept: deque[Any] = deque()
         self._pruned: dict[int, bool] = {}  # task id -> stopped by the algorithm (else pruned)
         self._loaded: dict[tuple[int, str], OutputData] = {}
+        self._asked: list[tuple[int, str]] = []  # the output this worker waits for
 
     def poll(self) -> Any:
         self._pruned.clear()  # between tasks: a prune of a task that has ended is moot
@@ -250,19 +280,24 @@ class Inbox:
                 raise Stopped(f"task {task_id} stopped by the algorithm")
             raise Pruned(f"task {task_id} pruned after step {step:g}")
 
-    def load(self, task_id: int, name: str) -> bytes:
-        """Ask the master for task ``task_id``'s output ``name`` and wait for it (pickled);
-        KeyError with the reason when it cannot be had."""
+    def load(self, task_id: int, name: str) -> OutputData:
+        """Ask the master for task ``task_id``'s output ``name`` and wait for its answer: the
+        data, or that this worker holds it (``local``). KeyError with the reason when it
+        cannot be had; :class:`Interrupted` when the run is stopping."""
         self.link.send(LoadOutput(task_id, name))
         key = (task_id, name)
+        self._asked = [key]
         while key not in self._loaded:
             if not self._take_all():
                 self._backoff.wait()
         self._backoff.reset()
+        self._asked = []
         answer = self._loaded.pop(key)
-        if answer.data is None:
+        if answer.stopping:
+            raise Interrupted(None)  # dropped here, and run again on resume
+        if answer.data is None and not answer.local:
             raise KeyError(f"ctx.load({task_id}, {name!r}): {answer.error}")
-        return answer.data
+        return answer
 
     def _answer(self, request: SendOutput) -> None:
         self.link.send(self._serve_output(request))
@@ -278,7 +313,10 @@ class Inbox:
             elif isinstance(message, SendOutput):
                 self._answer(message)
             elif isinstance(message, OutputData):
-                self._loaded[(message.task_id, message.name)] = message
+                if message.stopping:  # for whatever this worker waits
+                    self._loaded.update(dict.fromkeys(self._asked, message))
+                else:
+                    self._loaded[(message.task_id, message.name)] = message
             else:
                 self._kept.append(message)
         return took
