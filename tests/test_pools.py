@@ -119,3 +119,18 @@ def test_a_resize_that_leaves_a_waiting_task_too_large_for_its_pool_is_refused()
     assert [task.kind for task in d.pending] == ["train"], "one training runs, the other waits"
     with pytest.raises(AlgorithmError, match="task 5 waits for 3 ranks of that pool, which would never start"):
         d.resize("train", 2)
+
+
+def test_a_pool_split_over_nodes_spreads_a_task_no_node_of_it_could_hold():
+    """Slots join a pool as they free up, so a pool of 4 may hold 2 slots on each node: a
+    4-rank task then spreads over both, rather than waiting for one node that never comes."""
+    d = placed_pools(train=2)                         # slots 1 and 2, on node a
+    d.enqueue(d.number([{"x": 0}, {"x": 1}]))
+    assert sorted(worker for worker, _ in d.assign()) == [3, 4], "the rest of node a"
+    d.resize("train", 4)                              # two free slots of node b join
+    pool = sorted(slot for slot, kind in d.pools.pool_of.items() if kind == "train")
+    assert pool[:2] == [1, 2] and all(slot > 4 for slot in pool[2:]) and len(pool) == 4
+    d.enqueue(d.number([Submission({"n": 4}, "train")]))
+    sends = d.assign()
+    [task] = {tasks[0].id: tasks[0] for _, tasks in sends}.values()
+    assert sorted(task.group.slots) == pool and set(task.group.hosts) == {"a", "b"}

@@ -76,14 +76,32 @@ class Placement:
         """Slots for a task of ``shape`` (leader first) and their nodes, now taken; None
         when they are not free now. With ``eligible``, only slots it accepts are taken (a
         kind's pool), and a node is whole only when every one of its slots is free and
-        eligible."""
-        free = self._free if eligible is None else \
-            {node: {slot for slot in slots if eligible(slot)} for node, slots in self._free.items()}
+        eligible; a task of ``ranks`` alone that no node has enough eligible slots for is
+        spread over several nodes' (the pool's slots are split over nodes)."""
+        if eligible is None:
+            free = self._free
+        else:
+            free = {node: {slot for slot in slots if eligible(slot)} for node, slots in self._free.items()}
+            if not (shape.gpus or shape.nodes) and \
+                    not any(sum(map(eligible, slots)) >= shape.ranks for slots in self.slots_of.values()):
+                return self._spread(shape.ranks, free)
         if shape.gpus:
             return self._with_gpus(shape, free)
         if shape.nodes == 0 and shape.ranks <= self.largest:
             return self._on_one_node(shape.ranks, free)
         return self._on_whole_nodes(shape, free)
+
+    def _spread(self, ranks: int, free: Mapping[str, set[int]]) -> tuple[list[int], list[str]] | None:
+        """A pool's slots lie on several nodes and no node has enough of them for the task:
+        it takes free ones over as few nodes as hold it (else it would wait for good)."""
+        chosen: list[int] = []
+        for node in sorted(free, key=lambda name: -len(free[name])):
+            chosen += sorted(free[node])[:ranks - len(chosen)]
+            if len(chosen) == ranks:
+                for taken_node in {self.node_of[slot] for slot in chosen}:
+                    self._take(taken_node, [slot for slot in chosen if self.node_of[slot] == taken_node])
+                return chosen, [self.node_of[slot] for slot in chosen]
+        return None
 
     def free_slots(self) -> list[int]:
         """The slots no task holds now."""
