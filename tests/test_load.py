@@ -12,6 +12,7 @@ import pytest
 from helpers import journal, killed_then_resumed, run_cli, write_study
 
 from mexplore.comms.messages import OutputData, SendOutput
+from mexplore.models.context import Context
 from mexplore.models.refs import WorkerRefs
 from mexplore.queue.loads import OutputLoads
 from mexplore.queue.refs import OUTPUT_WAIT, RefStore
@@ -229,6 +230,10 @@ def test_an_earlier_sessions_output_comes_from_the_output_directory_once_it_is_f
         raise NoOutputsFlushed(f"task {task_id} has no saved outputs")
 
     loads = OutputLoads(RefStore(), first_task_id=10, load_output=load_output, clock=lambda: now[0])
+    loads.earlier([finished(task_id) for task_id in (2, 3, 4)] + [finished(5, status=Status.FAILED)])
+    for task_id in (5, -1, -10**30):
+        (_, unknown), = loads.request(1, task_id, "w")
+        assert f"no task {task_id} finished ok before this session" in unknown.error, "answered at once"
     (_, found), = loads.request(1, 4, "w")
     assert list(pickle.loads(found.data)) == [0, 1, 2]
     (_, typo), = loads.request(1, 4, "wieghts")
@@ -272,3 +277,10 @@ def test_a_worker_reads_a_committed_task_output_from_its_log_and_from_its_packed
 def test_load_in_a_child_process_says_how_to_pass_the_output_instead() -> None:
     with pytest.raises(RuntimeError, match="isolate = true"):
         WorkerRefs().load(3, "w")
+
+
+@pytest.mark.parametrize("task_id, name", [("3", "w"), (3.0, "w"), (True, "w"), (3, ""), (3, None), (3, b"w")])
+def test_load_refuses_what_is_not_a_task_id_and_a_name_in_the_task(task_id, name) -> None:
+    ctx = Context(task_id=9, attempt=0, rank=1, host="node", local_dir=Path("/nonexistent"), refs=WorkerRefs())
+    with pytest.raises(TypeError, match="expected a task id"):
+        ctx.load(task_id, name)

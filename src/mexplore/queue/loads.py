@@ -61,6 +61,12 @@ class OutputLoads:
         self._waiting: dict[tuple[int, str], list[int]] = {}  # asked of the worker that ran it: the askers
         self._looking: dict[tuple[int, str], tuple[list[int], float]] = {}  # not in the output yet: askers, since
         self._next_look = 0.0
+        self._earlier_ok: set[int] = set()  # the earlier sessions' tasks that finished ok
+
+    def earlier(self, results: Iterable[Result]) -> None:
+        """The earlier sessions' results (a resumed run): only those that finished ok are
+        looked for in the output directory; any other id is answered at once."""
+        self._earlier_ok.update(result.task_id for result in results if result.status is Status.OK)
 
     def finished(self, results: Iterable[Result]) -> None:
         """These tasks are done (journaled): the worker that ran each one that finished
@@ -98,6 +104,9 @@ class OutputLoads:
             return [(worker, OutputData(task_id, name, error=(
                 f"task {task_id} has not finished ok: ctx.load reads the outputs of tasks that did (give a task "
                 "the id of one whose result came back ok)")))]
+        if task_id not in self._earlier_ok:
+            return [(worker, OutputData(task_id, name, error=(
+                f"no task {task_id} finished ok before this session (ids of this session start at {self._first})")))]
         if key in self._looking:
             self._looking[key][0].append(worker)
             return []

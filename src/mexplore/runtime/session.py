@@ -152,6 +152,7 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
                                output, study.algorithm.name)
         log.optuna = LiveOptunaExport.start(output, header, previous)
     master = Master(end, algorithm, state, log, signals)
+    master.loads.earlier(previous)
     setup = Setup(_model_spec(study.model, study.study.objective),
                   kinds={kind: _model_spec(section, ()) for kind, section in study.kinds.items()},
                   reply_low_water=policy.reply_low_water,
