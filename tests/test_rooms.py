@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mexplore"
 LEVELS = {
     # the shared vocabulary, stdlib only
     "types": 0, "errors": 0, "node": 0, "importing": 0, "rank_gpus": 0,
-    "space": 1, "objectives": 1, "failures": 1,
+    "space": 1, "objectives": 1, "failures": 1, "algorithm_names": 1,
     # rooms that know nothing of each other
     "algorithms": 2, "comms": 2, "config": 2, "models": 2, "store": 2,
     # rooms built on them

@@ -6,30 +6,12 @@ import difflib
 from importlib.metadata import entry_points
 from typing import Any
 
+from ..algorithm_names import BUILTINS, NEEDS_A_SOURCE
 from ..errors import AlgorithmError
 from ..importing import load_target
 
 ENTRY_POINT_GROUP = "mexplore.algorithms"
-
-BUILTINS = {
-    "grid": "mexplore.algorithms.grid:GridSearch",
-    "random": "mexplore.algorithms.random:RandomSearch",
-    "sobol": "mexplore.algorithms.qmc:Sobol",
-    "lhs": "mexplore.algorithms.qmc:LatinHypercube",
-    "points": "mexplore.algorithms.points:Points",
-    "eqpy": "mexplore.compat.eqpy:run_module",
-    "command": "mexplore.compat.protocol:run_command",
-    **{
-        f"optuna.{name}": f"mexplore.algorithms.optuna_adapter:Optuna{cls}"
-        for name, cls in [("tpe", "TPE"), ("cmaes", "CmaEs"), ("gp", "GP"), ("nsga2", "NSGA2"),
-                          ("nsga3", "NSGA3"), ("qmc", "QMC"), ("random", "Random"), ("grid", "Grid")]
-    },
-}
-"""Names every installation knows; the modules are imported only when one is used, so
-Optuna and scipy load only for studies that need them."""
-NEEDS_A_SOURCE = ("points", "eqpy", "command")
-"""Built-ins that run what the study names (a points file, an EQ/Py module, a program)
-rather than a search of their own: ``mexplore new`` cannot scaffold them."""
+__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "NEEDS_A_SOURCE", "available", "resolve"]
 
 
 def available() -> dict[str, str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..algorithm_names import samples_space
 from ..errors import MISSING, StudyFileError
 from ..space import (
     PARAMETER_NAME,
@@ -505,13 +506,6 @@ def _resolve_algorithm(table: AlgorithmTable, space: Space, study: StudySection)
         eqpy=eqpy,
         command=None if table.command is None else tuple(table.command),
     )
-
-
-def samples_space(name: str) -> bool:
-    """Whether the built-in algorithm ``name`` draws its points from ``[space]`` (and so
-    needs a parameter there); an algorithm of the user's may bring its own. A list of its
-    own: config sits below the algorithms' room and may not import their registry."""
-    return name in ("grid", "random", "sobol", "lhs") or name.startswith("optuna.")
 
 
 def _algorithm_name(table: AlgorithmTable) -> str | None:
