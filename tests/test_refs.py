@@ -110,6 +110,33 @@ def test_each_worker_gets_each_ref_once_and_only_the_refs_its_tasks_name() -> No
     assert worker.take_shared([7]) == {}, "sent once"
 
 
+def test_an_earlier_sessions_output_the_master_does_not_hold_is_fetched_by_the_task_that_reads_it() -> None:
+    """The master never waits for it as it sends the task (its loop would stop for up to two
+    minutes while a resumed worker flushes it): the worker asks when the task reads it."""
+    looked: list[tuple[int, str]] = []
+
+    def load_output(task_id: int, name: str) -> object:
+        looked.append((task_id, name))
+        raise KeyError("not flushed yet")
+
+    store = RefStore(load_output)
+    earlier, put = "mexplore-ref:task/3/weights", store.put(b"data")
+    assert set(store.for_worker(1, [Task(9, {"parent": earlier, "d": put})])) == {put}
+    assert looked == [], "not looked for, not waited for"
+
+    class Outputs:
+        def local(self, task_id: int, name: str) -> object:
+            raise KeyError(task_id)
+
+        def remote(self, task_id: int, name: str) -> tuple[object, bytes]:
+            return [task_id, name], pickle.dumps([task_id, name])
+
+    worker = WorkerRefs(Outputs())
+    assert worker.get(earlier) == [3, "weights"], "asked for as the task reads it"
+    assert pickle.loads(WorkerRefs(Outputs()).held_for({"p": [earlier]})[earlier]) == [3, "weights"], \
+        "fetched for a child process or a program too"
+
+
 def test_a_freed_ref_is_dropped_by_the_workers_that_hold_it_with_their_next_tasks() -> None:
     store = RefStore()
     weights, data = store.put([0.5] * 100), store.put(b"data")

@@ -46,6 +46,13 @@ def output_ref(task_id: int, name: str) -> str:
     return f"{REF_PREFIX}task/{task_id}/{name}"
 
 
+def parse_output_ref(ref: str) -> tuple[int, str] | None:
+    """(task id, name) of an :func:`output_ref`; None for any other ref (``queue.put``'s)."""
+    kind, _, rest = ref.removeprefix(REF_PREFIX).partition("/")
+    task_id, _, name = rest.partition("/")
+    return (int(task_id), name) if kind == "task" and task_id.isdigit() and name else None
+
+
 TABLE_COLUMNS = (
     "id", "kind", "status", "started", "ended", "duration", "rank", "host", "gpu", "attempt", "error",
     "algorithm_time", "lag", "slots", "hosts",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..types import output_ref, pickled, refs_in
+from ..types import output_ref, parse_output_ref, pickled, refs_in
 
 
 class Outputs(Protocol):
@@ -52,6 +52,8 @@ class WorkerRefs:
         if ref not in self._objects:
             data = self._data.get(ref)
             if data is None:
+                if (output := parse_output_ref(ref)) is not None and self._outputs is not None:
+                    return self.load(*output)  # an earlier session's, which the master does not hold
                 raise KeyError(f"{ref!r} did not come with this task: a task reads the refs its own params hold "
                                "(put the ref in the params of the task that reads it)")
             self._objects[ref] = pickle.loads(data)
@@ -94,8 +96,18 @@ class WorkerRefs:
         self._shared.pop(task_id, None)
 
     def held_for(self, params: Any) -> dict[str, bytes]:
-        """The data of the refs ``params`` hold, for a task run in a child (``isolate``)."""
-        return {ref: self._data[ref] for ref in refs_in(params) if ref in self._data}
+        """The data of the refs ``params`` hold, for a task run in a child (``isolate``) or
+        a program: a task's output that did not come with the task is loaded first."""
+        held = {}
+        for ref in refs_in(params):
+            if ref not in self._data and ref not in self._objects and self._outputs is not None \
+                    and (output := parse_output_ref(ref)) is not None:
+                self.load(*output)
+            if ref in self._data:
+                held[ref] = self._data[ref]
+            elif ref in self._objects:  # read from this worker's own cache
+                held[ref] = self._data[ref] = pickled(self._objects[ref], ref)
+        return held
 
     def shared_by_child(self, task_id: int, shared: dict[str, bytes]) -> None:
         """What a task run in a child shared: it leaves with the task's result."""

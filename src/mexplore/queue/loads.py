@@ -112,6 +112,8 @@ class OutputLoads:
             return []
         answer = self._from_output_directory(task_id, name, final=False)
         if answer is not None:
+            if answer.data is not None:
+                self.refs.mark_sent(worker, ref)
             return [(worker, answer)]
         self._looking[key] = ([worker], self._clock())
         return []
@@ -128,6 +130,9 @@ class OutputLoads:
             answer = self._from_output_directory(*key, final=now - since >= OUTPUT_WAIT)
             if answer is not None:
                 del self._looking[key]
+                if answer.data is not None:
+                    for asker in askers:
+                        self.refs.mark_sent(asker, output_ref(*key))
                 sends += [(asker, answer) for asker in askers]
         return sends
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..types import REF_PREFIX, Task, output_ref, pickled, refs_in
+from ..types import REF_PREFIX, Task, output_ref, parse_output_ref, pickled, refs_in
 
 
 class RefStore:
@@ -98,14 +98,20 @@ class RefStore:
             return sum(len(data) for data in self._data.values())
 
     def for_worker(self, worker: int, tasks: Iterable[Task]) -> dict[str, bytes]:
-        """The data of the refs in ``tasks``' params that ``worker`` does not have yet."""
+        """The data of the refs in ``tasks``' params that ``worker`` does not have yet. An
+        earlier session's shared output that is not held is left out, not waited for: the
+        worker asks for it when its task reads it (as ``ctx.load`` does), and the master
+        looks for it in the output directory without holding up its loop."""
         with self._lock:
             sent = set(self._sent.setdefault(worker, set()))
         needed: dict[str, bytes] = {}
         for task in tasks:
             for ref in refs_in(task.params):
                 if ref not in sent and ref not in needed:
-                    needed[ref] = self._bytes(ref)
+                    data = self.held(ref)
+                    if data is None and parse_output_ref(ref) is not None:
+                        continue
+                    needed[ref] = data if data is not None else self._bytes(ref)
         with self._lock:
             self._sent[worker].update(needed)
         return needed
@@ -121,15 +127,16 @@ class RefStore:
         return loaded
 
     def _from_output(self, ref: str) -> bytes:
-        """An earlier session's shared output, saved in the output directory."""
-        kind, _, rest = ref.removeprefix(REF_PREFIX).partition("/")
-        task_id, _, name = rest.partition("/")
-        if kind != "task" or not task_id.isdigit() or self._load_output is None:
+        """An earlier session's shared output, saved in the output directory (for the
+        algorithm's ``queue.get``, on its own thread: it may wait)."""
+        output = parse_output_ref(ref)
+        if output is None or self._load_output is None:
             raise KeyError(f"{ref}: no such ref held by this run (a put of an earlier session is gone: put it again)")
+        task_id, name = output
         deadline = time.monotonic() + OUTPUT_WAIT
         while True:
             try:
-                return pickle.dumps(self._load_output(int(task_id), name), protocol=pickle.HIGHEST_PROTOCOL)
+                return pickle.dumps(self._load_output(task_id, name), protocol=pickle.HIGHEST_PROTOCOL)
             except (KeyError, OSError) as error:
                 if time.monotonic() > deadline:
                     raise KeyError(f"{ref}: task {task_id}'s shared output {name!r} is not held, and not in the "
@@ -140,6 +147,7 @@ class RefStore:
 
 
 OUTPUT_WAIT = 120.0
-"""How long the master waits for an earlier session's shared output to reach the output
-directory: the workers of a resumed run flush what a killed run left on their nodes as
-they start (``runtime/worker.py``), which the master may need at once."""
+"""How long an earlier session's shared output is waited for in the output directory (by
+the algorithm's ``queue.get``, and the master's answer to a task that reads it): the
+workers of a resumed run flush what a killed run left on their nodes as they start
+(``runtime/worker.py``), and it may be needed at once."""
