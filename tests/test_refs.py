@@ -259,6 +259,38 @@ def test_refs_reach_a_program_as_files_and_its_share_folder_comes_back(tmp_path:
     assert [s["weights"] for s in seen] == [[r["params"]["x"]] * 5 for r in parents]
 
 
+@pytest.mark.mpi
+@pytest.mark.parametrize("kill_after", [1, 3])
+def test_kill_minus_9_of_a_program_study_then_resume_gives_each_child_its_parents_shared_file(
+    tmp_path: Path, kill_after: int,
+) -> None:
+    """Killed once one or three programs are journaled: the parents' shared weights.npy
+    stay in the killed run's node-local caches; the resumed children get them as files,
+    fetched when their worker writes the ref files. Each task is journaled once."""
+    (tmp_path / "program.py").write_text(PROGRAM)
+    (tmp_path / "steer.py").write_text(STEER_A_PROGRAM.partition("    seen = ")[0])
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "program-refs"
+        budget = 4
+        output = "{tmp_path / 'out'}"
+        [model]
+        command = ["{{python}}", "{tmp_path / 'program.py'}"]
+        [algorithm]
+        name = "{tmp_path / 'steer.py'}:steer"
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+    done = killed_then_resumed(path, tmp_path, kill_after, env={"MEXPLORE_LOCAL_DIR": str(tmp_path / "local")})
+    assert done.returncode == 0, done.stderr
+    records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
+    assert len(records) == 4 == len({r["id"] for r in records}) and all(r["status"] == "ok" for r in records)
+    parents = [r for r in records if "task/" not in r["params"]["data"]]
+    children = [r for r in records if "task/" in r["params"]["data"]]
+    assert len(parents) == 2 and sorted(r["metrics"]["first"] for r in children) == \
+        pytest.approx(sorted(3 * r["params"]["x"] for r in parents))
+
+
 def test_a_programs_ref_files_follow_the_data_and_its_shares_read_back(tmp_path: Path) -> None:
     import numpy as np
 
