@@ -95,7 +95,7 @@ def _size(value: int | str, params: dict[str, Any], key: str, least: int) -> int
     name = value[1:-1]
     got = params.get(name)
     if isinstance(got, bool) or not isinstance(got, int) or got < least:
-        raise ValueError(f"[model] {key} = {value!r} took {got!r} from the point: expected an integer >= {least}")
+        raise ValueError(f"{key} = {value!r} took {got!r} from the point: expected an integer >= {least}")
     return got
 
 

@@ -188,8 +188,9 @@ def _dispatcher(end: MasterEnd, study: Study, policy: Policy, check: ProposalChe
         try:
             return sections[kind].shape(params)
         except ValueError as error:
-            of_kind = "" if kind is None else f" of kind {kind!r}"
-            raise AlgorithmError(f"algorithm {algorithm!r} proposed {params}{of_kind}: {error}") from None
+            name = kind if kind is not None else study.study.kind
+            section = "[model]" if name is None else f"[models.{name}]"
+            raise AlgorithmError(f"algorithm {algorithm!r} proposed {params}: {section} {error}") from None
 
     all_run = {kind: section.python is not None for kind, section in sections.items()}
     pools = None if sizes is None else Pools(end.workers, sizes, study.study.kind, kinds)
