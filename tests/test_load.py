@@ -17,8 +17,8 @@ from mexplore.models.refs import WorkerRefs
 from mexplore.queue.loads import OutputLoads
 from mexplore.queue.refs import OUTPUT_WAIT, RefStore
 from mexplore.store.cache import TaskCache
-from mexplore.store.results_file import NoOutputsFlushed
-from mexplore.types import Result, Status
+from mexplore.store.results_file import NoOutputsFlushed, load_output
+from mexplore.types import JsonValue, Result, Status
 
 MODEL = '''
 import time
@@ -259,17 +259,20 @@ def test_a_worker_reads_a_committed_task_output_from_its_log_and_from_its_packed
     cache.save(7, "w", np.arange(4.0))
     cache.save(7, "w", np.arange(5.0))                # saved again: the last save wins
     cache.save(7, "run", folder)
+    cache.save(7, "stats", JsonValue('{"sum": 3.5, "names": ["a"]}'))   # a shared dict, as JSON
     cache.save(8, "w", np.zeros(2))                   # not committed: not readable
     cache.commit(7)
 
     def read_all() -> tuple:
-        return cache.read(7, "w").tolist(), cache.read(7, "run")
+        return cache.read(7, "w").tolist(), cache.read(7, "run"), cache.read(7, "stats")
 
-    assert read_all() == ([0.0, 1.0, 2.0, 3.0, 4.0], {"sub": {"a.txt": b"A"}})
+    expected = ([0.0, 1.0, 2.0, 3.0, 4.0], {"sub": {"a.txt": b"A"}}, {"sum": 3.5, "names": ["a"]})
+    assert read_all() == expected
     with pytest.raises(KeyError):
         cache.read(8, "w")
     cache.flush(tmp_path / "out")                     # now in packed.h5, the log emptied
-    assert read_all() == ([0.0, 1.0, 2.0, 3.0, 4.0], {"sub": {"a.txt": b"A"}})
+    assert read_all() == expected
+    assert load_output(tmp_path / "out", 7, "stats") == expected[2], "as the output directory gives it"
     with pytest.raises(KeyError):
         cache.read(7, "missing")
 

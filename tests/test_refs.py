@@ -264,11 +264,12 @@ def test_refs_reach_a_program_as_files_and_its_share_folder_comes_back(tmp_path:
 def test_kill_minus_9_of_a_program_study_then_resume_gives_each_child_its_parents_shared_file(
     tmp_path: Path, kill_after: int,
 ) -> None:
-    """Killed once one or three programs are journaled: the parents' shared weights.npy
-    stay in the killed run's node-local caches; the resumed children get them as files,
-    fetched when their worker writes the ref files. Each task is journaled once."""
+    """Killed once one or three programs are journaled: the parents' shared weights.npy and
+    stats.json stay in the killed run's node-local caches; the resumed children get the
+    weights as files, fetched when their worker writes the ref files, and the replayed
+    algorithm reads the stats back. Each task is journaled once."""
     (tmp_path / "program.py").write_text(PROGRAM)
-    (tmp_path / "steer.py").write_text(STEER_A_PROGRAM.partition("    seen = ")[0])
+    (tmp_path / "steer.py").write_text(STEER_A_PROGRAM)
     path = write_study(tmp_path, f"""
         [study]
         name = "program-refs"
@@ -289,6 +290,8 @@ def test_kill_minus_9_of_a_program_study_then_resume_gives_each_child_its_parent
     children = [r for r in records if "task/" in r["params"]["data"]]
     assert len(parents) == 2 and sorted(r["metrics"]["first"] for r in children) == \
         pytest.approx(sorted(3 * r["params"]["x"] for r in parents))
+    seen = json.loads((tmp_path / "out" / "seen.json").read_text())
+    assert [s["stats"] for s in seen] == [{"sum": 499500.0, "files": 3}] * 2, "a shared JSON value outlives a kill"
 
 
 def test_a_programs_ref_files_follow_the_data_and_its_shares_read_back(tmp_path: Path) -> None:

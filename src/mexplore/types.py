@@ -7,6 +7,7 @@ status enum replaces stringly-typed flags. Standard library only.
 from __future__ import annotations
 
 import enum
+import json
 import math
 import pickle
 from collections.abc import Callable, Iterable, Mapping
@@ -39,6 +40,22 @@ def pickled(value: Any, what: str) -> bytes:
         raise TypeError(f"{what}: a {type(value).__name__} cannot be pickled ({type(exc).__name__}: {exc}); refs "
                         "carry data (arrays, bytes, dicts, a model's weights), not open files, locks, generators "
                         "or lambdas") from None
+
+
+@dataclass(frozen=True, slots=True)
+class JsonValue:
+    """A value to save as JSON text (a shared dict or list): the cache keeps the text, and
+    reading the output gives the value back."""
+
+    text: str
+
+
+def json_text(value: Any) -> str | None:
+    """``value`` as JSON text, or None when it is not a JSON value (a set, an object)."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def output_ref(task_id: int, name: str) -> str:

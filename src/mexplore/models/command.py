@@ -39,7 +39,7 @@ from .gpu import visible_devices
 from .launch import launch_places, launcher_for, outside_the_job
 from .outcome import interpret, parse_text
 from .process import RESULT_LINE_LIMIT, Exit, GroupGuard, run_program
-from .refs import REFS_FILE, SHARED_FILE
+from .refs import REFS_FILE, SHARED_FILE, keep_shared
 from .spec import ModelSpec
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -170,9 +170,9 @@ class CommandModel:
         try:
             shared = read_shared_files(folder)
             self.refs.shared_by_child(task_id, pickled_shares(shared))
-            for name, value in shared.items():
-                if self.cache is not None and (isinstance(value, bytes) or hasattr(value, "dtype")):
-                    self.cache.save(task_id, name, value)
+            if self.cache is not None:
+                for name, value in shared.items():
+                    keep_shared(self.cache.save, task_id, name, value)
         except Exception as exc:  # an unreadable file, a full node-local disk...
             return Outcome.failed(f"its shared files ({folder / SHARE_DIR}) could not be taken: "
                                   f"{type(exc).__name__}: {exc}", outcome.metrics)

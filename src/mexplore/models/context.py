@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Pruned, Stopped
+from .refs import keep_shared
 
 __all__ = ["Context", "Pruned", "Reporter", "Saver", "Stopped", "task_dir"]
 
@@ -145,14 +146,15 @@ class Context:
     def share(self, name: str, value: Any) -> None:
         """Send ``value`` (any picklable object) back with this task's result, by reference:
         the algorithm reads it with ``queue.get(result.shared[name])`` and may pass that ref
-        to later tasks. A numpy array or bytes is also saved, as :meth:`save` does, so it
-        outlives the run (and a resumed run finds it there)."""
+        to later tasks. A numpy array or bytes is also saved, as :meth:`save` does, and a
+        JSON value (dict, list, str, number) as JSON, so it outlives the run (and a resumed
+        run finds it there); any other object lives as long as the run."""
         if self.refs is None:
             raise RuntimeError("ctx.share needs a worker's refs: refs reach Python models run by mexplore "
                                "(in their worker, or with isolate = true)")
         self.refs.share(self.task_id, name, value)
-        if self.saver is not None and (isinstance(value, (bytes, bytearray)) or hasattr(value, "dtype")):
-            self.saver(self.task_id, name, value)
+        if self.saver is not None:
+            keep_shared(self.saver, self.task_id, name, value)
 
     @cached_property
     def scratch_dir(self) -> Path:

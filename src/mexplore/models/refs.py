@@ -9,11 +9,11 @@ with its result.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..types import output_ref, parse_output_ref, pickled, refs_in
+from ..types import JsonValue, json_text, output_ref, parse_output_ref, pickled, refs_in
 
 
 class Outputs(Protocol):
@@ -119,6 +119,16 @@ class WorkerRefs:
         if not self._shared:
             return {}
         return {task_id: shared for task_id in task_ids if (shared := self._shared.pop(task_id, None))}
+
+
+def keep_shared(save: Callable[[int, str, Any], None], task_id: int, name: str, value: Any) -> None:
+    """A shared value is also saved (as ``ctx.save`` does), so it outlives the run and a
+    resumed run reads it back: an array or bytes as it is, a dict, list, str or number as
+    JSON. Anything else lives as long as the run."""
+    if isinstance(value, (bytes, bytearray)) or hasattr(value, "dtype"):
+        save(task_id, name, value)
+    elif (text := json_text(value)) is not None:
+        save(task_id, name, JsonValue(text))
 
 
 REFS_FILE = "refs.pickle"

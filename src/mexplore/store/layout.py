@@ -5,7 +5,9 @@
 - a file path becomes a ``uint8`` dataset with ``kind = "file"`` and its ``filename``;
   a directory becomes a group (``kind = "folder"``) of its entries, recursively;
 - a symbolic link inside a saved folder becomes a ``uint8`` dataset of its target path with
-  ``kind = "link"``.
+  ``kind = "link"``;
+- a JSON value (a shared dict or list) becomes a ``uint8`` dataset of its text with
+  ``kind = "json"``.
 
 Every packed and flushed cache file has this layout, so ``results.h5`` links into any of
 them alike. The records come from the node-local :mod:`~.save_log`; h5py is imported by
@@ -15,13 +17,14 @@ the caller, which has the file open.
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Iterable
 from typing import Any
 
 from .save_log import Kind, Record
 
-KIND_NAMES = {Kind.BYTES: "bytes", Kind.FILE: "file", Kind.LINK: "link"}
+KIND_NAMES = {Kind.BYTES: "bytes", Kind.FILE: "file", Kind.LINK: "link", Kind.JSON: "json"}
 
 
 def store_record(tasks: Any, record: Record) -> None:
@@ -50,8 +53,8 @@ def task_ids(file: Any) -> list[int]:
 
 def read_value(node: Any) -> Any:
     """A saved output as ``load_output`` gives it, from its HDF5 ``node``: an array, ``bytes``
-    (saved bytes and files), a link's target path as a ``str``, or a dict of name -> value
-    for a folder."""
+    (saved bytes and files), a link's target path as a ``str``, a shared JSON value as
+    itself, or a dict of name -> value for a folder."""
     import h5py
 
     if isinstance(node, h5py.Group):
@@ -60,6 +63,8 @@ def read_value(node: Any) -> Any:
         return node[()].tobytes()
     if node.attrs.get("kind") == "link":
         return os.fsdecode(node[()].tobytes())
+    if node.attrs.get("kind") == "json":
+        return json.loads(node[()].tobytes())
     return node[()]
 
 
@@ -91,4 +96,6 @@ def _record_value(name: str, found: dict[str, Record]) -> Any:
         return np.lib.format.read_array(io.BytesIO(record.payload))
     if record.kind == Kind.LINK:
         return os.fsdecode(record.payload)
+    if record.kind == Kind.JSON:
+        return json.loads(record.payload)
     return record.payload

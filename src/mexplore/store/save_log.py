@@ -40,6 +40,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from ..types import JsonValue
+
 MAGIC = b"MXS1"
 FIELDS = struct.Struct("<4sqBHIQ")
 CRC = struct.Struct("<I")
@@ -54,6 +56,7 @@ class Kind(IntEnum):
     LINK = 5
     COMMIT = 6
     DISCARD = 7
+    JSON = 8
 
 
 KINDS = frozenset(Kind)
@@ -83,10 +86,14 @@ class SaveLog:
         """Tasks with records since their last COMMIT or DISCARD: name saved -> is a folder."""
 
     def save(self, task_id: int, name: str, value: Any) -> None:
-        """Append ``value`` (array, bytes, or path of a file or directory, which is followed)
-        as ``name`` of the task; the last save of a name wins, as with a file."""
+        """Append ``value`` (array, bytes, a :class:`~mexplore.types.JsonValue`, or path of a
+        file or directory, which is followed) as ``name`` of the task; the last save of a
+        name wins, as with a file."""
         check_name(name)
-        if isinstance(value, (str, os.PathLike)):
+        if isinstance(value, JsonValue):
+            self._claim(task_id, name, folder=False)
+            self._append(task_id, Kind.JSON, name, b"", value.text.encode())
+        elif isinstance(value, (str, os.PathLike)):
             self._save_path(task_id, name, Path(value), follow=True)
         elif isinstance(value, (bytes, bytearray, memoryview)):
             self._claim(task_id, name, folder=False)
