@@ -4,6 +4,7 @@ that ran it, through the master; an earlier session's from the output directory.
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -12,13 +13,15 @@ import pytest
 from helpers import journal, killed_then_resumed, run_cli, write_study
 
 from mexplore.comms.messages import OutputData, SendOutput
+from mexplore.models import build_model
 from mexplore.models.context import Context
-from mexplore.models.refs import WorkerRefs
+from mexplore.models.refs import WorkerRefs, keep_shared
+from mexplore.models.spec import ModelSpec
 from mexplore.queue.loads import OutputLoads
 from mexplore.queue.refs import OUTPUT_WAIT, RefStore
 from mexplore.store.cache import TaskCache
 from mexplore.store.results_file import NoOutputsFlushed, load_output
-from mexplore.types import JsonValue, Result, Status
+from mexplore.types import JsonValue, Result, Status, Task
 
 MODEL = '''
 import time
@@ -230,7 +233,11 @@ def test_an_earlier_sessions_output_comes_from_the_output_directory_once_it_is_f
         raise NoOutputsFlushed(f"task {task_id} has no saved outputs")
 
     loads = OutputLoads(RefStore(), first_task_id=10, load_output=load_output, clock=lambda: now[0])
-    loads.earlier([finished(task_id) for task_id in (2, 3, 4)] + [finished(5, status=Status.FAILED)])
+    pruned_sharing = Result(task_id=6, status=Status.PRUNED, shared={"w": "mexplore-ref:task/6/w"})
+    loads.earlier([finished(task_id) for task_id in (2, 3, 4)] + [finished(5, status=Status.FAILED), pruned_sharing])
+    flushed[(6, "w")] = np.zeros(1)
+    (_, shared_before_its_prune), = loads.request(1, 6, "w")
+    assert shared_before_its_prune.data is not None, "a pruned task's share is looked for"
     for task_id in (5, -1, -10**30):
         (_, unknown), = loads.request(1, task_id, "w")
         assert f"no task {task_id} finished ok before this session" in unknown.error, "answered at once"
@@ -287,3 +294,36 @@ def test_load_refuses_what_is_not_a_task_id_and_a_name_in_the_task(task_id, name
     ctx = Context(task_id=9, attempt=0, rank=1, host="node", local_dir=Path("/nonexistent"), refs=WorkerRefs())
     with pytest.raises(TypeError, match="expected a task id"):
         ctx.load(task_id, name)
+
+
+@pytest.mark.parametrize("value, saved", [
+    ({"loss": 0.5, "names": ["a", "é"], "ok": True, "none": None}, True),
+    ("label", True),
+    ({1: "a"}, False),                     # int keys would come back as str
+    ((1, 2), False),                       # a tuple would come back a list
+    ({"loss": float("nan")}, False),       # not JSON
+    ({1, 2}, False),                       # not JSON at all
+])
+def test_a_shared_value_is_saved_as_json_only_when_json_gives_it_back_as_it_is(value, saved) -> None:
+    calls = []
+    keep_shared(lambda task_id, name, kept: calls.append(kept), 3, "v", value)
+    assert bool(calls) == saved
+    if saved:
+        assert isinstance(calls[0], JsonValue) and json.loads(calls[0].text) == value
+
+
+def test_a_program_whose_ref_cannot_be_had_fails_alone(tmp_path: Path) -> None:
+    """The worker fetches an earlier session's shared output for a program's ref files; one
+    that cannot be had fails that task with the reason, and the worker goes on."""
+    class Outputs:
+        def local(self, task_id: int, name: str) -> object:
+            raise KeyError(task_id)
+
+        def remote(self, task_id: int, name: str) -> tuple[object, bytes]:
+            raise KeyError(f"ctx.load({task_id}, {name!r}): no task {task_id} finished ok before this session")
+
+    spec = ModelSpec(objectives=("y",), local_dir=str(tmp_path / "local"), command=("true",))
+    model = build_model(spec, 1, "node", lambda *report, send=True: None, refs=WorkerRefs(Outputs()))
+    result = model(Task(5, {"data": "mexplore-ref:task/2/weights"}))
+    assert result.status is Status.FAILED
+    assert "its refs could not be handed over" in result.error and "no task 2 finished ok" in result.error

@@ -51,9 +51,11 @@ class JsonValue:
 
 
 def json_text(value: Any) -> str | None:
-    """``value`` as JSON text, or None when it is not a JSON value (a set, an object)."""
+    """``value`` as JSON text, or None when JSON would not give it back as it is: not a JSON
+    value (a set, an object), or one JSON changes (a tuple, int keys, NaN)."""
     try:
-        return json.dumps(value)
+        text = json.dumps(value, allow_nan=False)
+        return text if json.loads(text) == value else None
     except (TypeError, ValueError, RecursionError):
         return None
 
@@ -67,7 +69,7 @@ def parse_output_ref(ref: str) -> tuple[int, str] | None:
     """(task id, name) of an :func:`output_ref`; None for any other ref (``queue.put``'s)."""
     kind, _, rest = ref.removeprefix(REF_PREFIX).partition("/")
     task_id, _, name = rest.partition("/")
-    return (int(task_id), name) if kind == "task" and task_id.isdigit() and name else None
+    return (int(task_id), name) if kind == "task" and task_id.isascii() and task_id.isdecimal() and name else None
 
 
 TABLE_COLUMNS = (

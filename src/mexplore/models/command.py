@@ -97,7 +97,13 @@ class CommandModel:
         params_file.write_text(json.dumps(task.params))
         result_file.unlink(missing_ok=True)
         (folder / SHARED_FILE).unlink(missing_ok=True)
-        ref_env = self._hand_over_refs(task, folder)
+        try:
+            ref_env = self._hand_over_refs(task, folder)
+        except (KeyError, OSError, TypeError, ValueError) as error:  # a ref that cannot be had: this task fails
+            now = time.time()
+            problem = error.args[0] if isinstance(error, KeyError) and error.args else error
+            return Result.ran(task, self.place, Outcome.failed(f"its refs could not be handed over: {problem}"),
+                              now, now)
         places = {
             "params_file": str(params_file), "result_file": str(result_file),
             "task_dir": str(folder), "task_id": str(task.id), "attempt": str(task.attempt),

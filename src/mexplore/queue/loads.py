@@ -61,12 +61,13 @@ class OutputLoads:
         self._waiting: dict[tuple[int, str], list[int]] = {}  # asked of the worker that ran it: the askers
         self._looking: dict[tuple[int, str], tuple[list[int], float]] = {}  # not in the output yet: askers, since
         self._next_look = 0.0
-        self._earlier_ok: set[int] = set()  # the earlier sessions' tasks that finished ok
+        self._earlier: set[int] = set()  # the earlier sessions' tasks whose outputs may be there
 
     def earlier(self, results: Iterable[Result]) -> None:
-        """The earlier sessions' results (a resumed run): only those that finished ok are
-        looked for in the output directory; any other id is answered at once."""
-        self._earlier_ok.update(result.task_id for result in results if result.status is Status.OK)
+        """The earlier sessions' results (a resumed run): only those that finished ok, or
+        shared something (a pruned task may have), are looked for in the output directory;
+        any other id is answered at once."""
+        self._earlier.update(result.task_id for result in results if result.status is Status.OK or result.shared)
 
     def finished(self, results: Iterable[Result]) -> None:
         """These tasks are done (journaled): the worker that ran each one that finished
@@ -104,7 +105,7 @@ class OutputLoads:
             return [(worker, OutputData(task_id, name, error=(
                 f"task {task_id} has not finished ok: ctx.load reads the outputs of tasks that did (give a task "
                 "the id of one whose result came back ok)")))]
-        if task_id not in self._earlier_ok:
+        if task_id not in self._earlier:
             return [(worker, OutputData(task_id, name, error=(
                 f"no task {task_id} finished ok before this session (ids of this session start at {self._first})")))]
         if key in self._looking:
