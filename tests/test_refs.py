@@ -226,25 +226,30 @@ def steer(queue, space, options):
 '''
 
 
+def program_study(folder: Path) -> Path:
+    """Two parent programs given refs, then a child of each given its parent's shared weights."""
+    (folder / "program.py").write_text(PROGRAM)
+    (folder / "steer.py").write_text(STEER_A_PROGRAM)
+    return write_study(folder, f"""
+        [study]
+        name = "program-refs"
+        budget = 4
+        output = "{folder / 'out'}"
+        [model]
+        command = ["{{python}}", "{folder / 'program.py'}"]
+        [algorithm]
+        name = "{folder / 'steer.py'}:steer"
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+    """)
+
+
 @pytest.mark.mpi
 def test_refs_reach_a_program_as_files_and_its_share_folder_comes_back(tmp_path: Path) -> None:
     """A command model reads its refs as files (an array as .npy, a dict as .json, bytes as
     they are) that $MEXPLORE_REFS names by parameter; what it writes into $MEXPLORE_SHARE_DIR
     comes back as refs a later task's program reads the same way."""
-    (tmp_path / "program.py").write_text(PROGRAM)
-    (tmp_path / "steer.py").write_text(STEER_A_PROGRAM)
-    path = write_study(tmp_path, f"""
-        [study]
-        name = "program-refs"
-        budget = 4
-        output = "{tmp_path / 'out'}"
-        [model]
-        command = ["{{python}}", "{tmp_path / 'program.py'}"]
-        [algorithm]
-        name = "{tmp_path / 'steer.py'}:steer"
-        [space]
-        x = {{ type = "float", low = 0.0, high = 1.0 }}
-    """)
+    path = program_study(tmp_path)
     done = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
@@ -268,20 +273,7 @@ def test_kill_minus_9_of_a_program_study_then_resume_gives_each_child_its_parent
     stats.json stay in the killed run's node-local caches; the resumed children get the
     weights as files, fetched when their worker writes the ref files, and the replayed
     algorithm reads the stats back. Each task is journaled once."""
-    (tmp_path / "program.py").write_text(PROGRAM)
-    (tmp_path / "steer.py").write_text(STEER_A_PROGRAM)
-    path = write_study(tmp_path, f"""
-        [study]
-        name = "program-refs"
-        budget = 4
-        output = "{tmp_path / 'out'}"
-        [model]
-        command = ["{{python}}", "{tmp_path / 'program.py'}"]
-        [algorithm]
-        name = "{tmp_path / 'steer.py'}:steer"
-        [space]
-        x = {{ type = "float", low = 0.0, high = 1.0 }}
-    """)
+    path = program_study(tmp_path)
     done = killed_then_resumed(path, tmp_path, kill_after, env={"MEXPLORE_LOCAL_DIR": str(tmp_path / "local")})
     assert done.returncode == 0, done.stderr
     records = sorted(journal(tmp_path / "out"), key=lambda r: r["id"])
