@@ -77,16 +77,16 @@ class WorkerRefs:
         """Task ``task_id``'s output ``name``: held already (it came with a task as a ref, or
         was loaded before), else from this worker's cache or through the master, and then
         kept for the run like a ref's data."""
+        ref = output_ref(task_id, name)
         if not self.holds(task_id, name):
             if self._outputs is None:
                 raise RuntimeError("ctx.load needs the worker's link to the master, which a task run with "
                                    "isolate = true does not have: have the algorithm pass the output by ref "
                                    "(the task's result.shared), which ctx.get reads")
-            ref = output_ref(task_id, name)
             self._objects[ref], data = self._outputs.remote(task_id, name)
             if data is not None:
                 self._data[ref] = data  # the master counts this worker as holding it: a child may need it
-        return self.get(output_ref(task_id, name))
+        return self.get(ref)
 
     def share(self, task_id: int, name: str, value: Any) -> None:
         self._shared.setdefault(task_id, {})[name] = pickled(value, f"ctx.share({name!r})")

@@ -237,8 +237,9 @@ def _serve_output(cache: TaskCache, rank: int, request: SendOutput) -> OutputDat
     except KeyError:
         return OutputData(task_id, name, error=(
             f"task {task_id} saved no {name!r} (rank {rank}, which ran it, has none in its cache): ctx.load reads "
-            "what a task saved with ctx.save, or shared with ctx.share (an object other than an array or bytes "
-            "only while the master holds it: with an algorithm that has a queue)"), requester=request.requester)
+            "what a task saved with ctx.save, or shared with ctx.share (an object other than an array, bytes or "
+            "a JSON value only while the master holds it: with an algorithm that has a queue)"),
+            requester=request.requester)
     except Exception as error:  # an unreadable cache: the asker's task fails with the reason, not this worker
         return OutputData(task_id, name, error=f"rank {rank} could not read task {task_id}'s {name!r}: "
                                                f"{type(error).__name__}: {error}", requester=request.requester)
@@ -261,7 +262,7 @@ class Inbox:
         self._kept: deque[Any] = deque()
         self._pruned: dict[int, bool] = {}  # task id -> stopped by the algorithm (else pruned)
         self._loaded: dict[tuple[int, str], OutputData] = {}
-        self._asked: list[tuple[int, str]] = []  # the output this worker waits for
+        self._asked: tuple[int, str] | None = None  # the output this worker's task waits for
 
     def poll(self) -> Any:
         self._pruned.clear()  # between tasks: a prune of a task that has ended is moot
@@ -285,13 +286,12 @@ class Inbox:
         data, or that this worker holds it (``local``). KeyError with the reason when it
         cannot be had; :class:`Interrupted` when the run is stopping."""
         self.link.send(LoadOutput(task_id, name))
-        key = (task_id, name)
-        self._asked = [key]
+        key = self._asked = (task_id, name)
         while key not in self._loaded:
             if not self._take_all():
                 self._backoff.wait()
         self._backoff.reset()
-        self._asked = []
+        self._asked = None
         answer = self._loaded.pop(key)
         if answer.stopping:
             raise Interrupted(None)  # dropped here, and run again on resume
@@ -314,7 +314,8 @@ class Inbox:
                 self._answer(message)
             elif isinstance(message, OutputData):
                 if message.stopping:  # for whatever this worker waits
-                    self._loaded.update(dict.fromkeys(self._asked, message))
+                    if self._asked is not None:
+                        self._loaded[self._asked] = message
                 else:
                     self._loaded[(message.task_id, message.name)] = message
             else:

@@ -59,11 +59,12 @@ def read_value(node: Any) -> Any:
 
     if isinstance(node, h5py.Group):
         return {name: read_value(child) for name, child in node.items()}
-    if node.attrs.get("kind") in ("bytes", "file"):
+    kind = node.attrs.get("kind")
+    if kind in ("bytes", "file"):
         return node[()].tobytes()
-    if node.attrs.get("kind") == "link":
+    if kind == "link":
         return os.fsdecode(node[()].tobytes())
-    if node.attrs.get("kind") == "json":
+    if kind == "json":
         return json.loads(node[()].tobytes())
     return node[()]
 
