@@ -2,18 +2,26 @@
 
     python benchmarks/end_of_run.py                       # 10^4, 10^5 and 10^6 tasks, about a minute
     python benchmarks/end_of_run.py --tasks 10000 100000
+    git archive <commit> src | tar -x -C /tmp/before      # the earlier code, untouched
+    python benchmarks/end_of_run.py --before /tmp/before/src   # both, interleaved, on the same journals
 
 A journal of N finished tasks (4 float parameters, a categorical, a constant, 2 metrics,
 timings, as ``mexplore run`` writes them) is written once; then the three steps the
 master takes at the end of every run are timed, as it calls them: ``results_frame`` (one
 read of the journal), ``write_results_csv`` and ``write_results_h5``. Reported: seconds
-and µs per task for each step and in all, best of 3, so the growth with N shows.
+and µs per task for each step and in all, best of 3, so the growth with N shows. With
+``--before``, each timing also runs the earlier code (a process whose ``PYTHONPATH`` is that
+``src``), alternating with this one, so both meet the same noise of a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,19 +60,39 @@ def timed(output: Path) -> dict[str, float]:
     return {"read": read - started, "csv": csv - read, "h5": h5 - csv, "all": h5 - started}
 
 
+def timed_by(src: Path, output: Path) -> dict[str, float]:
+    """:func:`timed` in a fresh process running the code of ``src``, its libraries imported
+    first (the master has pandas and h5py loaded by the end of a run)."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    code = (f"import sys, json, pandas, h5py, orjson; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            "import end_of_run; "
+            f"print(json.dumps(end_of_run.timed(end_of_run.Path({str(output)!r}))))")
+    return json.loads(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                                     text=True).stdout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--before", type=Path, help="src/ of the earlier code, timed beside this one")
     args = parser.parse_args()
-    print("| tasks | read the journal (s) | results.csv (s) | results.h5 (s) | all (s) | µs per task |")
-    print("|---|---|---|---|---|---|")
+    sides = {"now": Path(__file__).resolve().parents[1] / "src"} | ({"before": args.before} if args.before else {})
+    side_column = "| code " if args.before else ""
+    print(f"{side_column}| tasks | read the journal (s) | results.csv (s) | results.h5 (s) | all (s) | µs per task |")
+    print(f"{'|---' if args.before else ''}|---|---|---|---|---|---|")
     for tasks in args.tasks:
         with tempfile.TemporaryDirectory() as tmp:
             output = Path(tmp)
             write_journal(output, tasks)
-            best = min((timed(output) for _ in range(3)), key=lambda figures: figures["all"])
-            print(f"| {tasks:,} | {best['read']:.2f} | {best['csv']:.2f} | {best['h5']:.2f} | {best['all']:.2f} | "
-                  f"{best['all'] / tasks * 1e6:.1f} |")
+            runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+            for _ in range(3):
+                for side, src in sides.items():
+                    runs[side].append(timed_by(src, output))
+            for side in sides:
+                best = min(runs[side], key=lambda figures: figures["all"])
+                label = f"| {side} " if args.before else ""
+                print(f"{label}| {tasks:,} | {best['read']:.2f} | {best['csv']:.2f} | {best['h5']:.2f} | "
+                      f"{best['all']:.2f} | {best['all'] / tasks * 1e6:.1f} |")
 
 
 if __name__ == "__main__":

@@ -160,3 +160,105 @@ def test_results_h5_keeps_a_table_per_kind_named_safely_and_refuses_an_unknown_k
     write_results_h5(alone, results_frame(alone / JOURNAL_NAME, ["loss"]))
     with pytest.raises(KeyError, match="its study has one kind"):
         read_table(alone, kind="sim")
+
+
+def journal_of(tmp_path, lines):
+    path = tmp_path / JOURNAL_NAME
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_lines_orjson_would_change_come_back_as_json_means_them_in_any_block(tmp_path, monkeypatch, capsys):
+    """Blocks of sound lines are read by orjson in one go; a line it would read differently
+    (an integer beyond 64 bits: orjson makes it a float) or refuse (an unpaired surrogate,
+    a bare NaN) is read by the standard library, and its neighbours are kept."""
+    from mexplore.store import journal
+
+    monkeypatch.setattr(journal, "_BLOCK_BYTES", 300)  # several blocks, some sound, some not
+    sound = [json.dumps({"id": i, "status": "ok", "params": {"x": i / 7, "tiny": 0.000123456789012345678}})
+             for i in range(20)]
+    odd = ['{"id":100,"status":"ok","params":{"n":123456789012345678901234567890,"m":-9223372036854775809}}',
+           '{"id":101,"status":"ok","params":{"s":"\\udc80"}}',
+           '{"id":102,"status":"ok","params":{},"metrics":{"m":NaN,"n":"Infinity"}}',
+           '{"id":103,"status":["ok"],"params":{}}',  # a status no set can hold: skipped, not a crash
+           '{"id":104,"status":"ok","params":{"big":18446744073709551615,"x":1e400}}']
+    path = journal_of(tmp_path, sound[:10] + odd + sound[10:])
+    records = {record["id"]: record for record in journal.iter_records(path)}
+    assert sorted(records) == [*range(20), 100, 101, 102, 104]
+    assert records[100]["params"] == {"n": 123456789012345678901234567890, "m": -9223372036854775809}
+    assert type(records[100]["params"]["n"]) is int
+    assert records[101]["params"]["s"] == "\udc80"
+    assert math.isnan(records[102]["metrics"]["m"]) and records[102]["metrics"]["n"] == math.inf
+    assert records[104]["params"] == {"big": 18446744073709551615, "x": math.inf}
+    assert all(records[i]["params"]["x"] == i / 7 for i in range(20))
+    assert "journal.jsonl:14: skipping a line that is not a task's result" in capsys.readouterr().err
+    blocks = list(journal.iter_record_blocks(path))
+    assert len(blocks) > 3 and [r["id"] for block in blocks for r in block] == [*range(10), 100, 101, 102, 104,
+                                                                              *range(10, 20)]
+
+
+def test_line_numbers_in_warnings_count_across_blocks(tmp_path, monkeypatch, capsys):
+    from mexplore.store import journal
+
+    monkeypatch.setattr(journal, "_BLOCK_BYTES", 100)
+    lines = [json.dumps({"id": i, "status": "ok", "params": {}}) for i in range(30)]
+    lines[17] = lines[17][:-5]  # damaged
+    lines[25] = ""
+    assert [r["id"] for r in journal.iter_records(journal_of(tmp_path, lines))] == [
+        i for i in range(30) if i not in (17, 25)]
+    err = capsys.readouterr().err
+    assert "journal.jsonl:18: skipping a damaged journal line" in err and err.count("skipping") == 1
+
+
+def test_the_table_keeps_each_columns_first_place_missing_values_and_nones(tmp_path):
+    """Columns built a column at a time come in the order a frame built row by row has
+    them: a column first seen in a later row goes after the first row's columns; a value a
+    row lacks is NaN, a null it holds stays None in a column of objects."""
+    lines = [
+        {"id": 1, "status": "ok", "params": {"a": 1}, "objective": 1.0, "metrics": {"m": 2},
+         "started": 1.0, "ended": 3.5, "rank": 1, "host": "n", "gpu": None, "attempt": 0, "error": None},
+        {"id": 0, "status": "failed", "params": {"a": 2, "b": [1, 2]}, "objective": None,
+         "error": "Traceback\n  ...\nValueError: x, y", "kind": "sim", "slots": [2, 3], "hosts": ["h", "h", "g"]},
+        {"id": 2, "status": "ok", "params": {"b": None}, "metrics": {"m": "NaN", "k": 4}},
+    ]
+    frame = results_frame(journal_of(tmp_path, [json.dumps(line) for line in lines]), ("objective",))
+    assert list(frame.columns) == ["id", "kind", "status", "objective", "p:a", "m:m", "started", "ended",
+                                   "duration", "rank", "host", "gpu", "attempt", "error", "algorithm_time",
+                                   "lag", "p:b", "slots", "hosts", "m:k"]
+    assert frame["id"].tolist() == [0, 1, 2]
+    assert frame["p:b"].tolist()[0] == [1, 2] and frame["p:b"].tolist()[2] is None
+    assert math.isnan(frame["p:b"].tolist()[1])  # task 1 has no b
+    assert frame["error"].tolist()[0] == "ValueError: x, y"
+    assert frame["slots"].tolist()[0] == "2 3" and frame["hosts"].tolist()[0] == "h,g"
+    assert frame["duration"].tolist() == [0.0, 2.5, 0.0]
+    assert frame["kind"].tolist()[0] == "sim" and frame["kind"].isna().tolist() == [False, True, True]
+    assert math.isnan(frame["m:m"][2]) and frame["m:k"].tolist()[2] == 4
+
+
+def test_results_csv_reads_back_as_the_frame_with_hostile_text_and_numbers(tmp_path, monkeypatch):
+    """results.csv is written a column at a time: what any CSV reader gets back is the
+    frame, whatever the text (commas, quotes, line breaks, NUL) and the numbers (NaN, ±inf,
+    the largest and smallest floats), over several chunks of rows."""
+    from mexplore.store import csv_text
+
+    monkeypatch.setattr(csv_text, "ROWS_AT_ONCE", 3)
+    texts = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\ronly", "", " padded ", "é ☃", "nul\0in", None]
+    floats = [0.1, math.nan, math.inf, -math.inf, 1e-9, 5e-324, 1.7976931348623157e308, -0.0, 1e16, 2.5]
+    frame = pd.DataFrame({
+        "id": list(range(10)), "text, with comma": texts, "x": floats,
+        "flag": [True, False] * 5, "mixed": [1, "a", None, 2.5, [1, 2], math.nan, "b", 3, None, "c"],
+    })
+    write_results_csv(frame, tmp_path)
+    back = pd.read_csv(tmp_path / "results.csv", keep_default_na=False, na_values=[""])
+    assert list(back.columns) == list(frame.columns)
+    assert back["id"].tolist() == list(range(10))
+    assert back["text, with comma"].fillna("").tolist() == [text or "" for text in texts]
+    np.testing.assert_array_equal(back["x"].to_numpy(), np.array(floats))  # NaN in place, every bit of the rest
+    assert back["flag"].tolist() == [True, False] * 5
+    assert back["mixed"].fillna("").astype(str).tolist() == ["1", "a", "", "2.5", "[1, 2]", "", "b", "3", "", "c"]
+
+
+def test_results_csv_of_one_column_keeps_its_empty_rows(tmp_path):
+    write_results_csv(pd.DataFrame({"only": ["a", None, ""]}), tmp_path)
+    assert (tmp_path / "results.csv").read_text() == 'only\na\n""\n""\n'
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 3

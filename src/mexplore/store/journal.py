@@ -17,12 +17,15 @@ earlier versions hold bare ``NaN``, which Python's reader accepts as well.)
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -173,37 +176,115 @@ def _unspelled(value: Any) -> Any:
 
 
 _STATUSES = frozenset(status.value for status in Status)
+_BLOCK_BYTES = 1 << 22
+"""The journal is read about this many bytes of whole lines at a time (some 10,000 lines)."""
+_NUMBER_TEXT = bytes(ord("0") if ord("0") <= code <= ord("9") else code if code == ord(".") else ord(" ")
+                     for code in range(256))
+_LONG_INTEGER = b" " + b"0" * 19
+"""In a line put through ``_NUMBER_TEXT``: 19 digits or more not after a decimal point, which
+an integer beyond 64 bits has; orjson would read it as a float."""
+_NO_PARAMS: dict[str, Any] = {}
 
 
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     """The journal's records in order, non-finite numbers as floats again (see the module's
     docstring); damaged lines are skipped with a warning naming them."""
-    with open(path, encoding="utf-8") as journal:
-        for number, line in enumerate(journal, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except (ValueError, RecursionError):  # not JSON, or JSON Python cannot hold
-                record = None
-            if not isinstance(record, dict):
-                print(f"mexplore: warning: {path}:{number}: skipping a damaged journal line "
-                      "(cut short by a kill?)", file=sys.stderr)
-                continue
-            if not (type(record.get("id")) is int and record.get("status") in _STATUSES
-                    and isinstance(record.get("params", {}), dict)):
-                print(f"mexplore: warning: {path}:{number}: skipping a line that is not a task's "
-                      "result (it needs an integer id, a status and a params object)", file=sys.stderr)
-                continue
-            if '"NaN"' in line or 'Infinity"' in line:  # a cheap test first: most lines have none
-                for key in _DECODED_KEYS:
-                    if key in record:
-                        record[key] = _unspelled(record[key])
-            yield record
+    for block in iter_record_blocks(path):
+        yield from block
+
+
+def iter_record_blocks(path: Path) -> Iterator[list[dict[str, Any]]]:
+    """The records of :func:`iter_records`, a list of some thousands at a time. A block of
+    sound lines (the usual case) is read by orjson in one ``map`` and checked a field at a
+    time for the whole block, five times faster than the standard library line by line:
+    reading the journal is most of the end of a long run. A block with something that needs
+    care (a damaged line, a non-finite number, an integer beyond 64 bits) is read line by
+    line instead."""
+    with open(path, "rb") as journal:
+        number = 1
+        while lines := journal.readlines(_BLOCK_BYTES):
+            block = _sound_block(lines)
+            yield block if block is not None else list(_checked_records(path, lines, number))
+            number += len(lines)
+
+
+def _sound_block(lines: list[bytes]) -> list[dict[str, Any]] | None:
+    """The lines' records if every line is a task's result orjson reads exactly as JSON
+    means it; else None."""
+    import orjson
+
+    text = b"".join(lines)
+    if b'"NaN"' in text or b'Infinity"' in text or _LONG_INTEGER in text.translate(_NUMBER_TEXT):
+        return None
+    try:
+        records = list(map(orjson.loads, lines))
+        ids = set(map(type, map(dict.get, records, repeat("id"))))
+        statuses = set(map(dict.get, records, repeat("status")))
+        params = set(map(type, map(dict.get, records, repeat("params"), repeat(_NO_PARAMS))))
+    except (orjson.JSONDecodeError, TypeError):  # not JSON; JSON but not an object; an unhashable status
+        return None
+    return records if ids == {int} and statuses <= _STATUSES and params == {dict} else None
+
+
+def _checked_records(path: Path, lines: list[bytes], number: int) -> Iterator[dict[str, Any]]:
+    """The records of ``lines`` (the first is line ``number`` of the journal) one by one,
+    each checked, with a warning for each line skipped."""
+    for number, line in enumerate(lines, start=number):
+        if not line.strip():
+            continue
+        record = _decoded(line)
+        if not isinstance(record, dict):
+            print(f"mexplore: warning: {path}:{number}: skipping a damaged journal line "
+                  "(cut short by a kill?)", file=sys.stderr)
+            continue
+        status = record.get("status")
+        if not (type(record.get("id")) is int and isinstance(status, str) and status in _STATUSES
+                and isinstance(record.get("params", {}), dict)):
+            print(f"mexplore: warning: {path}:{number}: skipping a line that is not a task's "
+                  "result (it needs an integer id, a status and a params object)", file=sys.stderr)
+            continue
+        if b'"NaN"' in line or b'Infinity"' in line:  # a cheap test first: most lines have none
+            for key in _DECODED_KEYS:
+                if key in record:
+                    record[key] = _unspelled(record[key])
+        yield record
+
+
+def _decoded(line: bytes) -> Any:
+    """One journal line as Python, or None when it is not JSON: by orjson, but by the
+    standard library where orjson refuses or would change it: an integer beyond 64 bits
+    (orjson makes it a float, so such lines never reach it), an unpaired surrogate escape,
+    and the bare ``NaN`` of older journals."""
+    import orjson
+
+    if _LONG_INTEGER not in b" " + line.translate(_NUMBER_TEXT):
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):  # not JSON, or JSON Python cannot hold
+        return None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cycle collector off while a whole journal is read into objects. Reading
+    100,000 records makes millions of dicts and lists, none of them cyclic, and the
+    collector would scan them again and again as they pile up: a third of the read's time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def read_results(path: Path) -> list[Result]:
     """Every result the journal holds; an absent journal holds none."""
     if not path.exists():
         return []
-    return [Result.from_record(record) for record in iter_records(path)]
+    with gc_paused():
+        return [Result.from_record(record) for record in iter_records(path)]

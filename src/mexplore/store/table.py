@@ -8,13 +8,15 @@ only, when a table is actually wanted.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain, repeat
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..objectives import Direction
 from ..types import error_summary
 from .atomic import atomic_path
-from .journal import iter_records
+from .csv_text import write_csv
+from .journal import gc_paused, iter_record_blocks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,38 +45,16 @@ def results_frame(
     here again (:func:`~.journal.iter_records` reads them back)."""
     import pandas as pd
 
-    rows = []
-    reused: dict[int, int] = {}
-    for record in iter_records(journal):
-        row = {"id": record["id"], "status": record["status"]}
-        if record.get("reused_from") is not None:
-            reused[record["id"]] = record["reused_from"]
-        if "kind" in record:
-            row["kind"] = record["kind"]
-        objective = record.get("objective")
-        values = objective if isinstance(objective, list) else [objective] * len(objectives)
-        row.update(zip(objectives, values))
-        row.update({f"p:{k}": v for k, v in record["params"].items()})
-        row.update({f"m:{k}": v for k, v in (record.get("metrics") or {}).items()})
-        row.update(
-            started=record.get("started"),
-            ended=record.get("ended"),
-            duration=(record.get("ended") or 0) - (record.get("started") or 0),
-            rank=record.get("rank"),
-            host=record.get("host"),
-            gpu=record.get("gpu"),
-            attempt=record.get("attempt", 0),
-            error=error_summary(record.get("error")),
-            algorithm_time=record.get("algorithm_time", 0.0),
-            lag=record.get("lag", 0),
-        )
-        if "slots" in record:
-            row["slots"] = " ".join(map(str, record["slots"]))
-            row["hosts"] = ",".join(dict.fromkeys(record.get("hosts") or ()))
-        rows.append(row)
-    frame = pd.DataFrame(rows)
+    with gc_paused():
+        table = _Table()
+        reused: dict[int, int] = {}
+        for block in iter_record_blocks(journal):  # a block's records go once its columns have their values
+            table.add(_columns(block, objectives))
+            reused.update((record["id"], record["reused_from"]) for record in block
+                          if record.get("reused_from") is not None)
+        frame = pd.DataFrame(table.columns, copy=False)  # the arrays are its own: copying them cost a third
     frame.attrs[REUSED] = reused  # for results.h5's links, so the journal is read once
-    if not rows:
+    if frame.empty:
         return frame
     frame = frame.sort_values("id", kind="stable").reset_index(drop=True)
     frame.attrs[REUSED] = reused
@@ -83,6 +63,116 @@ def results_frame(
     if len(objectives) > 1 and len(directions) == len(objectives):
         frame["pareto"] = pareto_mask(frame, objectives, directions)
     return frame
+
+
+_ABSENT = float("nan")
+"""A row's value for a column it lacks (another kind's param, a metric only some tasks
+report): NaN, as pandas fills rows given as dicts, but this one object, so a column's first
+row can be told from a NaN the row holds."""
+_NO_DICT: dict[str, Any] = {}
+
+
+class _Table:
+    """The columns of the whole journal, from the columns of its blocks: a column first
+    seen in a later block starts with a missing value for each row before it, and goes after
+    the columns already there (so after the first row's, as in a frame built row by row).
+    A block's column of plain floats or plain integers is kept as a numpy array at once, so
+    its Python numbers are let go while still in the processor's cache: with a million
+    rows, building the frame from lists took longer per row than with a hundred thousand."""
+
+    def __init__(self) -> None:
+        self._chunks: dict[str, list[Any]] = {}
+        self._rows = 0
+
+    def add(self, block: dict[str, list[Any]]) -> None:
+        import numpy as np
+
+        if not block:
+            return
+        rows = len(block["id"])
+        for name, column in block.items():
+            self._chunks.setdefault(name, [np.full(self._rows, np.nan)] if self._rows else []).append(_packed(column))
+        for name in self._chunks.keys() - block.keys():  # a column this block's rows all lack
+            self._chunks[name].append(np.full(rows, np.nan))
+        self._rows += rows
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        """Each column whole: one array where every block's was numbers (integers and floats
+        together make floats, as pandas makes them of such a list), else one list."""
+        import numpy as np
+
+        return {name: np.concatenate(chunks) if all(isinstance(chunk, np.ndarray) for chunk in chunks)
+                else [value for chunk in chunks for value in (chunk.tolist() if isinstance(chunk, np.ndarray) else chunk)]
+                for name, chunks in self._chunks.items()}
+
+
+def _packed(column: list[Any]) -> Any:
+    """A column of floats only, or of integers numpy holds, as an array; else as it is."""
+    import numpy as np
+
+    kinds = set(map(type, column))
+    if kinds == {float}:
+        return np.array(column, dtype=np.float64)
+    if kinds == {int}:
+        try:
+            return np.array(column, dtype=np.int64)
+        except OverflowError:  # beyond 64 bits: pandas keeps such integers as objects
+            return column
+    return column
+
+
+def _columns(records: list[dict[str, Any]], objectives: Sequence[str]) -> dict[str, list[Any]]:
+    """The table's columns from the records, in the order a column first shows up in the
+    rows (as a frame built from one dict per row has them): id, status, kind, objectives,
+    params, metrics, the timings and the rest, then slots and hosts, and after those any
+    column the first row lacks. Taken a column at a time with ``map`` over the records,
+    so that little Python runs per row: building a dict per row was most of the read."""
+    rows = len(records)
+    if not rows:
+        return {}
+
+    def field(key: str, default: Any = None, among: list[dict[str, Any]] = records) -> list[Any]:
+        return list(map(dict.get, among, repeat(key, rows), repeat(default, rows)))
+
+    varying: list[tuple[int, str, list[Any]]] = []  # (where in a row it goes, name, column)
+    kinds = field("kind", _ABSENT)
+    if kinds.count(_ABSENT) < rows:
+        varying.append((0, "kind", kinds))
+    scored = field("objective")
+    if list not in set(map(type, scored)):
+        varying += [(1, name, scored) for name in objectives]
+    else:  # several objectives per record
+        varying += [(1, name, [(value[at] if at < len(value) else _ABSENT) if type(value) is list else value
+                                for value in scored]) for at, name in enumerate(objectives)]
+    params = field("params", _NO_DICT)
+    varying += [(2, f"p:{key}", field(key, _ABSENT, params)) for key in dict.fromkeys(chain.from_iterable(params))]
+    metrics = [found or _NO_DICT for found in field("metrics")]
+    varying += [(3, f"m:{key}", field(key, _ABSENT, metrics)) for key in dict.fromkeys(chain.from_iterable(metrics))]
+    slots = field("slots", _ABSENT)
+    if slots.count(_ABSENT) < rows:
+        varying.append((5, "slots", [_ABSENT if held is _ABSENT else " ".join(map(str, held)) for held in slots]))
+        varying.append((5, "hosts", [_ABSENT if held is _ABSENT else ",".join(dict.fromkeys(hosts or ()))
+                                     for held, hosts in zip(slots, field("hosts"))]))
+
+    started, ended = field("started"), field("ended")
+    tail = {
+        "started": started, "ended": ended,
+        "duration": [(end or 0) - (start or 0) for start, end in zip(started, ended)],
+        "rank": field("rank"), "host": field("host"), "gpu": field("gpu"), "attempt": field("attempt", 0),
+        "error": [None if error is None else error_summary(error) for error in field("error")],
+        "algorithm_time": field("algorithm_time", 0.0), "lag": field("lag", 0),
+    }
+    first_rows = [next((row for row, value in enumerate(column) if value is not _ABSENT), None)
+                  for _, _, column in varying]
+    order = sorted((at for at, row in enumerate(first_rows) if row is not None),  # a column no row has is none
+                   key=lambda at: (first_rows[at], varying[at][0], at))
+    before_tail = [at for at in order if first_rows[at] == 0 and varying[at][0] < 4]
+    columns = {"id": field("id"), "status": field("status")}
+    columns.update((varying[at][1], varying[at][2]) for at in before_tail)
+    columns.update(tail)
+    columns.update((varying[at][1], varying[at][2]) for at in order if at not in set(before_tail))
+    return columns
 
 
 def pareto_mask(
@@ -111,7 +201,7 @@ def write_results_csv(frame: pd.DataFrame, output: Path) -> Path:
     surrogate, which a JSON ``\\udXXX`` escape can carry) is written as that escape."""
     target = output / RESULTS_NAME
     with atomic_path(target) as partial:
-        frame.to_csv(partial, index=False, errors="backslashreplace")
+        write_csv(frame, partial)
     return target
 
 
