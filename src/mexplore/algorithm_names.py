@@ -19,6 +19,11 @@ BUILTINS = {
 }
 """Names every installation knows; the modules are imported only when one is used, so
 Optuna and scipy load only for studies that need them."""
+PROPOSE_IN_PROCESSES = ("optuna.tpe", "optuna.gp")
+"""Built-ins that may compute their proposals in processes of their own (``[algorithm]
+proposers``): their sampler decides from the study's trials alone, so copies of it given the
+same trials and different seeds make one search. (CMA-ES and NSGA keep a generation state
+of their own in the trials, which copies would each grow apart.)"""
 NEEDS_A_SOURCE = ("points", "eqpy", "command")
 """Built-ins that run what the study names (a points file, an EQ/Py module, a program)
 rather than a search of their own: ``mexplore new`` cannot scaffold them."""

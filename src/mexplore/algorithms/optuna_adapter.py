@@ -94,7 +94,7 @@ class OptunaAlgorithm(Algorithm):
             sampler=sampler, directions=directions,
             pruner=_pruner(optuna, self.name, pruner, pruner_options or {}, len(directions)),
         )
-        self._trials: dict[int, Any] = {}  # task id -> its trial, until told
+        self._trials: dict[int, Any] = {}  # task id -> its trial (or its number: pending()), until told
         self._reported: set[int] = set()  # task ids whose trial got its reports as they came
 
     def _sampler(self, optuna: Any, options: dict[str, Any]) -> Any:
@@ -122,6 +122,17 @@ class OptunaAlgorithm(Algorithm):
             batch.append({**trial.params, **self.space.constants})
         return batch
 
+    def pending(self, task_id: int, params: dict[str, Any]) -> None:
+        """A task another copy of this algorithm proposed (``[algorithm] proposers``), as a
+        running trial of this study, so the sampler counts it as it counts its own running
+        trials (TPE's constant liar); its result comes to :meth:`tell` as for an own one."""
+        optuna = _optuna()
+        number = len(self.study.get_trials(deepcopy=False))  # in-memory trials are numbered in order
+        self.study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.RUNNING, params={key: params[key] for key in self._distributions},
+            distributions=self._distributions))
+        self._trials[task_id] = number
+
     def report(self, task_id: int, step: float, value: float) -> bool:
         """Give the intermediate value to the task's trial and ask the study's pruner."""
         trial = self._trials.get(task_id)
@@ -139,8 +150,8 @@ class OptunaAlgorithm(Algorithm):
             trial = self._trials.pop(result.task_id, None)
             if trial is None:
                 continue  # not ours (a result of an earlier run is given to replay instead)
-            if result.task_id not in self._reported:  # else told as they came (report)
-                for step, value in self._reports(result):
+            if result.task_id not in self._reported and not isinstance(trial, int):  # else told as they came
+                for step, value in self._reports(result):  # (a pending() trial has none: no pruner with proposers)
                     trial.report(value, step)
             self._reported.discard(result.task_id)
             values = self._values(result)

@@ -94,6 +94,7 @@ class AlgorithmTable(Table):
     )
     backlog: int = Field(8, ge=0, description="an integer >= 0")
     batch_size: int | None = Field(None, ge=1, description="an integer >= 1")
+    proposers: int = Field(1, ge=1, le=256, description="an integer from 1 to 256")
     seed: int | None = Field(None, ge=0, description="an integer >= 0")
     options: dict[str, Any] = Field(default_factory=dict, description="a table of options")
     pruner: str | None = Field(None, min_length=1, description="a pruner name such as 'median' or 'hyperband'")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..algorithm_names import samples_space
+from ..algorithm_names import PROPOSE_IN_PROCESSES, samples_space
 from ..errors import MISSING, StudyFileError
 from ..space import (
     PARAMETER_NAME,
@@ -103,6 +103,8 @@ class AlgorithmSection:
     batch_size: int | None
     seed: int | None
     options: dict[str, Any]
+    proposers: int = 1
+    """Processes that compute the algorithm's proposals ahead of need (1: the master does)."""
     pruner: str | None = None
     pruner_options: dict[str, Any] = field(default_factory=dict)
     initial: tuple[dict[str, Any], ...] = ()
@@ -206,6 +208,8 @@ class Study:
         for key in ("batch_size", "seed", "pruner"):
             if getattr(self.algorithm, key) is not None:
                 algorithm[key] = getattr(self.algorithm, key)
+        if self.algorithm.proposers > 1:
+            algorithm["proposers"] = self.algorithm.proposers
         algorithm["options"] = dict(self.algorithm.options)
         if self.algorithm.pruner_options:
             algorithm["pruner_options"] = dict(self.algorithm.pruner_options)
@@ -488,6 +492,8 @@ def _resolve_algorithm(table: AlgorithmTable, space: Space, study: StudySection)
         if not file.is_file():
             raise Problem(("algorithm", "name"), name, '"file.py:Name" naming an existing file', f"no such file: {file}")
         name = f"{file}:{attribute}"
+    if table.proposers > 1:
+        _check_proposers(name, table)
     initial, initial_file = resolve_initial(table.initial, space)
     return AlgorithmSection(
         name=name,
@@ -505,7 +511,21 @@ def _resolve_algorithm(table: AlgorithmTable, space: Space, study: StudySection)
         points=points,
         eqpy=eqpy,
         command=None if table.command is None else tuple(table.command),
+        proposers=table.proposers,
     )
+
+
+def _check_proposers(name: str, table: AlgorithmTable) -> None:
+    """Proposals in processes of their own suit an algorithm that decides from its trials
+    alone, and not a pruner, which must answer each report at once from the master."""
+    if name not in PROPOSE_IN_PROCESSES:
+        raise Problem(("algorithm", "proposers"), table.proposers,
+                      f"1 with algorithm {name!r}: only {' and '.join(PROPOSE_IN_PROCESSES)} propose in processes "
+                      "of their own", involves=(("algorithm", "name"),))
+    if table.pruner is not None:
+        raise Problem(("algorithm", "proposers"), table.proposers,
+                      "1 with a pruner: pruning decides at each report on the master, where the trials are",
+                      involves=(("algorithm", "pruner"),))
 
 
 def _algorithm_name(table: AlgorithmTable) -> str | None:

@@ -19,8 +19,8 @@ The note is shown only when that share is noticeable (:data:`NOTICEABLE`) and so
 the tasks succeeded (when none does, the model is what needs fixing). What to do depends
 on the *load*, the master's seconds of algorithm per task times the workers, over the
 seconds a task takes: at 1 or more the algorithm cannot keep up however the tasks are
-handed out (a cheaper algorithm, one ``ask`` for many proposals with ``policy = "batch"``,
-or fewer workers); below 1 it could, but the workers
+handed out (a cheaper algorithm, proposals computed by processes of their own with
+``proposers``, one ``ask`` for many proposals with ``policy = "batch"``, or fewer workers); below 1 it could, but the workers
 wait for each proposal in turn (``policy = "queue"`` makes proposals ahead of need).
 
 Shared by the live progress (recent tasks) and ``mexplore results`` (the journal).
@@ -123,6 +123,7 @@ def verdict(spans: Iterable[Span], workers: int) -> Verdict | None:
             f"({waiting.algorithm * 1e3:.3g} ms of algorithm per task, {workers} worker{'s' if workers != 1 else ''})")
     if waiting.load >= 1:
         advice = ("it cannot keep up: use a cheaper algorithm (or cheaper [algorithm.options]), "
+                  "proposers = 2 or more for optuna.tpe and optuna.gp (processes of their own), "
                   'policy = "batch" if one ask(n) costs little more than ask(1), longer tasks, or fewer '
                   "workers; more workers will not make the run faster")
     else:

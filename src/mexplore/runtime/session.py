@@ -34,6 +34,7 @@ from ..queue.master_state import STOP_EARLY_AFTER, Ending, MasterState
 from ..queue.memo import Memo
 from ..queue.policies import Policy, describe, make_policy
 from ..queue.pools import PoolDispatcher, Pools, pool_sizes
+from ..queue.proposers import Proposers
 from ..space import OpenCheck, ProposalCheck
 from ..store.cache import CACHE_DIR
 from ..store.disk import OutputUnwritable
@@ -118,7 +119,7 @@ def _prepare(end: MasterEnd, study: Study, progress_mode: str, launch: str,
     earlier_run = read_study_as_run(output)
     seed = resolve_seed(study.algorithm.seed, earlier_run)
     workers = len(end.workers)
-    algorithm = warm_started(study_algorithm(study, workers, seed), study)
+    algorithm = warm_started(study_algorithm(study, workers, seed, processes=True), study)
     resolved = study.to_dict()
     resolved["algorithm"]["seed"] = seed
     if previous and (changed := changed_tables(earlier_run, resolved)):
@@ -204,12 +205,15 @@ def _kind_checks(study: Study) -> dict[str, ProposalCheck]:
             for kind, space in study.kind_spaces.items()}
 
 
-def study_algorithm(study: Study, workers: int, seed: int | None) -> Algorithm:
-    """The study's algorithm, built; one that cannot be (unknown name, options or pruner it
-    refuses) is a problem of the study file, and the error names it."""
+def study_algorithm(study: Study, workers: int, seed: int | None, processes: bool = False) -> Algorithm:
+    """The study's algorithm, built (with ``processes``, in its ``[algorithm] proposers``
+    processes when there are several); one that cannot be (unknown name, options or pruner
+    it refuses) is a problem of the study file, and the error names it."""
+    section, info = study.algorithm, study_info(study, workers, seed)
     try:
-        return build_algorithm(study.algorithm.name, study.space, study_info(study, workers, seed),
-                               study.algorithm.algorithm_options())
+        if processes and section.proposers > 1:
+            return Proposers(section.name, study.space, info, section.algorithm_options(), section.proposers)
+        return build_algorithm(section.name, study.space, info, section.algorithm_options())
     except AlgorithmError as error:
         raise StudyFileProblem(str(study.source), f"[algorithm] {error}") from error
 

@@ -263,7 +263,7 @@ def _decoded(line: bytes) -> Any:
         except orjson.JSONDecodeError:
             pass
     try:
-        return json.loads(line)
+        return json.loads(line.decode("utf-8"))  # strict UTF-8 text, as the journal is written
     except (ValueError, RecursionError):  # not JSON, or JSON Python cannot hold
         return None
 
