@@ -262,3 +262,10 @@ def test_results_csv_of_one_column_keeps_its_empty_rows(tmp_path):
     write_results_csv(pd.DataFrame({"only": ["a", None, ""]}), tmp_path)
     assert (tmp_path / "results.csv").read_text() == 'only\na\n""\n""\n'
     assert len(pd.read_csv(tmp_path / "results.csv")) == 3
+
+
+def test_an_objective_named_as_a_metric_column_takes_the_metric_only_where_a_row_has_it(tmp_path):
+    lines = [{"id": 0, "status": "ok", "params": {}, "objective": 1.0, "metrics": {"loss": 5.0}},
+             {"id": 1, "status": "ok", "params": {}, "objective": 2.0}]
+    frame = results_frame(journal_of(tmp_path, [json.dumps(line) for line in lines]), ("m:loss",))
+    assert frame["m:loss"].tolist() == [5.0, 2.0] and list(frame.columns).count("m:loss") == 1

@@ -163,6 +163,7 @@ def _columns(records: list[dict[str, Any]], objectives: Sequence[str]) -> dict[s
         "error": [None if error is None else error_summary(error) for error in field("error")],
         "algorithm_time": field("algorithm_time", 0.0), "lag": field("lag", 0),
     }
+    varying = _merged(varying)
     first_rows = [next((row for row, value in enumerate(column) if value is not _ABSENT), None)
                   for _, _, column in varying]
     order = sorted((at for at, row in enumerate(first_rows) if row is not None),  # a column no row has is none
@@ -171,8 +172,23 @@ def _columns(records: list[dict[str, Any]], objectives: Sequence[str]) -> dict[s
     columns = {"id": field("id"), "status": field("status")}
     columns.update((varying[at][1], varying[at][2]) for at in before_tail)
     columns.update(tail)
-    columns.update((varying[at][1], varying[at][2]) for at in order if at not in set(before_tail))
+    placed = set(before_tail)
+    columns.update((varying[at][1], varying[at][2]) for at in order if at not in placed)
     return columns
+
+
+def _merged(varying: list[tuple[int, str, list[Any]]]) -> list[tuple[int, str, list[Any]]]:
+    """One column per name: an objective named as a metric's or a param's column (``m:loss``)
+    takes that metric's value in the rows that have it, as a row's later key overwrites an
+    earlier one in a frame built row by row; it keeps its first place."""
+    merged: dict[str, tuple[int, str, list[Any]]] = {}
+    for place, name, column in varying:
+        if name in merged:
+            first = merged[name]
+            column = [earlier if later is _ABSENT else later for earlier, later in zip(first[2], column)]
+            place = first[0]
+        merged[name] = (place, name, column)
+    return list(merged.values())
 
 
 def pareto_mask(
