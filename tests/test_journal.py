@@ -269,3 +269,39 @@ def test_an_objective_named_as_a_metric_column_takes_the_metric_only_where_a_row
              {"id": 1, "status": "ok", "params": {}, "objective": 2.0}]
     frame = results_frame(journal_of(tmp_path, [json.dumps(line) for line in lines]), ("m:loss",))
     assert frame["m:loss"].tolist() == [5.0, 2.0] and list(frame.columns).count("m:loss") == 1
+
+
+def test_lines_written_by_orjson_read_back_as_the_standard_librarys(tmp_path, monkeypatch):
+    """The master writes journal lines with orjson, falling back to the standard library
+    where orjson would write a value differently (NaN and infinities as null) or refuses it:
+    every hostile record reads back exactly as the standard library's line of it does."""
+    import datetime
+
+    from mexplore.store import journal
+
+    nested = current = {}
+    for _ in range(300):  # deeper than orjson's 254 levels
+        current["d"] = current = {}
+    results = [
+        Result(task_id=0, status=Status.OK, params={"x": 0.1, "act": "é\u2028\x85", "n": 7}, objective=0.5,
+               metrics={"acc": 1e-05, "big": 1e300, "neg": -0.0}, started=1.7e9, host="node"),
+        Result(task_id=1, status=Status.OK, params={"x": math.nan}, objective=math.inf, metrics={"m": -math.inf}),
+        Result(task_id=2, status=Status.FAILED, params={"null": "null"}, error="null pointer\x00 in 'null'"),
+        Result(task_id=3, status=Status.OK, params={"a": np.float64("nan"), "b": np.arange(3), "c": np.float32(2.5),
+                                                    "d": np.array([[1.0, np.inf]])[:, ::-1]}, objective=None),
+        Result(task_id=4, status=Status.OK, params={"huge": 2**70, "neg": -(2**64)}, metrics={"none": None}),
+        Result(task_id=5, status=Status.OK, params={"s": "\ud800"}, metrics={1: 2, None: 3}),
+        Result(task_id=6, status=Status.OK, params={"when": datetime.datetime(2026, 12, 3, 13, 0)},
+               metrics={"deep": nested, "t": (1, 2)}),
+        Result(task_id=7, status=Status.OK, params={"x": 1.0}, objective=[1.0, math.nan], gpu="0", kind="sim"),
+    ]
+    fast, plain = tmp_path / "fast.jsonl", tmp_path / "plain.jsonl"
+    for path in (fast, plain):
+        writer = JournalWriter.open(path)
+        writer.append(results)
+        writer.close()
+        monkeypatch.setattr(journal, "_encoded", lambda record: journal._line(record).encode())
+    assert fast.read_bytes() != plain.read_bytes(), "the fast path wrote nothing of its own"
+    assert [repr(record) for record in journal.iter_records(fast)] == \
+        [repr(record) for record in journal.iter_records(plain)]
+    assert len(list(journal.iter_records(fast))) == len(results)

@@ -83,7 +83,12 @@ class FailureTally:
         return len(self._reasons)
 
 
+_FAILURES = frozenset([Status.FAILED, Status.TIMEOUT, Status.LOST, "failed", "timeout", "lost"])
+"""The statuses as members and as text: looked up, not converted (this runs once per task on
+the master's loop, and making a Status of a text costs ten lookups' worth)."""
+
+
 def is_failure(status: Status | str) -> bool:
     """Whether a task with this status counts as failed: ``failed``, ``timeout`` or ``lost``
     (``pruned`` and ``cancelled`` tasks were stopped on purpose)."""
-    return Status(status) in (Status.FAILED, Status.TIMEOUT, Status.LOST)
+    return status in _FAILURES

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..comms.messages import Flushed
 from ..failures import FailureTally, Reason, is_failure
-from ..types import Result, Task, error_summary
+from ..types import Result, Status, Task, error_summary
 from .dispatch import Dispatcher
 from .keep import KeepPolicy
 from .memo import Memo, reused
@@ -332,8 +332,9 @@ class MasterState:
         return self.abort_reason is not None or self.early_stop is not None
 
     def _tally(self, results: list[Result]) -> None:
-        self.succeeded += sum(result.ok for result in results)
-        self.failed += sum(is_failure(result.status) for result in results)
+        statuses = [result.status for result in results]
+        self.succeeded += statuses.count(Status.OK)
+        self.failed += sum(map(is_failure, statuses))
 
     def _finished(self, results: list[Result], tell: bool) -> Record:
         self.keep.add(results)

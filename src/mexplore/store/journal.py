@@ -26,8 +26,11 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import repeat
+from operator import is_
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ..types import Result, Status
 from .disk import OutputUnwritable
@@ -72,7 +75,7 @@ class JournalWriter:
         raise :class:`~.disk.OutputUnwritable`)."""
         if self.broken is not None:
             raise self.broken
-        data = "".join(_line(r.to_record()) for r in results).encode()
+        data = b"".join([_encoded(result.to_record()) for result in results])
         try:
             written = os.write(self._fd, data)
             while written < len(data):  # a short write: the disk is filling up
@@ -134,11 +137,31 @@ def _builtin(value: Any) -> Any:
     return str(value)
 
 
+_ORJSON_OPTIONS = (orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
+                   | orjson.OPT_PASSTHROUGH_DATETIME)
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=_builtin)
 _SPELLING = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _DECODED_KEYS = ("metrics", "reports", "objective")
 """Where :func:`iter_records` reads the spellings back as floats. Not in ``params``: a
 categorical value may well be the text "NaN", and must come back as it was proposed."""
+
+
+def _encoded(record: dict[str, Any]) -> bytes:
+    """One journal line: by orjson, five times faster than the standard library (this runs
+    once per task on the master's loop), unless the record holds what orjson would write
+    differently or refuses, which then goes through :func:`_line` as before. orjson writes a
+    NaN or an infinity as ``null``, so a line with more ``null`` than the record has ``None``
+    at its top level (error, gpu, objective of a failed task) may have one: a ``null`` or
+    the word in a text deeper down also takes that way, which is slower but as right. It
+    refuses an integer beyond 64 bits, an unpaired surrogate, a key that is not text and
+    nesting deeper than 254; a dataclass or a date goes to ``_builtin`` as before."""
+    try:
+        line = orjson.dumps(record, default=_builtin, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _line(record).encode()
+    if line.count(b"null") != sum(map(is_, record.values(), repeat(None))):
+        return _line(record).encode()
+    return line
 
 
 def _line(record: dict[str, Any]) -> str:
@@ -211,8 +234,6 @@ def iter_record_blocks(path: Path) -> Iterator[list[dict[str, Any]]]:
 def _sound_block(lines: list[bytes]) -> list[dict[str, Any]] | None:
     """The lines' records if every line is a task's result orjson reads exactly as JSON
     means it; else None."""
-    import orjson
-
     text = b"".join(lines)
     if b'"NaN"' in text or b'Infinity"' in text or _LONG_INTEGER in text.translate(_NUMBER_TEXT):
         return None
@@ -255,8 +276,6 @@ def _decoded(line: bytes) -> Any:
     standard library where orjson refuses or would change it: an integer beyond 64 bits
     (orjson makes it a float, so such lines never reach it), an unpaired surrogate escape,
     and the bare ``NaN`` of older journals."""
-    import orjson
-
     if _LONG_INTEGER not in b" " + line.translate(_NUMBER_TEXT):
         try:
             return orjson.loads(line)
