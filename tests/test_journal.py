@@ -247,6 +247,7 @@ def test_results_csv_reads_back_as_the_frame_with_hostile_text_and_numbers(tmp_p
     frame = pd.DataFrame({
         "id": list(range(10)), "text, with comma": texts, "x": floats,
         "flag": [True, False] * 5, "mixed": [1, "a", None, 2.5, [1, 2], math.nan, "b", 3, None, "c"],
+        "alike": [1, 1.0, True, "1", None, False, 0, 0.0, "0", "x"],  # equal to factorize, not as cells
     })
     write_results_csv(frame, tmp_path)
     back = pd.read_csv(tmp_path / "results.csv", keep_default_na=False, na_values=[""])
@@ -256,6 +257,11 @@ def test_results_csv_reads_back_as_the_frame_with_hostile_text_and_numbers(tmp_p
     np.testing.assert_array_equal(back["x"].to_numpy(), np.array(floats))  # NaN in place, every bit of the rest
     assert back["flag"].tolist() == [True, False] * 5
     assert back["mixed"].fillna("").astype(str).tolist() == ["1", "a", "", "2.5", "[1, 2]", "", "b", "3", "", "c"]
+    assert back["alike"].fillna("").astype(str).tolist() == ["1", "1.0", "True", "1", "", "False", "0", "0.0", "0", "x"]
+    write_results_h5(tmp_path, frame)
+    stored = read_table(tmp_path)
+    assert stored["text, with comma"].tolist() == [(text or "").replace("\0", "\u2400") for text in texts]
+    assert stored["alike"].tolist() == ["1", "1.0", "True", "1", "", "False", "0", "0.0", "0", "x"]
 
 
 def test_results_csv_of_one_column_keeps_its_empty_rows(tmp_path):

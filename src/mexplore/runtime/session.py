@@ -40,14 +40,14 @@ from ..store.cache import CACHE_DIR
 from ..store.disk import OutputUnwritable
 from ..store.journal import JOURNAL_NAME, JournalWriter, read_results
 from ..store.lock import OutputLock
-from ..store.results_file import write_results_h5
+from ..store.results_file import write_results
 from ..store.study_as_run import (
     changed_tables,
     read_study_as_run,
     resolve_seed,
     write_study_as_run,
 )
-from ..store.table import results_frame, write_results_csv
+from ..store.table import results_frame
 from ..store.task_ids import read_reserved
 from ..types import Shape
 from .earlier import earlier_results
@@ -265,8 +265,7 @@ def _finish(end: MasterEnd, study: Study, master: Master | None, outcome: str) -
               f"({sum(f.nbytes for f in kept) / 1e6:.1f} MB) to {output / CACHE_DIR}", file=sys.stderr)
     try:
         frame = results_frame(output / JOURNAL_NAME, study.study.objective, study.study.direction)
-        table = write_results_csv(frame, output)
-        write_results_h5(output, frame, master.state.keep.chosen(), study.study.kind)
+        table = write_results(output, frame, master.state.keep.chosen(), study.study.kind)
     except OSError as error:  # a full disk: the journal holds every result; the next run writes these
         print(f"mexplore: warning: results.csv and results.h5 not written: {error.strerror or error} "
               f"({error.filename or output}); the journal holds every result", file=sys.stderr)

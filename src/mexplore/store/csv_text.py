@@ -13,7 +13,7 @@ may differ from pandas' own in how it writes exponents: ``1e-9``, not ``1e-09``)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,8 +52,25 @@ def _cells(column: pd.Series) -> list[str]:
         return _json_cells(values)
     if values.dtype == np.bool_:
         return np.where(values, "True", "False").tolist()
+    if (coded := text_codes(column)) is not None:  # quoted once per distinct text
+        codes, texts = coded
+        return np.array([*_quoted(texts), ""], dtype=object)[codes].tolist()  # code -1 (missing): the last
     missing = column.isna().to_numpy()
     return _quoted(["" if gone else str(value) for value, gone in zip(values, missing)])
+
+
+def text_codes(column: pd.Series) -> tuple[Any, list[str]] | None:
+    """A column of text only (missing values aside) as the code of each row, -1 where
+    missing, and its distinct texts; None for any other column. A results table's text
+    (status, host, a categorical param) takes a few values over many rows, so whatever is
+    done to each text is done to these few. Only text: 1, 1.0 and True are one value to
+    ``factorize`` but three cells."""
+    import pandas as pd
+
+    if pd.api.types.infer_dtype(column, skipna=True) != "string":
+        return None
+    codes, texts = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+    return codes, [str(text) for text in texts]
 
 
 def _json_cells(values: object) -> list[str]:
