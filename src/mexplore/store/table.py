@@ -50,8 +50,10 @@ def results_frame(
         reused: dict[int, int] = {}
         for block in iter_record_blocks(journal):  # a block's records go once its columns have their values
             table.add(_columns(block, objectives))
-            reused.update((record["id"], record["reused_from"]) for record in block
-                          if record.get("reused_from") is not None)
+            earlier = list(map(dict.get, block, repeat("reused_from")))
+            if earlier.count(None) < len(earlier):  # some task took an earlier one's result
+                reused.update((record["id"], record["reused_from"]) for record in block
+                              if record.get("reused_from") is not None)
         frame = pd.DataFrame(table.columns, copy=False)  # the arrays are its own: copying them cost a third
     frame.attrs[REUSED] = reused  # for results.h5's links, so the journal is read once
     if frame.empty:
@@ -91,7 +93,9 @@ class _Table:
             return
         rows = len(block["id"])
         for name, column in block.items():
-            self._chunks.setdefault(name, [np.full(self._rows, np.nan)] if self._rows else []).append(_packed(column))
+            if name not in self._chunks:  # missing in every row before
+                self._chunks[name] = [np.full(self._rows, np.nan)] if self._rows else []
+            self._chunks[name].append(_packed(column))
         for name in self._chunks.keys() - block.keys():  # a column this block's rows all lack
             self._chunks[name].append(np.full(rows, np.nan))
         self._rows += rows
