@@ -251,3 +251,24 @@ def test_none_succeeded_counts_the_whole_run():
     resumed.resumed([ran(0)])
     finish(resumed, 1, [failed(1)])
     assert not resumed.none_succeeded
+
+
+def test_id_blocks_grow_with_the_session_to_an_eighth_of_its_ids_and_no_further():
+    """Each reservation is a synced write: a fast session reserves larger blocks (an eighth
+    of the ids it handed out, at least ID_BLOCK, at most MAX_ID_BLOCK), and never hands out
+    an id it has not reserved."""
+    from mexplore.queue.master_state import ID_BLOCK, MAX_ID_BLOCK, ReserveIds
+
+    s = state(workers=(1,), budget=None)
+    s.resumed([], ids_reserved_below=5000)
+    blocks, reserved = [], 5000
+    for _ in range(2_000):
+        ids = s.proposal_ids(500)
+        for instruction in s.proposed([{"x": 0.0}] * 500):
+            if isinstance(instruction, ReserveIds):  # reserved: the ids just numbered, then a block
+                blocks.append(instruction.below - s.dispatcher.next_id)
+                assert blocks[-1] <= max(ID_BLOCK, (s.dispatcher.next_id - 5000) // 8)
+                reserved = instruction.below
+        assert ids.stop <= reserved
+        s.dispatcher.pending.clear()
+    assert blocks[0] == ID_BLOCK and max(blocks) == MAX_ID_BLOCK and len(blocks) < 60

@@ -312,6 +312,26 @@ def _compile_record_of() -> Callable[[Result], dict[str, Any]]:
 _record_of = _compile_record_of()
 
 
+def _pickled_as_values(cls: type, name: str) -> Callable[[tuple[Any, ...]], Any]:
+    """Make ``cls`` (a dataclass with slots, sent between ranks once per task) pickle as the
+    tuple of its field values, rebuilt by a function compiled for its fields, which this
+    module must hold as ``name`` (pickle finds it there). Three times faster each way than
+    pickle's own way for slots (a dict of their names, then a lookup and a set per field),
+    and a third smaller: the master and the workers do it for every task and result."""
+    attributes = "".join(f"item.{field_.name}, " for field_ in fields(cls))
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    exec(f"def values(item):\n    return ({attributes})\n"  # noqa: S102 (our own field names)
+         f"def rebuilt(values):\n    item = new(cls)\n    {attributes}= values\n    return item\n", namespace)
+    values, rebuilt = namespace["values"], namespace["rebuilt"]
+    rebuilt.__module__, rebuilt.__name__, rebuilt.__qualname__ = __name__, name, name
+    cls.__reduce__ = lambda item: (rebuilt, (values(item),))
+    return rebuilt
+
+
+_rebuilt_task = _pickled_as_values(Task, "_rebuilt_task")
+_rebuilt_result = _pickled_as_values(Result, "_rebuilt_result")
+
+
 def is_finite_number(value: object) -> bool:
     """True for real numbers that are not NaN or infinite (bools are not numbers here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
