@@ -63,16 +63,9 @@ class StopSignals:
             self._interruptible = False
             raise Interrupted(signum)
 
-    @contextmanager
-    def interruptible(self) -> Iterator[None]:
+    def interruptible(self) -> _Interruptible:
         """Run the block so that a stop signal interrupts it (the worker's model call)."""
-        if self.signum is not None:
-            raise Interrupted(self.signum)
-        self._interruptible = True
-        try:
-            yield
-        finally:
-            self._interruptible = False
+        return _Interruptible(self)
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
@@ -87,3 +80,21 @@ class StopSignals:
             if was and self.signum is not None:
                 self._interruptible = False
                 raise Interrupted(self.signum)
+
+
+class _Interruptible:
+    """:meth:`StopSignals.interruptible`'s block. A class, not a generator: every worker
+    enters it once per task, and this costs a third as much."""
+
+    __slots__ = ("signals",)
+
+    def __init__(self, signals: StopSignals) -> None:
+        self.signals = signals
+
+    def __enter__(self) -> None:
+        if self.signals.signum is not None:
+            raise Interrupted(self.signals.signum)
+        self.signals._interruptible = True
+
+    def __exit__(self, *exception: object) -> None:
+        self.signals._interruptible = False
