@@ -25,6 +25,29 @@ def test_random_is_seeded_and_inside_the_space():
     assert points != RandomSearch(space, StudyInfo(seed=4)).ask(50)
 
 
+def test_floats_are_drawn_as_numpys_uniform_draws_them_on_either_path(monkeypatch):
+    """A float parameter is ``rng.uniform(low, high)`` (log: of the logs), the same number
+    from the same draw, whether the fast path (``low + (high - low) * random()``, taken where
+    this numpy computes uniform that way) or numpy's own is taken: seeded points do not
+    change with it."""
+    import math
+
+    import numpy as np
+
+    from mexplore import space as space_module
+    from mexplore.space import Float
+
+    plain, log = Float(-3.7, 12.9), Float(1e-5, 0.3, log=True)
+    numpys = np.random.default_rng(11)
+    expected = [(numpys.uniform(-3.7, 12.9), math.exp(numpys.uniform(math.log(1e-5), math.log(0.3))))
+                for _ in range(500)]
+    for affine in (True, False):
+        monkeypatch.setattr(space_module, "_uniform_is_affine", lambda affine=affine: affine)
+        ours = np.random.default_rng(11)
+        drawn = [(plain.sample(ours), log.sample(ours)) for _ in range(500)]
+        assert drawn == expected and all(type(value) is float for pair in drawn for value in pair)
+
+
 def test_random_resume_skips_finished_points_and_reruns_lost_ones():
     space = small_space()
     full = RandomSearch(space, StudyInfo(seed=1)).ask(10)

@@ -8,6 +8,7 @@ so algorithms can use them without re-checking. numpy only.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -22,6 +23,23 @@ from .errors import AlgorithmError
 from .types import REF_PREFIX, Result
 
 
+def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """``rng.uniform(low, high)``, the same number from the same draw, four times faster where
+    numpy computes it as ``low + (high - low) * u`` rounded twice (checked once: a build
+    that fuses the two into one rounding keeps ``rng.uniform``). ``random`` draws one per
+    float parameter per task on the master's loop."""
+    if _uniform_is_affine():
+        return low + (high - low) * rng.random()
+    return float(rng.uniform(low, high))
+
+
+@functools.cache
+def _uniform_is_affine() -> bool:
+    numpys, ours = np.random.default_rng(17), np.random.default_rng(17)  # the same draws
+    return all(numpys.uniform(low, high) == low + (high - low) * ours.random()
+               for low, high in [(-3.7, 12.9), (1e-3, 7.77), (-1e6, -0.1)] * 100)
+
+
 @dataclass(frozen=True, slots=True)
 class Float:
     low: float
@@ -30,8 +48,8 @@ class Float:
 
     def sample(self, rng: np.random.Generator) -> float:
         if self.log:
-            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
-        return float(rng.uniform(self.low, self.high))
+            return float(math.exp(_uniform(rng, math.log(self.low), math.log(self.high))))
+        return _uniform(rng, self.low, self.high)
 
     def contains(self, value: Any) -> bool:
         """Whether ``value`` is one of this parameter's (the rules: :class:`ProposalCheck`)."""

@@ -32,6 +32,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate
+from typing import Protocol
 
 NOTICEABLE = 0.2
 """The note is shown when workers waited for proposals this share of their time or more."""
@@ -54,6 +55,23 @@ class Span:
     ok: bool
 
 
+class Timed(Protocol):
+    """What :func:`measure` reads of a task: a :class:`Span`, or a finished task's
+    :class:`~mexplore.types.Result` itself: the progress line keeps the latest results as
+    they are, since making a Span of each cost a few percent of the master's loop."""
+
+    @property
+    def rank(self) -> int: ...
+    @property
+    def started(self) -> float: ...
+    @property
+    def ended(self) -> float: ...
+    @property
+    def algorithm_time(self) -> float: ...
+    @property
+    def ok(self) -> bool: ...
+
+
 def window(workers: int) -> int:
     """How many of the latest tasks to look at: enough that each worker has run several."""
     return max(RECENT, 4 * workers)
@@ -72,7 +90,7 @@ class Waiting:
     tasks that take no measurable time)."""
 
 
-def measure(spans: Iterable[Span], workers: int) -> Waiting | None:
+def measure(spans: Iterable[Timed], workers: int) -> Waiting | None:
     """How long workers waited for the algorithm (module docstring); None with fewer than
     :data:`AT_LEAST` gaps to tell."""
     ordered = sorted(spans, key=lambda span: span.started)
@@ -80,7 +98,7 @@ def measure(spans: Iterable[Span], workers: int) -> Waiting | None:
         return None
     starts = [span.started for span in ordered]
     cumulative = [0.0, *accumulate(span.algorithm_time for span in ordered)]
-    previous: dict[int, Span] = {}
+    previous: dict[int, Timed] = {}
     waited = timeline = 0.0
     gaps = 0
     for span in ordered:
@@ -110,7 +128,7 @@ class Verdict:
     line: str
 
 
-def verdict(spans: Iterable[Span], workers: int) -> Verdict | None:
+def verdict(spans: Iterable[Timed], workers: int) -> Verdict | None:
     """A line when workers waited for proposals a noticeable share of the time and some
     task succeeded; None otherwise: the usual case, where the tasks take the time."""
     spans = list(spans)

@@ -23,7 +23,7 @@ from typing import TextIO
 from ..failures import FailureTally, is_failure
 from ..objectives import Direction, first_objective
 from ..types import Result, Status
-from .bottleneck import Span, verdict, window
+from .bottleneck import verdict, window
 
 LOG_EVERY = 10.0
 """Seconds between log lines, and between two looks at whether workers wait for proposals."""
@@ -52,7 +52,7 @@ class Progress:
     ) -> None:
         self.total, self.mode, self.stream = total, mode, stream or sys.stderr
         self.workers = workers
-        self._spans: deque[Span] = deque(maxlen=window(workers))
+        self._spans: deque[Result] = deque(maxlen=window(workers))  # the latest live ones, for verdict()
         self._waiting = False  # what the last bottleneck line said
         self.failures = FailureTally()
         self._labels: dict[str, int] = {}  # reason -> its number on screen, in the order first seen
@@ -99,7 +99,7 @@ class Progress:
             if result.kind is not None:
                 auxiliary += 1
             if live and result.rank >= 0:  # it ran now (a reused result did not)
-                self._spans.append(Span(result.rank, result.started, result.ended, result.algorithm_time, result.ok))
+                self._spans.append(result)
                 self.lag = result.lag
                 self._lags += result.lag
                 self._live += 1
