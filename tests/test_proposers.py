@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sys
 import time
@@ -13,6 +14,7 @@ from helpers import (
     REPO,
     alive,
     journal,
+    processes_of,
     run_cli,
     small_space,
     start_run,
@@ -217,6 +219,38 @@ def test_the_proposers_end_with_a_killed_master_and_the_resume_spends_the_budget
     ok = [record for record in journal(tmp_path / "out") if record["status"] == "ok"]
     assert len(ids) == len(set(ids)) and len(ok) == 40
     assert not proposers_in(tmp_path)
+
+
+@pytest.mark.mpi
+def test_kill_minus_9_at_random_instants_then_resume_loses_repeats_and_leaves_nothing(tmp_path):
+    """The whole job (mpiexec, the ranks, the proposers) killed at random instants, twice,
+    then resumed: every task of the budget is in the journal once, ok, and no process of the
+    job is left, proposers included. The seed is in the failure message to replay it."""
+    seed = random.randrange(1 << 30)
+    chance = random.Random(seed)
+    path = tpe_study(tmp_path, 60, sleep=0.05)
+    kills = []
+    for _ in range(2):
+        done = len(journal(tmp_path / "out")) if (tmp_path / "out" / "journal.jsonl").exists() else 0
+        job = start_run(path, tmp_path, until_finished=done + chance.randint(1, 6))
+        instant = chance.uniform(0.0, 0.3)  # the attack's instant, past a random count of results
+        time.sleep(instant)
+        kills.append((done, round(instant, 3)))
+        try:
+            os.killpg(job.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it finished meanwhile on a slow machine: the resume still runs
+            pass
+        job.wait(timeout=60)
+        wait_until(lambda: not processes_of(tmp_path) and not proposers_in(tmp_path),
+                   f"every process of the job killed at {kills} (seed {seed}) is gone", timeout=60)
+    assert len(journal(tmp_path / "out")) < 60, "the kills came after the run's end: no attack"
+    resumed = run_cli("run", str(path), "-n", "3", "--progress", "off", cwd=tmp_path, timeout=240)
+    assert resumed.returncode == 0, f"seed {seed}, kills {kills}: {resumed.stderr}"
+    records = journal(tmp_path / "out")
+    ids = [record["id"] for record in records]
+    assert len(ids) == len(set(ids)), f"seed {seed}, kills {kills}: a task twice"
+    assert sum(record["status"] == "ok" for record in records) == 60, f"seed {seed}, kills {kills}"
+    assert not processes_of(tmp_path) and not proposers_in(tmp_path)
 
 
 if sys.platform != "linux":  # the tests read /proc
