@@ -184,6 +184,7 @@ class Dispatcher:
                 final.append((task, result))
         returned = len(final) + len(retried)
         if returned:
+            self._resize()  # once the batch's lengths are in: nothing is assigned in between
             self._count_finished(final)
             held = self._held[worker] - returned
             if held == 0:
@@ -203,7 +204,6 @@ class Dispatcher:
     def _observe(self, length: float) -> None:
         typical = self.typical_length
         self.typical_length = length if typical is None else 0.9 * typical + 0.1 * length
-        self._resize()
 
     def _handed_off(self, gap: float) -> None:
         self._handoffs.append(max(gap, 0.0))
