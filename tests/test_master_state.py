@@ -272,3 +272,13 @@ def test_id_blocks_grow_with_the_session_to_an_eighth_of_its_ids_and_no_further(
         assert ids.stop <= reserved
         s.dispatcher.pending.clear()
     assert blocks[0] == ID_BLOCK and max(blocks) == MAX_ID_BLOCK and len(blocks) < 60
+
+
+def test_results_a_proposal_missed_count_in_its_tasks_lag():
+    """``unseen`` (an algorithm computing ahead: proposers) adds to the lag the dispatcher
+    counts, the tasks proposed and not finished."""
+    s = state(workers=(1, 2), budget=None)
+    feed(s, {"x": 1})
+    s.proposed([{"x": 2}, {"x": 3}], unseen=[2, 0])
+    lags = {task.id: task.lag for _, task in s.dispatcher.running.values()} | {t.id: t.lag for t in s.dispatcher.pending}
+    assert lags == {0: 0, 1: 1 + 2, 2: 1}

@@ -125,6 +125,13 @@ class Algorithm(ABC):
     def tell(self, results: list[Result]) -> None:
         """Learn from finished results; the default ignores them (fine for sweeps)."""
 
+    def unseen(self, task_ids: range) -> list[int] | None:
+        """For the tasks just numbered from the latest proposals: how many results told
+        before each one's proposal did not reach it, for its ``lag``. None (the default):
+        each proposal was computed when asked, so it saw every result told before.
+        (``[algorithm] proposers`` computes proposals ahead of need.)"""
+        return None
+
     def report(self, task_id: int, step: float, value: float) -> bool:
         """An intermediate value of the running task ``task_id``. Return True to stop that
         task: it ends as ``pruned``. The default never prunes; the ``optuna.*`` algorithms

@@ -234,14 +234,18 @@ class MasterState:
         """The task ids the next ``n`` proposals will get, in order."""
         return range(self.dispatcher.next_id, self.dispatcher.next_id + n)
 
-    def proposed(self, proposals: list[dict[str, Any]]) -> list[Instruction]:
-        """The algorithm's proposals become tasks, numbered as :meth:`proposal_ids` said.
-        With ``[cache] reuse``, a point evaluated before is answered from its recorded result
-        at once; the others wait for a worker."""
+    def proposed(self, proposals: list[dict[str, Any]], unseen: list[int] | None = None) -> list[Instruction]:
+        """The algorithm's proposals become tasks, numbered as :meth:`proposal_ids` said
+        (``unseen``: results each proposal missed, :meth:`~.Algorithm.unseen`). With
+        ``[cache] reuse``, a point evaluated before is answered from its recorded result at
+        once; the others wait for a worker."""
         if not proposals:
             return []
         cost, self._unbilled = self._unbilled / len(proposals), 0.0
         tasks = self.dispatcher.number(proposals, cost)
+        if unseen is not None:  # computed ahead of need: what it missed is lag too
+            for task, missed in zip(tasks, unseen):
+                task.lag += missed
         out: list[Instruction] = []
         if self.dispatcher.next_id > self.reserved_below:
             handed_out = self.dispatcher.next_id - self._first_id

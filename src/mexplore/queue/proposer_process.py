@@ -7,9 +7,9 @@ standard error. It never imports MPI. Messages from the master, in order:
 
 - ``("start", name, space, info, options)``: build the algorithm; answered ``("ready",)`` or
   ``("error", text)``.
-- ``("ask",)``: compute one proposal; answered ``("proposal", token, params)``. The proposal
-  is this process's trial ``token`` (a negative number) until the master tells its result
-  under that number.
+- ``("ask",)``: compute one proposal; answered ``("proposal", token, params, seen)``. The
+  proposal is this process's trial ``token`` (a negative number) until the master tells its
+  result under that number; ``seen`` is how many told results it was computed from.
 - ``("pending", task_id, params)``: a task another process proposed, running; the sampler
   counts it as it counts its own running trials (TPE's constant liar).
 - ``("tell", results)``, ``("replay", results)``, ``("learn", results)``: as the
@@ -97,14 +97,14 @@ def serve(reader: FrameReader, out: int) -> None:
         send_frame(out, ("error", str(error)))
         return
     send_frame(out, ("ready",))
-    asked, token = 0, 0
+    asked, token, seen = 0, 0, 0
     while True:
         message = reader.next(block=asked == 0)
         try:
             if message is None:  # nothing more to learn first: propose
                 token -= 1
                 (params,) = algorithm.propose(range(token, token + 1))
-                send_frame(out, ("proposal", token, params))
+                send_frame(out, ("proposal", token, params, seen))
                 asked -= 1
             elif message[0] == "ask":
                 asked += 1
@@ -112,6 +112,7 @@ def serve(reader: FrameReader, out: int) -> None:
                 algorithm.pending(message[1], message[2])
             else:
                 getattr(algorithm, message[0])(message[1])  # tell, replay, learn
+                seen += len(message[1]) if message[0] == "tell" else 0
         except Exception:
             send_frame(out, ("error", traceback.format_exc()))
             return

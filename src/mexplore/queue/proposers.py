@@ -14,6 +14,7 @@ proposer's own, and a running trial in the others (so TPE's constant liar keeps 
 Every result is told to every copy. What differs is the seed, and what each copy had
 learned when it computed its proposal. A ready proposal may miss the results of the last
 few moments; with one process per worker freeing at a time, that is at most K results.
+Those it missed count in its task's ``lag``, as the tasks running when it was made do.
 Runs with K > 1 are not repeatable, since which proposal a task gets depends on timing.
 
 A process that dies is left out, with a warning; when none is left, the run stops with an
@@ -52,8 +53,10 @@ class Proposers(Algorithm):
     def __init__(self, name: str, space: Space, info: StudyInfo, options: dict[str, Any], count: int) -> None:
         super().__init__(space, info)
         self._name = name
-        self._ready: SimpleQueue[tuple[_Proposer, int, dict[str, Any]]] = SimpleQueue()
+        self._ready: SimpleQueue[tuple[_Proposer, int, dict[str, Any], int]] = SimpleQueue()
         self._owners: dict[int, tuple[_Proposer, int]] = {}  # task id -> (its proposer, its trial there)
+        self._told = 0  # results told to every process so far
+        self._unseen: dict[int, int] = {}  # task id -> results told before it that its proposal missed
         self._proposers: list[_Proposer] = []
         try:
             for index in range(count):
@@ -80,11 +83,12 @@ class Proposers(Algorithm):
         batch: list[dict[str, Any]] = []
         while len(batch) < len(task_ids):
             try:
-                proposer, token, params = self._ready.get_nowait()
+                proposer, token, params, seen = self._ready.get_nowait()
             except Empty:
                 break
             task_id = task_ids[len(batch)]
             self._owners[task_id] = (proposer, token)
+            self._unseen[task_id] = self._told - seen
             proposer.send(("ask",))
             for other in self._proposers:
                 if other is not proposer:
@@ -92,7 +96,11 @@ class Proposers(Algorithm):
             batch.append(params)
         return batch
 
+    def unseen(self, task_ids: range) -> list[int]:
+        return [self._unseen.pop(task_id, 0) for task_id in task_ids]
+
     def tell(self, results: list[Result]) -> None:
+        self._told += len(results)
         owners = [self._owners.pop(result.task_id, (None, 0)) for result in results]
         for proposer in self._proposers:
             proposer.send(("tell", [replace(result, task_id=token) if owner is proposer else result
@@ -129,7 +137,7 @@ class _Proposer:
     """One proposer process, and the two threads that talk to it so that the master never
     waits on its pipes: a writer (a process busy computing reads nothing) and a reader."""
 
-    def __init__(self, index: int, ready: SimpleQueue[tuple[_Proposer, int, dict[str, Any]]]) -> None:
+    def __init__(self, index: int, ready: SimpleQueue[tuple[_Proposer, int, dict[str, Any], int]]) -> None:
         self.index = index
         self.error: str | None = None
         self.ended = False
@@ -180,7 +188,7 @@ class _Proposer:
             while True:
                 message = reader.next()
                 if message[0] == "proposal":
-                    self._ready.put((self, message[1], message[2]))
+                    self._ready.put((self, *message[1:]))
                 elif message[0] == "ready":
                     self._started.set()
                 else:  # ("error", text): it stops after sending it

@@ -338,9 +338,10 @@ class Master:
             self.algorithm.pools_changed(sizes)
         wanted = self.state.wanted()
         if wanted and not self.algorithm.finished:
-            proposals = self._propose(self.state.proposal_ids(wanted))
+            task_ids = self.state.proposal_ids(wanted)
+            proposals = self._propose(task_ids)
             self._check(wanted, proposals)
-            self.execute(self.state.proposed(proposals))
+            self.execute(self.state.proposed(proposals, self.algorithm.unseen(task_ids[:len(proposals)])))
         sends = self.state.assign()
         self.execute(sends)
         return bool(sends)
