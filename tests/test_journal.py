@@ -311,3 +311,35 @@ def test_lines_written_by_orjson_read_back_as_the_standard_librarys(tmp_path, mo
     assert [repr(record) for record in journal.iter_records(fast)] == \
         [repr(record) for record in journal.iter_records(plain)]
     assert len(list(journal.iter_records(fast))) == len(results)
+
+
+def test_a_long_journal_read_in_parts_by_helpers_gives_the_one_process_table_and_warnings(
+        tmp_path, monkeypatch, capsys):
+    """Cut into parts read by helper processes at once, a journal gives the table and the
+    warnings (at their line numbers) of a read in one process: a part with a damaged or a
+    non-finite line is read again by the master, and so is one whose helper fails."""
+    import sys
+
+    from mexplore.store import table, table_part
+
+    lines = [json.dumps({"id": i, "status": "ok", "params": {"x": i / 7, "c": "ab"[i % 2]}, "objective": i * 0.5,
+                         "metrics": {f"m{i // 100}": 1.0}, "rank": 1 + i % 3, "host": "n"}) for i in range(300)]
+    lines[40] = '{"id": 40, "status": "ok", "params": {"x": 1}, "objective": "NaN", "metrics": {"m": "Infinity"}}'
+    lines[250] = '{"id": 250, "status": "ok", "par'  # damaged: in the last part
+    lines.insert(120, "")  # a blank line counts in the numbering
+    path = journal_of(tmp_path, lines)
+    serial = results_frame(path, ["objective"])
+    said = capsys.readouterr().err
+    assert ":252: skipping a damaged journal line" in said
+
+    monkeypatch.setattr(table, "PART_BYTES", 2000)
+    monkeypatch.setattr(table, "usable_cores", lambda: 3)
+    started, start = [], table_part.start_helpers
+    monkeypatch.setattr(table_part, "start_helpers", lambda path, spans, objectives: started.extend(spans) or
+                        start(path, spans, objectives))
+    pd.testing.assert_frame_equal(results_frame(path, ["objective"]), serial)
+    assert capsys.readouterr().err == said and len(started) == 2  # the master reads the first part
+
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # helpers that fail at once
+    pd.testing.assert_frame_equal(results_frame(path, ["objective"]), serial)
+    assert capsys.readouterr().err == said

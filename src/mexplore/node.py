@@ -22,3 +22,14 @@ def node_name() -> str:
 def local_root() -> Path:
     """This node's local storage: ``$MEXPLORE_LOCAL_DIR``, else the temporary directory."""
     return Path(os.environ.get("MEXPLORE_LOCAL_DIR") or tempfile.gettempdir())
+
+
+_MPI_ENVIRONMENT = ("PMI_", "PMIX_", "OMPI_", "HYDRA_", "HYDI_", "MPI_LOCALRANK", "MPI_LOCALNRANKS")
+"""What mpiexec puts in a rank's environment."""
+
+
+def helper_environment() -> dict[str, str]:
+    """The environment for a helper process a rank starts on its node (a proposer, a reader
+    of part of the journal): this rank's, without what mpiexec put there, so that an MPI
+    library the helper might load never takes it for a rank."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(_MPI_ENVIRONMENT)}

@@ -24,7 +24,6 @@ processes). The processes end with the run, and with the master if it is killed.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -34,13 +33,10 @@ from typing import Any
 
 from ..algorithms.base import Algorithm, StudyInfo
 from ..errors import AlgorithmError
+from ..node import helper_environment
 from ..space import Space
 from ..types import Result
 from .proposer_process import FrameReader, send_frame
-
-_MPI_ENVIRONMENT = ("PMI_", "PMIX_", "OMPI_", "HYDRA_", "HYDI_", "MPI_LOCALRANK", "MPI_LOCALNRANKS")
-"""What mpiexec puts in a rank's environment: a process started from the master must not
-look like a rank to an MPI library it might load."""
 
 
 class Proposers(Algorithm):
@@ -144,9 +140,8 @@ class _Proposer:
         self._ready = ready
         self._started = threading.Event()
         self._outbox: SimpleQueue[Any] = SimpleQueue()
-        environment = {key: value for key, value in os.environ.items() if not key.startswith(_MPI_ENVIRONMENT)}
         self.process = subprocess.Popen([sys.executable, "-m", "mexplore.queue.proposer_process"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environment)
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=helper_environment())
         self._threads = [threading.Thread(target=self._write, name=f"proposer-{index}-writer", daemon=True),
                          threading.Thread(target=self._read, name=f"proposer-{index}-reader", daemon=True)]
         for thread in self._threads:

@@ -223,12 +223,53 @@ def iter_record_blocks(path: Path) -> Iterator[list[dict[str, Any]]]:
     reading the journal is most of the end of a long run. A block with something that needs
     care (a damaged line, a non-finite number, an integer beyond 64 bits) is read line by
     line instead."""
+    for _, block in iter_counted_blocks(path):
+        yield block  # type: ignore[misc]  # never None unless sound_only
+
+
+def iter_counted_blocks(path: Path, span: tuple[int, int | None] = (0, None), first_line: int = 1,
+                        sound_only: bool = False) -> Iterator[tuple[int, list[dict[str, Any]] | None]]:
+    """The blocks of :func:`iter_record_blocks`, each with the number of lines it was read
+    from (blank and skipped ones too). With ``span``, of the lines between those byte
+    offsets only (:func:`spans`), the first being line ``first_line`` of the journal (for
+    warnings); with ``sound_only``, a block that needs care is None and warns of nothing (a
+    reader that does not know the line numbers yet leaves it to one that does)."""
+    number = first_line
+    for lines in iter_line_blocks(path, span):
+        block = _sound_block(lines)
+        if block is None and not sound_only:
+            block = list(_checked_records(path, lines, number))
+        yield len(lines), block
+        number += len(lines)
+
+
+def iter_line_blocks(path: Path, span: tuple[int, int | None] = (0, None)) -> Iterator[list[bytes]]:
+    """The journal's lines between the byte offsets of ``span`` (each the start of a line;
+    None: the end), some 4 MB of them at a time."""
+    start, end = span
     with open(path, "rb") as journal:
-        number = 1
-        while lines := journal.readlines(_BLOCK_BYTES):
-            block = _sound_block(lines)
-            yield block if block is not None else list(_checked_records(path, lines, number))
-            number += len(lines)
+        journal.seek(start)
+        at = start
+        while (end is None or at < end) and (lines := journal.readlines(_BLOCK_BYTES)):
+            at += sum(map(len, lines))
+            if end is not None and at > end:  # the span ends inside this block, at a line's start
+                while at > end:
+                    at -= len(lines.pop())
+            yield lines
+
+
+def spans(path: Path, count: int) -> list[tuple[int, int]]:
+    """``count`` byte ranges of about equal size covering the journal, each from the start
+    of a line to the start of the next range's (fewer when lines are long)."""
+    size = path.stat().st_size
+    cuts = [0]
+    with open(path, "rb") as journal:
+        for part in range(1, count):
+            journal.seek(max(size * part // count - 1, cuts[-1]))
+            journal.readline()  # to the end of the line the cut fell in (or of the one before it)
+            if (cut := journal.tell()) < size and cut > cuts[-1]:
+                cuts.append(cut)
+    return list(zip(cuts, [*cuts[1:], size]))
 
 
 def _sound_block(lines: list[bytes]) -> list[dict[str, Any]] | None:

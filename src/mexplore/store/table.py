@@ -7,6 +7,7 @@ only, when a table is actually wanted.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from itertools import chain, repeat
 from pathlib import Path
@@ -16,7 +17,7 @@ from ..objectives import Direction
 from ..types import error_summary
 from .atomic import atomic_path
 from .csv_text import write_csv
-from .journal import gc_paused, iter_record_blocks
+from .journal import gc_paused, iter_counted_blocks, spans
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,15 +47,9 @@ def results_frame(
     import pandas as pd
 
     with gc_paused():
-        table = _Table()
-        reused: dict[int, int] = {}
-        for block in iter_record_blocks(journal):  # a block's records go once its columns have their values
-            table.add(_columns(block, objectives))
-            earlier = list(map(dict.get, block, repeat("reused_from")))
-            if earlier.count(None) < len(earlier):  # some task took an earlier one's result
-                reused.update((record["id"], record["reused_from"]) for record in block
-                              if record.get("reused_from") is not None)
+        table = read_in_parts(journal, objectives)
         frame = pd.DataFrame(table.columns, copy=False)  # the arrays are its own: copying them cost a third
+    reused = table.reused
     frame.attrs[REUSED] = reused  # for results.h5's links, so the journal is read once
     if frame.empty:
         return frame
@@ -74,31 +69,95 @@ row can be told from a NaN the row holds."""
 _NO_DICT: dict[str, Any] = {}
 
 
-class _Table:
+PART_BYTES = 16 << 20
+"""A journal this many bytes long or more (some 40,000 tasks) is read in parts at once, one
+per core the master may use (:func:`read_in_parts`)."""
+MAX_PARTS = 16
+
+
+def read_in_parts(journal: Path, objectives: Sequence[str]) -> JournalTable:
+    """The table of the whole journal. A long one is cut into parts at line starts, read at
+    the same time by helper processes (``python -m mexplore.store.table_part``) and this
+    one, then joined in order: a million tasks took 10 s to read in one process. A part a
+    helper could not read, or that needs care (a damaged line, warned of by its line
+    number), is read here afterwards."""
+    parts = min(usable_cores(), journal.stat().st_size // PART_BYTES, MAX_PARTS) if journal.exists() else 0
+    if parts < 2:
+        return part_table(journal, (0, None), objectives, first_line=1)
+    from .table_part import start_helpers
+
+    first, *rest = spans(journal, parts)
+    helpers = start_helpers(journal, rest, objectives)
+    table = part_table(journal, first, objectives, first_line=1)
+    for span, helper in zip(rest, helpers):
+        table.extend(helper.table() or part_table(journal, span, objectives, first_line=table.lines + 1))
+    return table
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a launcher may bind a rank to fewer than the node has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def part_table(journal: Path, span: tuple[int, int | None], objectives: Sequence[str], first_line: int,
+               sound_only: bool = False) -> JournalTable | None:
+    """The table of the journal's lines in ``span`` (byte offsets; the first is line
+    ``first_line``, for warnings); with ``sound_only``, None as soon as a block needs care,
+    so that its warnings come from the reader that knows the line numbers."""
+    table = JournalTable()
+    if not journal.exists():
+        return table
+    for lines, block in iter_counted_blocks(journal, span, first_line, sound_only):
+        if block is None:
+            return None
+        table.add(_columns(block, objectives), lines)  # a block's records go once its columns have their values
+        earlier = list(map(dict.get, block, repeat("reused_from")))
+        if earlier.count(None) < len(earlier):  # some task took an earlier one's result
+            table.reused.update((record["id"], record["reused_from"]) for record in block
+                                if record.get("reused_from") is not None)
+    return table
+
+
+class JournalTable:
     """The columns of the whole journal, from the columns of its blocks: a column first
     seen in a later block starts with a missing value for each row before it, and goes after
     the columns already there (so after the first row's, as in a frame built row by row).
     A block's column of plain floats or plain integers is kept as a numpy array at once, so
     its Python numbers are let go while still in the processor's cache: with a million
-    rows, building the frame from lists took longer per row than with a hundred thousand."""
+    rows, building the frame from lists took longer per row than with a hundred thousand.
+    ``lines`` counts the journal lines read (blank and skipped ones too), ``reused`` maps a
+    task to the one whose result it took."""
 
     def __init__(self) -> None:
-        self._chunks: dict[str, list[Any]] = {}
-        self._rows = 0
+        self.chunks: dict[str, list[Any]] = {}
+        self.rows = 0
+        self.lines = 0
+        self.reused: dict[int, int] = {}
 
-    def add(self, block: dict[str, list[Any]]) -> None:
+    def add(self, block: dict[str, list[Any]], lines: int) -> None:
+        self.lines += lines
+        if block:
+            self._append({name: [_packed(column)] for name, column in block.items()}, len(block["id"]))
+
+    def extend(self, later: JournalTable) -> None:
+        """Put the rows of ``later`` (the journal's next part) after these."""
+        self.lines += later.lines
+        self.reused.update(later.reused)
+        self._append(later.chunks, later.rows)
+
+    def _append(self, chunks: dict[str, list[Any]], rows: int) -> None:
         import numpy as np
 
-        if not block:
-            return
-        rows = len(block["id"])
-        for name, column in block.items():
-            if name not in self._chunks:  # missing in every row before
-                self._chunks[name] = [np.full(self._rows, np.nan)] if self._rows else []
-            self._chunks[name].append(_packed(column))
-        for name in self._chunks.keys() - block.keys():  # a column this block's rows all lack
-            self._chunks[name].append(np.full(rows, np.nan))
-        self._rows += rows
+        for name, added in chunks.items():
+            if name not in self.chunks:  # missing in every row before
+                self.chunks[name] = [np.full(self.rows, np.nan)] if self.rows else []
+            self.chunks[name].extend(added)
+        for name in self.chunks.keys() - chunks.keys():  # a column these rows all lack
+            self.chunks[name].append(np.full(rows, np.nan))
+        self.rows += rows
 
     @property
     def columns(self) -> dict[str, Any]:
@@ -108,7 +167,7 @@ class _Table:
 
         return {name: np.concatenate(chunks) if all(isinstance(chunk, np.ndarray) for chunk in chunks)
                 else [value for chunk in chunks for value in (chunk.tolist() if isinstance(chunk, np.ndarray) else chunk)]
-                for name, chunks in self._chunks.items()}
+                for name, chunks in self.chunks.items()}
 
 
 def _packed(column: list[Any]) -> Any:
