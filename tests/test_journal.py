@@ -281,10 +281,17 @@ def test_lines_written_by_orjson_read_back_as_the_standard_librarys(tmp_path, mo
     """The master writes journal lines with orjson, falling back to the standard library
     where orjson would write a value differently (NaN and infinities as null) or refuses it:
     every hostile record reads back exactly as the standard library's line of it does."""
+    import collections
     import datetime
+    import enum
 
     from mexplore.store import journal
 
+    class Sub(float):
+        pass
+
+    Pair = collections.namedtuple("Pair", "x y")
+    Color = enum.Enum("Color", "RED")
     nested = current = {}
     for _ in range(300):  # deeper than orjson's 254 levels
         current["d"] = current = {}
@@ -300,6 +307,9 @@ def test_lines_written_by_orjson_read_back_as_the_standard_librarys(tmp_path, mo
         Result(task_id=6, status=Status.OK, params={"when": datetime.datetime(2026, 12, 3, 13, 0)},
                metrics={"deep": nested, "t": (1, 2)}),
         Result(task_id=7, status=Status.OK, params={"x": 1.0}, objective=[1.0, math.nan], gpu="0", kind="sim"),
+        Result(task_id=8, status=Status.OK, params={"sub": Sub(0.5), "nan": Sub("nan"), "half": np.float16(0.1),
+                                                    "pair": Pair(1, 2), "color": Color.RED,
+                                                    "day": np.datetime64("2020-01-02T03:04:05")}),
     ]
     fast, plain = tmp_path / "fast.jsonl", tmp_path / "plain.jsonl"
     for path in (fast, plain):
@@ -343,3 +353,19 @@ def test_a_long_journal_read_in_parts_by_helpers_gives_the_one_process_table_and
     monkeypatch.setattr(sys, "executable", "/bin/false")  # helpers that fail at once
     pd.testing.assert_frame_equal(results_frame(path, ["objective"]), serial)
     assert capsys.readouterr().err == said
+
+
+def test_a_part_of_damaged_lines_alone_keeps_the_ids_integers(tmp_path, monkeypatch, capsys):
+    """A part of the journal with no readable line (a crash left a run of garbage) adds no
+    rows and changes no column's type."""
+    from mexplore.store import table
+
+    good = [json.dumps({"id": i, "status": "ok", "params": {"x": 0.5}, "objective": 1.0, "attempt": 0})
+            for i in range(4)]
+    path = journal_of(tmp_path, good[:2] + ['{"id": 9, "sta' + "x" * 200] * 12 + good[2:])
+    serial = results_frame(path, ["objective"])
+    monkeypatch.setattr(table, "PART_BYTES", 100)
+    monkeypatch.setattr(table, "usable_cores", lambda: 3)
+    in_parts = results_frame(path, ["objective"])
+    pd.testing.assert_frame_equal(in_parts, serial)
+    assert in_parts["id"].dtype == np.int64 and in_parts["id"].tolist() == [0, 1, 2, 3]

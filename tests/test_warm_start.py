@@ -210,3 +210,20 @@ def test_tpe_warm_started_from_an_earlier_run_and_a_csv_under_mpi(tmp_path):
     records = sorted(journal(tmp_path / "after"), key=lambda r: r["id"])
     assert len(records) == 4 and records[0]["params"] == {"x": 0.3, "y": 0, "level": 0}
     assert all(r["status"] == "ok" for r in records)
+
+
+def test_the_results_a_wrapped_algorithm_says_its_proposals_missed_reach_the_master():
+    """``unseen`` (``proposers``: proposals computed ahead of need) passes through the warm
+    start, for the algorithm's own tasks and the initial points alike (the algorithm answers
+    0 for a task it did not propose)."""
+
+    class Ahead(Algorithm):
+        def ask(self, n):
+            return [{"x": 0.5}] * n
+
+        def unseen(self, task_ids):
+            return [2 if task_id >= 1 else 0 for task_id in task_ids]
+
+    warm = WarmStart(Ahead(Space({"x": Float(0.0, 1.0)}, {})), [{"x": 0.1}], [])
+    assert warm.propose(range(0, 3)) == [{"x": 0.1}, {"x": 0.5}, {"x": 0.5}]
+    assert warm.unseen(range(0, 3)) == [0, 2, 2]

@@ -28,8 +28,8 @@ def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
     numpy computes it as ``low + (high - low) * u`` rounded twice (checked once: a build
     that fuses the two into one rounding keeps ``rng.uniform``). ``random`` draws one per
     float parameter per task on the master's loop."""
-    if _uniform_is_affine():
-        return low + (high - low) * rng.random()
+    if _uniform_is_affine() and (span := high - low) < math.inf:  # a span beyond floats: numpy's error
+        return low + span * rng.random()
     return float(rng.uniform(low, high))
 
 

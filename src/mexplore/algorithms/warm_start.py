@@ -43,6 +43,9 @@ class WarmStart(Algorithm):
             batch += self.algorithm.propose(task_ids[len(batch):])
         return batch
 
+    def unseen(self, task_ids: range) -> list[int] | None:
+        return self.algorithm.unseen(task_ids)  # an initial point's id: none missed
+
     def tell(self, results: list[Result]) -> None:
         initial, own = [], []
         for result in results:

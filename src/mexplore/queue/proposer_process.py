@@ -9,7 +9,8 @@ standard error. It never imports MPI. Messages from the master, in order:
   ``("error", text)``.
 - ``("ask",)``: compute one proposal; answered ``("proposal", token, params, seen)``. The
   proposal is this process's trial ``token`` (a negative number) until the master tells its
-  result under that number; ``seen`` is how many told results it was computed from.
+  result under that number; ``seen`` is how many results (told, replayed, taught) it was
+  computed from.
 - ``("pending", task_id, params)``: a task another process proposed, running; the sampler
   counts it as it counts its own running trials (TPE's constant liar).
 - ``("tell", results)``, ``("replay", results)``, ``("learn", results)``: as the
@@ -112,7 +113,7 @@ def serve(reader: FrameReader, out: int) -> None:
                 algorithm.pending(message[1], message[2])
             else:
                 getattr(algorithm, message[0])(message[1])  # tell, replay, learn
-                seen += len(message[1]) if message[0] == "tell" else 0
+                seen += len(message[1])
         except Exception:
             send_frame(out, ("error", traceback.format_exc()))
             return

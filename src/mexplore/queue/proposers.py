@@ -51,7 +51,7 @@ class Proposers(Algorithm):
         self._name = name
         self._ready: SimpleQueue[tuple[_Proposer, int, dict[str, Any], int]] = SimpleQueue()
         self._owners: dict[int, tuple[_Proposer, int]] = {}  # task id -> (its proposer, its trial there)
-        self._told = 0  # results told to every process so far
+        self._told = 0  # results told, replayed or taught to every process so far
         self._unseen: dict[int, int] = {}  # task id -> results told before it that its proposal missed
         self._proposers: list[_Proposer] = []
         try:
@@ -103,10 +103,12 @@ class Proposers(Algorithm):
                                     for result, (owner, token) in zip(results, owners)]))
 
     def replay(self, results: list[Result]) -> None:
+        self._told += len(results)
         for proposer in self._proposers:
             proposer.send(("replay", results))
 
     def learn(self, results: list[Result]) -> None:
+        self._told += len(results)
         for proposer in self._proposers:
             proposer.send(("learn", results))
 

@@ -137,8 +137,11 @@ def _builtin(value: Any) -> Any:
     return str(value)
 
 
-_ORJSON_OPTIONS = (orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
-                   | orjson.OPT_PASSTHROUGH_DATETIME)
+_ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+_PLAIN = frozenset([str, int, float, bool, type(None)])
+"""The types of the param values orjson writes as the standard library does. Params are the
+one part of a record the user's algorithm makes: a float subclass, a numpy scalar, an enum
+or a named tuple there would be written otherwise by orjson (``"0.5"``, ``1``...)."""
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=_builtin)
 _SPELLING = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _DECODED_KEYS = ("metrics", "reports", "objective")
@@ -154,7 +157,10 @@ def _encoded(record: dict[str, Any]) -> bytes:
     at its top level (error, gpu, objective of a failed task) may have one: a ``null`` or
     the word in a text deeper down also takes that way, which is slower but as right. It
     refuses an integer beyond 64 bits, an unpaired surrogate, a key that is not text and
-    nesting deeper than 254; a dataclass or a date goes to ``_builtin`` as before."""
+    nesting deeper than 254. Params whose values are not all plain (:data:`_PLAIN`) take the
+    standard library's way as well."""
+    if not all(map(_PLAIN.__contains__, map(type, record["params"].values()))):
+        return _line(record).encode()
     try:
         line = orjson.dumps(record, default=_builtin, option=_ORJSON_OPTIONS)
     except orjson.JSONEncodeError:

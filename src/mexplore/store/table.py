@@ -151,6 +151,8 @@ class JournalTable:
     def _append(self, chunks: dict[str, list[Any]], rows: int) -> None:
         import numpy as np
 
+        if not rows:  # a part of damaged or blank lines alone: an empty float array would make ids floats
+            return
         for name, added in chunks.items():
             if name not in self.chunks:  # missing in every row before
                 self.chunks[name] = [np.full(self.rows, np.nan)] if self.rows else []

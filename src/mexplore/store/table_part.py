@@ -26,7 +26,8 @@ class Helper:
 
     def __init__(self, journal: Path, span: tuple[int, int], objectives: Sequence[str]) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, env=helper_environment())
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,  # it fails: the
+                                        env=helper_environment())  # master reads the part, and warns of its lines
         try:
             self.process.stdin.write(pickle.dumps((journal, span, tuple(objectives))))  # type: ignore[union-attr]
             self.process.stdin.close()  # type: ignore[union-attr]
