@@ -1,7 +1,9 @@
 """Throughput benchmark of mexplore against plain mpi4py and mpi4py.futures.
 
-    python benchmarks/throughput.py            # the full run (about 2 minutes)
+    python benchmarks/throughput.py            # the full run (about 4 minutes)
     python benchmarks/throughput.py --quick    # a smoke run (under a minute)
+    git archive <commit> src | tar -x -C /tmp/before
+    python benchmarks/throughput.py --before /tmp/before/src   # and that code's no-op rows, same rounds
 
 Every variant runs as its own ``mpiexec`` job (with a timeout), at 1 worker (``-n 2``) and
 3 workers (``-n 4``) unless said otherwise, and the script prints one Markdown table. On a
