@@ -2,6 +2,7 @@
 
     python benchmarks/master_sim.py                  # about a minute
     python benchmarks/master_sim.py --workers 4 1000 100000 --tasks 200000
+    python benchmarks/master_sim.py --dispatcher placing pools --workers 100 1000 10000 --tasks 3000
 
 A discrete-event simulation drives the master's :class:`~mexplore.queue.dispatch.Dispatcher`
 alone (no MPI, no files, sans-I/O) with W simulated workers: task lengths are drawn from a
@@ -17,6 +18,11 @@ The default ``async`` policy is simulated twice: for an algorithm that learns (o
 per worker) and one that does not (tasks queued ahead, hand-offs hidden). The real
 master also receives, journals and sends each task (``benchmarks/throughput.py`` measures
 that end to end); this isolates what grows with W.
+
+``--dispatcher placing`` drives the :class:`~mexplore.queue.dispatch.PlacingDispatcher`
+instead (a study whose tasks may span several ranks; here every task has one rank, on
+nodes of 4 worker slots), and ``pools`` the same with one pool (``[pools]``) holding every
+worker: the cost of placement itself, for one learning algorithm.
 """
 
 from __future__ import annotations
@@ -26,18 +32,34 @@ import heapq
 import random
 import time
 
-from mexplore.queue.dispatch import Dispatcher
+from mexplore.queue.dispatch import Dispatcher, PlacingDispatcher
 from mexplore.queue.policies import make_policy
-from mexplore.types import Result, Status
+from mexplore.queue.pools import Pools
+from mexplore.types import Result, Shape, Status
 
 HANDOFF = 2e-4
 """Virtual seconds between a worker's result and its next task's start (a hand-off)."""
 
 
-def simulate(workers: int, tasks: int, learns: bool, seed: int = 1) -> dict[str, float]:
+SLOTS_PER_NODE = 4
+"""Worker slots per simulated node, for the placing dispatchers."""
+
+
+def dispatcher_of(kind: str, workers: int, tasks: int, learns: bool) -> Dispatcher:
+    """The dispatcher ``--dispatcher`` names, for ``workers`` workers and a budget of ``tasks``."""
+    ranks = range(1, workers + 1)
+    policy = make_policy("async", workers, learns=learns)
+    if kind == "plain":
+        return Dispatcher(ranks, policy, budget=tasks)
+    hosts = {rank: f"node{(rank - 1) // SLOTS_PER_NODE}" for rank in ranks}
+    pools = Pools(ranks, {"objective": workers}, "objective", frozenset()) if kind == "pools" else None
+    return PlacingDispatcher(hosts, lambda params, kind: Shape(), {None: True}, policy, tasks, pools=pools)
+
+
+def simulate(workers: int, tasks: int, learns: bool, seed: int = 1, kind: str = "plain") -> dict[str, float]:
     """Run ``tasks`` tasks on ``workers`` simulated workers; the master's CPU in seconds."""
     rng = random.Random(seed)
-    dispatcher = Dispatcher(range(1, workers + 1), make_policy("async", workers, learns=learns), budget=tasks)
+    dispatcher = dispatcher_of(kind, workers, tasks, learns)
     events: list[tuple[float, float, int, int]] = []  # (virtual end, start, worker, task id)
     clock_of = dict.fromkeys(range(1, workers + 1), 0.0)  # each worker's virtual time: when it frees up
     proposals = iter(range(10**12))
@@ -83,17 +105,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[4, 100, 1_000, 10_000, 100_000])
     parser.add_argument("--tasks", type=int, default=0,
                         help="tasks per simulation (default: 3 x workers, at least 20,000)")
+    parser.add_argument("--dispatcher", nargs="+", choices=("plain", "placing", "pools"), default=["plain"],
+                        help="plain: one-slot tasks (the default); placing: tasks placed on slots; pools: and a pool")
     args = parser.parse_args()
-    print("| algorithm | workers | fill (s) | master CPU per task (µs) | W_max, 1 s tasks | W_max, 60 s | W_max, 1 h |")
-    print("|---|---|---|---|---|---|---|")
-    for learns in (True, False):
-        for workers in args.workers:
-            tasks = args.tasks or max(20_000, 3 * workers)
-            figures = min((simulate(workers, tasks, learns, seed) for seed in (1, 2)), key=lambda f: f["per_task"])
-            per_task = figures["per_task"]
-            reach = [f"{length / per_task:,.0f}" for length in (1.0, 60.0, 3600.0)]
-            print(f"| {'learns' if learns else 'does not learn'} | {workers:,} | {figures['fill']:.3f} | "
-                  f"{per_task * 1e6:.1f} | {' | '.join(reach)} |")
+    print("| dispatcher | algorithm | workers | fill (s) | master CPU per task (µs) | W_max, 1 s tasks | W_max, 60 s "
+          "| W_max, 1 h |")
+    print("|---|---|---|---|---|---|---|---|")
+    for kind in args.dispatcher:
+        for learns in (True, False) if kind == "plain" else (True,):  # placing: one task per slot either way
+            for workers in args.workers:
+                tasks = args.tasks or max(20_000, 3 * workers)
+                figures = min((simulate(workers, tasks, learns, seed, kind) for seed in (1, 2)),
+                              key=lambda f: f["per_task"])
+                per_task = figures["per_task"]
+                reach = [f"{length / per_task:,.0f}" for length in (1.0, 60.0, 3600.0)]
+                print(f"| {kind} | {'learns' if learns else 'does not learn'} | {workers:,} | {figures['fill']:.3f} | "
+                      f"{per_task * 1e6:.1f} | {' | '.join(reach)} |")
 
 
 if __name__ == "__main__":
