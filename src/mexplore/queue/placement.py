@@ -22,6 +22,7 @@ The rule, in the order tasks wait:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Mapping
 
 from ..types import Group, Shape
@@ -45,6 +46,9 @@ class Placement:
         self._gpus_in_use: dict[str, set[str]] = {node: set() for node in self.slots_of}
         self.free_count = len(self.node_of)
         self.largest = max((len(slots) for slots in self.slots_of.values()), default=0)
+        self._nodes = list(self.slots_of)  # in order: a node's index breaks ties between nodes
+        self._index = {node: index for index, node in enumerate(self._nodes)}
+        self._by_free = _NodesByFree(self.largest, [len(slots) for slots in self.slots_of.values()])
 
     # -- questions ----------------------------------------------------------------------
     def never_fits(self, shape: Shape) -> str | None:
@@ -109,14 +113,24 @@ class Placement:
 
     def give_back(self, slots: Iterable[int]) -> None:
         for rank in slots:
-            self._free[self.node_of[rank]].add(rank)
-            self.free_count += 1
+            node = self.node_of[rank]
+            free = self._free[node]
+            if rank not in free:
+                free.add(rank)
+                self.free_count += 1
+                self._by_free.moved(self._index[node], len(free) - 1, len(free))
 
     def _on_one_node(self, ranks: int, free: Mapping[str, set[int]]) -> tuple[list[int], list[str]] | None:
-        fitting = [node for node, slots in free.items() if len(slots) >= ranks]
-        if not fitting:
-            return None
-        node = min(fitting, key=lambda name: len(free[name]))
+        if free is self._free:  # every free slot eligible: the fullest fitting node from the buckets
+            index = self._by_free.fullest_fitting(ranks)
+            if index is None:
+                return None
+            node = self._nodes[index]
+        else:
+            fitting = [node for node, slots in free.items() if len(slots) >= ranks]
+            if not fitting:
+                return None
+            node = min(fitting, key=lambda name: len(free[name]))
         chosen = sorted(free[node])[:ranks]
         self._take(node, chosen)
         return chosen, [node] * ranks
@@ -191,9 +205,11 @@ class Placement:
 
     def _take(self, node: str, slots: Iterable[int]) -> None:
         free = self._free[node]
+        before = len(free)
         for rank in slots:
             free.discard(rank)
             self.free_count -= 1
+        self._by_free.moved(self._index[node], before, len(free))
 
 
 def group_for(slots: list[int], hosts: list[str], ranks: int, all_run: bool, gpus: tuple[str, ...] = ()) -> Group:
@@ -202,3 +218,42 @@ def group_for(slots: list[int], hosts: list[str], ranks: int, all_run: bool, gpu
     rest (of a whole node, or slots taken for their GPUs) is only held."""
     used = tuple(slots[:ranks])
     return Group(slots=tuple(slots), hosts=tuple(hosts), runners=used if all_run else used[:1], gpus=gpus)
+
+
+class _NodesByFree:
+    """The nodes (by index) in buckets by their count of free slots, so that the node with
+    the fewest free slots that holds R, the first of them in node order, is found in
+    O(largest node + log nodes) instead of by looking at every node: with thousands of
+    nodes that look was most of the master's time per task. Each bucket is a heap of node
+    indices; a node that left a bucket stays in its heap until it comes to the top
+    (``counts`` says where each node really is), and a heap is rebuilt when such stale
+    entries outnumber the live ones."""
+
+    def __init__(self, largest: int, counts: list[int]) -> None:
+        self.counts = counts
+        self.heaps: list[list[int]] = [[] for _ in range(largest + 1)]
+        self.live = [0] * (largest + 1)
+        for index, count in enumerate(counts):
+            self.heaps[count].append(index)
+            self.live[count] += 1
+
+    def moved(self, index: int, before: int, after: int) -> None:
+        if before == after:
+            return
+        self.counts[index] = after
+        self.live[before] -= 1
+        self.live[after] += 1
+        heap = self.heaps[after]
+        heapq.heappush(heap, index)
+        if len(heap) > 2 * self.live[after] + 64:  # mostly stale: keep the live ones, once each
+            self.heaps[after] = sorted({node for node in heap if self.counts[node] == after})
+
+    def fullest_fitting(self, ranks: int) -> int | None:
+        """The first node, in node order, of those with the fewest free slots, at least ``ranks``."""
+        for count in range(max(ranks, 1), len(self.heaps)):
+            heap = self.heaps[count]
+            while heap and self.counts[heap[0]] != count:
+                heapq.heappop(heap)
+            if heap:
+                return heap[0]
+        return None
