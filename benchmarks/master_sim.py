@@ -2,7 +2,7 @@
 
     python benchmarks/master_sim.py                  # about a minute
     python benchmarks/master_sim.py --workers 4 1000 100000 --tasks 200000
-    python benchmarks/master_sim.py --dispatcher placing pools --workers 100 1000 10000 --tasks 3000
+    python benchmarks/master_sim.py --dispatcher pools placing placing-pools --workers 100 1000 10000
 
 A discrete-event simulation drives the master's :class:`~mexplore.queue.dispatch.Dispatcher`
 alone (no MPI, no files, sans-I/O) with W simulated workers: task lengths are drawn from a
@@ -19,10 +19,12 @@ per worker) and one that does not (tasks queued ahead, hand-offs hidden). The re
 master also receives, journals and sends each task (``benchmarks/throughput.py`` measures
 that end to end); this isolates what grows with W.
 
-``--dispatcher placing`` drives the :class:`~mexplore.queue.dispatch.PlacingDispatcher`
-instead (a study whose tasks may span several ranks; here every task has one rank, on
-nodes of 4 worker slots), and ``pools`` the same with one pool (``[pools]``) holding every
-worker: the cost of placement itself, for one learning algorithm.
+``--dispatcher pools`` drives the :class:`~mexplore.queue.pools.PoolDispatcher` instead
+(a study with ``[pools]``, tasks of one rank), with one pool holding every worker;
+``placing`` the :class:`~mexplore.queue.dispatch.PlacingDispatcher` (a study whose tasks
+may span several ranks; here every task has one rank, on nodes of 4 worker slots), and
+``placing-pools`` the same with that pool: the cost of pools and placement themselves,
+for one learning algorithm.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import time
 
 from mexplore.queue.dispatch import Dispatcher, PlacingDispatcher
 from mexplore.queue.policies import make_policy
-from mexplore.queue.pools import Pools
+from mexplore.queue.pools import PoolDispatcher, Pools
 from mexplore.types import Result, Shape, Status
 
 HANDOFF = 2e-4
@@ -46,20 +48,24 @@ SLOTS_PER_NODE = 4
 
 
 def dispatcher_of(kind: str, workers: int, tasks: int, learns: bool) -> Dispatcher:
-    """The dispatcher ``--dispatcher`` names, for ``workers`` workers and a budget of ``tasks``."""
+    """The dispatcher ``--dispatcher`` names, for ``workers`` workers and a budget of
+    ``tasks`` (twice the tasks timed: the run's tail, where workers run out of work and
+    wait, is not timed)."""
     ranks = range(1, workers + 1)
     policy = make_policy("async", workers, learns=learns)
     if kind == "plain":
         return Dispatcher(ranks, policy, budget=tasks)
+    if kind == "pools":
+        return PoolDispatcher(ranks, {"objective": workers}, "objective", policy, budget=tasks)
     hosts = {rank: f"node{(rank - 1) // SLOTS_PER_NODE}" for rank in ranks}
-    pools = Pools(ranks, {"objective": workers}, "objective", frozenset()) if kind == "pools" else None
+    pools = Pools(ranks, {"objective": workers}, "objective", frozenset()) if kind == "placing-pools" else None
     return PlacingDispatcher(hosts, lambda params, kind: Shape(), {None: True}, policy, tasks, pools=pools)
 
 
 def simulate(workers: int, tasks: int, learns: bool, seed: int = 1, kind: str = "plain") -> dict[str, float]:
     """Run ``tasks`` tasks on ``workers`` simulated workers; the master's CPU in seconds."""
     rng = random.Random(seed)
-    dispatcher = dispatcher_of(kind, workers, tasks, learns)
+    dispatcher = dispatcher_of(kind, workers, 2 * tasks, learns)
     events: list[tuple[float, float, int, int]] = []  # (virtual end, start, worker, task id)
     clock_of = dict.fromkeys(range(1, workers + 1), 0.0)  # each worker's virtual time: when it frees up
     proposals = iter(range(10**12))
@@ -82,7 +88,7 @@ def simulate(workers: int, tasks: int, learns: bool, seed: int = 1, kind: str = 
     fill = time.process_time() - started
     done = 0
     steady_from = steady_cpu = None
-    while events:
+    while done < tasks:
         end, start, worker, task_id = heapq.heappop(events)
         result = Result(task_id=task_id, status=Status.OK, params={}, objective=0.0,
                         started=start, ended=end, rank=worker)
@@ -95,7 +101,7 @@ def simulate(workers: int, tasks: int, learns: bool, seed: int = 1, kind: str = 
             steady_from, steady_cpu = done, 0.0
         elif steady_cpu is not None:
             steady_cpu += spent
-    assert done == tasks and dispatcher.finished == tasks
+    assert dispatcher.finished == tasks
     per_task = steady_cpu / (tasks - steady_from)
     return {"fill": fill, "per_task": per_task}
 
@@ -105,14 +111,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[4, 100, 1_000, 10_000, 100_000])
     parser.add_argument("--tasks", type=int, default=0,
                         help="tasks per simulation (default: 3 x workers, at least 20,000)")
-    parser.add_argument("--dispatcher", nargs="+", choices=("plain", "placing", "pools"), default=["plain"],
-                        help="plain: one-slot tasks (the default); placing: tasks placed on slots; pools: and a pool")
+    parser.add_argument("--dispatcher", nargs="+", choices=("plain", "pools", "placing", "placing-pools"),
+                        default=["plain"], help="plain: one-slot tasks (the default); pools: and a pool; "
+                        "placing: tasks placed on slots; placing-pools: and a pool")
     args = parser.parse_args()
     print("| dispatcher | algorithm | workers | fill (s) | master CPU per task (µs) | W_max, 1 s tasks | W_max, 60 s "
           "| W_max, 1 h |")
     print("|---|---|---|---|---|---|---|---|")
     for kind in args.dispatcher:
-        for learns in (True, False) if kind == "plain" else (True,):  # placing: one task per slot either way
+        for learns in (True, False) if kind == "plain" else (True,):
             for workers in args.workers:
                 tasks = args.tasks or max(20_000, 3 * workers)
                 figures = min((simulate(workers, tasks, learns, seed, kind) for seed in (1, 2)),
