@@ -28,6 +28,19 @@ _MPI_ENVIRONMENT = ("PMI_", "PMIX_", "OMPI_", "HYDRA_", "HYDI_", "MPI_LOCALRANK"
 """What mpiexec puts in a rank's environment."""
 
 
+def die_with_parent() -> None:
+    """In a helper process: ask Linux to kill it if the rank that started it dies (``kill -9``
+    included), so no helper outlives its run even while it computes; elsewhere, its closed
+    input or output ends it."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def helper_environment() -> dict[str, str]:
     """The environment for a helper process a rank starts on its node (a proposer, a reader
     of part of the journal): this rank's, without what mpiexec put there, so that an MPI

@@ -315,8 +315,8 @@ _record_of = _compile_record_of()
 def _pickled_as_values(cls: type, name: str) -> Callable[[tuple[Any, ...]], Any]:
     """Make ``cls`` (a dataclass with slots, sent between ranks once per task) pickle as the
     tuple of its field values, rebuilt by a function compiled for its fields, which this
-    module must hold as ``name`` (pickle finds it there). Three times faster each way than
-    pickle's own way for slots (a dict of their names, then a lookup and a set per field),
+    module must hold as ``name`` (pickle finds it there). Two to three times faster each way
+    than pickle's own way for slots (a dict of their names, then a lookup and a set per field),
     and a third smaller: the master and the workers do it for every task and result."""
     attributes = "".join(f"item.{field_.name}, " for field_ in fields(cls))
     namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}

@@ -164,7 +164,8 @@ class MasterState:
         """The journal of the run being resumed: counted, ranked and remembered. New ids
         start after the journal's and after every id an earlier session reserved."""
         self.dispatcher.resume(results)
-        self.dispatcher.next_id = self.reserved_below = self._first_id = max(self.dispatcher.next_id, ids_reserved_below)
+        first_id = max(self.dispatcher.next_id, ids_reserved_below)
+        self.dispatcher.next_id = self.reserved_below = self._first_id = first_id
         self.keep.add(results)
         if self.memo is not None:
             self.memo.add(results)

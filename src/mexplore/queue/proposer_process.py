@@ -29,6 +29,8 @@ import sys
 import traceback
 from typing import Any
 
+from ..node import die_with_parent
+
 FRAME_HEAD = 8
 
 
@@ -65,20 +67,8 @@ class FrameReader:
             self._buffer += chunk
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process if the master dies (``kill -9`` included), so no
-    proposer outlives its run even while it computes; elsewhere, the closed input does it."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def main() -> None:
-    _die_with_parent()
+    die_with_parent()
     reader, out = FrameReader(sys.stdin.fileno()), os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt the frames
     try:

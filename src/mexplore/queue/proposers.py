@@ -103,14 +103,15 @@ class Proposers(Algorithm):
                                     for result, (owner, token) in zip(results, owners)]))
 
     def replay(self, results: list[Result]) -> None:
-        self._told += len(results)
-        for proposer in self._proposers:
-            proposer.send(("replay", results))
+        self._to_every("replay", results)
 
     def learn(self, results: list[Result]) -> None:
+        self._to_every("learn", results)
+
+    def _to_every(self, method: str, results: list[Result]) -> None:
         self._told += len(results)
         for proposer in self._proposers:
-            proposer.send(("learn", results))
+            proposer.send((method, results))
 
     def close(self) -> None:
         for proposer in self._proposers:

@@ -20,8 +20,8 @@ the tasks succeeded (when none does, the model is what needs fixing). What to do
 on the *load*, the master's seconds of algorithm per task times the workers, over the
 seconds a task takes: at 1 or more the algorithm cannot keep up however the tasks are
 handed out (a cheaper algorithm, proposals computed by processes of their own with
-``proposers``, one ``ask`` for many proposals with ``policy = "batch"``, or fewer workers); below 1 it could, but the workers
-wait for each proposal in turn (``policy = "queue"`` makes proposals ahead of need).
+``proposers``, one ``ask`` for many proposals with ``policy = "batch"``, or fewer
+workers); below 1 it could, but the workers wait for each proposal in turn (``policy = "queue"`` makes proposals ahead of need).
 
 Shared by the live progress (recent tasks) and ``mexplore results`` (the journal).
 """

@@ -4,8 +4,8 @@
 Each is ``python -m mexplore.store.table_part``: it reads ``(journal, span, objectives)``
 pickled on its standard input, and writes the :class:`~.table.JournalTable` of those lines
 pickled on its standard output, or None when a block of them needs care (its warnings then
-come from the master, which knows the line numbers). It never imports MPI, and exits as
-soon as it is done.
+come from the master, which knows the line numbers). It never imports MPI, exits as soon
+as it is done, and is killed with the master.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..node import helper_environment
+from ..node import die_with_parent, helper_environment
 from .journal import gc_paused
 from .table import JournalTable, part_table
 
@@ -53,6 +53,7 @@ def start_helpers(journal: Path, spans: Sequence[tuple[int, int]], objectives: S
 
 
 def main() -> None:
+    die_with_parent()  # a master killed mid-read leaves no helper reading on
     journal, span, objectives = pickle.load(sys.stdin.buffer)
     with gc_paused():
         table = part_table(journal, span, objectives, first_line=1, sound_only=True)
