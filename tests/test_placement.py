@@ -201,3 +201,46 @@ def test_the_fullest_fitting_node_found_from_buckets_is_the_one_a_look_at_every_
         if taken is not None:
             held.append(taken[0])
     assert placement.free_count == sum(len(slots) for slots in placement._free.values())
+
+
+def test_with_pools_every_choice_is_the_one_a_look_at_every_slot_finds():
+    """Pools move slots while tasks run; the counts of free slots by pool and node that
+    find a node without looking at every slot agree with that look, over thousands of
+    random takes, give-backs and moves of free and held slots."""
+    chance = random.Random(11)
+    hosts = {}
+    for node in range(40):
+        for _ in range(chance.randint(1, 6)):
+            hosts[len(hosts) + 1] = f"n{node:02d}"
+    placement = Placement(hosts)
+    for slot in hosts:
+        placement.moved(slot, chance.choice("abs"))
+    held: list[list[int]] = []
+    for _ in range(5000):
+        roll = chance.random()
+        if held and (roll < 0.4 or placement.free_count < 6):
+            placement.give_back(held.pop(chance.randrange(len(held))))
+        elif roll < 0.55:
+            placement.moved(chance.choice(list(hosts)), chance.choice("abs"))
+        else:
+            pools, ranks = frozenset(chance.choice(["a", "as", "s"])), chance.randint(1, 6)
+            free = {node: {slot for slot in slots if placement.pool_of[slot] in pools}
+                    for node, slots in placement._free.items()}
+            most = max(sum(placement.pool_of[slot] in pools for slot in slots) for slots in placement.slots_of.values())
+            taken = placement.take(Shape(ranks=ranks), pools)
+            if most >= ranks:  # on one node: the fewest free slots of the pools that hold it, the first such node
+                fitting = [node for node, slots in free.items() if len(slots) >= ranks]
+                node = min(fitting, key=lambda name: len(free[name])) if fitting else None
+                assert taken == (None if node is None else (sorted(free[node])[:ranks], [node] * ranks))
+            elif sum(map(len, free.values())) < ranks:
+                assert taken is None
+            else:  # spread over the nodes with most of them
+                assert len(set(taken[0])) == ranks and set(taken[0]) <= set().union(*free.values())
+            if taken is not None:
+                held.append(taken[0])
+        by_pool = {}
+        for slots in placement._free.values():
+            for slot in slots:
+                by_pool[placement.pool_of[slot]] = by_pool.get(placement.pool_of[slot], 0) + 1
+        assert {pool: n for pool, n in placement.free_by_pool.items() if n} == by_pool
+    assert placement.free_count == sum(len(slots) for slots in placement._free.values())

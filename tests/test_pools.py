@@ -1,10 +1,12 @@
 """Worker pools (``[pools]``), as pure bookkeeping: who runs what, resizing, the budget."""
 
+import random
+
 import pytest
 
 from mexplore.errors import AlgorithmError
 from mexplore.queue.dispatch import PlacingDispatcher
-from mexplore.queue.policies import Async
+from mexplore.queue.policies import Async, Queue
 from mexplore.queue.pools import SHARED, PoolDispatcher, Pools, pool_sizes
 from mexplore.types import Result, Shape, Status, Submission
 
@@ -59,6 +61,48 @@ def test_auxiliary_tasks_are_outside_the_budget():
     for worker, tasks in sends:
         d.complete(worker, [done(task.id) for task in tasks])
     assert d.finished == 3 and d.wanted() == 3, "6 budgeted, 3 done: the training did not count"
+
+
+def test_what_the_pools_buckets_decide_is_what_a_look_at_every_worker_decides():
+    """Each pool's workers are kept in buckets by the tasks they hold, so that a round costs
+    the same with 10 workers or 10,000; over random proposals, results and resizes, what
+    they ask for is what a look at every ready worker finds, and every task goes to a
+    ready worker that runs its kind, never beyond its slots."""
+    chance = random.Random(5)
+    policy = Queue(backlog=3)
+    d = PoolDispatcher(range(1, 25), {"train": 4, "fit": 3}, "simulate", policy, budget=None,
+                       kinds=frozenset({"train", "fit", "plot"}))
+    kinds = (None, "train", "fit", "plot")
+    outstanding = {}
+    for step in range(3000):
+        ready = [w for w, held in d._held.items() if held <= d.capacity - d._refill_at]
+        room = {kind: sum(d.capacity - d._held[w] for w in ready if d.pools.runs(w, kind)) for kind in kinds}
+        waiting = {kind: sum(task.kind == kind for task in d.pending) for kind in kinds}
+        runnable = frozenset(kind for kind in kinds if room[kind] > waiting[kind])
+        expected = max(sum(d.capacity - d._held[w] for w in ready if any(d.pools.runs(w, k) for k in runnable))
+                       - sum(waiting[kind] for kind in runnable), 0) if runnable else 0
+        assert d.wanted() == expected and d.proposable == runnable, f"step {step}"
+        roll = chance.random()
+        if roll < 0.02:
+            d.resize(chance.choice(["train", "fit", "plot", "simulate"]), chance.randint(0, 8))
+        elif roll < 0.5 and outstanding:
+            worker = chance.choice(list(outstanding))
+            tasks = outstanding.pop(worker)
+            back = chance.randint(1, len(tasks))
+            d.complete(worker, [done(task.id) for task in tasks[:back]])
+            if tasks[back:]:
+                outstanding[worker] = tasks[back:]
+        else:
+            kind = chance.choice(kinds)
+            d.enqueue(d.number([{"x": step} if kind is None else Submission({}, kind)] * chance.randint(1, 6)))
+            for worker, tasks in d.assign():
+                assert worker in ready and all(d.pools.runs(worker, task.kind) for task in tasks)
+                outstanding.setdefault(worker, []).extend(tasks)
+                assert len(outstanding[worker]) == d._held[worker] <= d.capacity
+        for pool, workers in d._pool_by_held.items():
+            for held, bucket in enumerate(workers.buckets):
+                assert all(d.pools.pool_of[w] == pool and d._held[w] == held for w in bucket)
+        assert sum(len(bucket) for workers in d._pool_by_held.values() for bucket in workers.buckets) == 24
 
 
 def test_pool_sizes_take_counts_and_fractions_and_refuse_too_many():

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from functools import partial
 from statistics import median_low
 from typing import TYPE_CHECKING, Any
 
@@ -90,13 +89,7 @@ class Dispatcher:
         self.capacity = policy.capacity(None, None, 1)
         self._refill_at = policy.refill_at(self.capacity)
         self._held = dict.fromkeys(workers, 0)  # tasks each worker holds
-        # The workers by how many tasks they hold, each bucket in arrival order. A worker's
-        # free slots are capacity - held and it is ready while they reach refill_at, so a
-        # change of capacity moves no worker: every per-task step looks at the few held
-        # counts a worker can have, never at every worker.
-        # OrderedDict, not dict: a dict's first key after many deletions from its front is
-        # found by a scan over the deleted slots, which made filling 100,000 workers quadratic.
-        self._by_held: list[OrderedDict[int, None]] = [OrderedDict.fromkeys(self._held)]
+        self._by_held = ByHeld(self._held)
 
     # -- events -------------------------------------------------------------------------
     def resume(self, results: Iterable[Result]) -> None:
@@ -258,35 +251,19 @@ class Dispatcher:
         self._round_cost = 0.0
         return sends
 
-    def _ready_held(self) -> range:
-        """The held counts of ready workers: those with at least ``refill_at`` free slots."""
-        return range(min(self.capacity - self._refill_at + 1, len(self._by_held)))
-
     def _fullest(self) -> int | None:
         """The ready worker with the most free slots (the longest-ready among equals), or None."""
-        for held in self._ready_held():
-            if bucket := self._by_held[held]:
-                return next(iter(bucket))
-        return None
-
-    def _ready_workers(self) -> list[int]:
-        """Every ready worker, the most free slots first."""
-        return [worker for held in self._ready_held() for worker in self._by_held[held]]
+        found = self._by_held.fullest(self.capacity - self._refill_at)
+        return None if found is None else found[1]
 
     def _ready_slots(self) -> int:
-        """The free slots of the ready workers."""
-        return sum(len(self._by_held[held]) * (self.capacity - held) for held in self._ready_held())
-
-    def _free(self, worker: int) -> int:
-        return max(self.capacity - self._held[worker], 0)
+        """The free slots of the ready workers (those with at least ``refill_at`` free)."""
+        return self._by_held.free_slots(self.capacity, self.capacity - self._refill_at)
 
     def _set_held(self, worker: int, held: int) -> None:
-        """The worker now holds ``held`` tasks: it moves to that bucket, at its end."""
-        del self._by_held[self._held[worker]][worker]
+        """The worker now holds ``held`` tasks."""
+        self._by_held.move(worker, self._held[worker], held)
         self._held[worker] = held
-        while len(self._by_held) <= held:
-            self._by_held.append(OrderedDict())
-        self._by_held[held][worker] = None
 
     # -- state --------------------------------------------------------------------------
     @property
@@ -301,6 +278,45 @@ class Dispatcher:
     @property
     def in_flight(self) -> int:
         return len(self.running)
+
+
+class ByHeld:
+    """Workers in buckets by how many tasks they hold, each bucket in arrival order.
+
+    A worker's free slots are capacity - held and it is ready while they reach
+    ``refill_at``, so a change of capacity moves no worker: every per-task step looks at
+    the few held counts a worker can have, never at every worker. OrderedDict, not dict: a
+    dict's first key after many deletions from its front is found by a scan over the
+    deleted slots, which made filling 100,000 workers quadratic."""
+
+    __slots__ = ("buckets",)
+
+    def __init__(self, workers: Iterable[int]) -> None:
+        self.buckets: list[OrderedDict[int, None]] = [OrderedDict.fromkeys(workers)]
+
+    def move(self, worker: int, before: int, after: int) -> None:
+        """The worker held ``before`` tasks and now holds ``after``: to that bucket's end."""
+        del self.buckets[before][worker]
+        self.add(worker, after)
+
+    def add(self, worker: int, held: int) -> None:
+        while len(self.buckets) <= held:
+            self.buckets.append(OrderedDict())
+        self.buckets[held][worker] = None
+
+    def fullest(self, most_held: int) -> tuple[int, int] | None:
+        """(held, worker): the worker holding the fewest tasks, at most ``most_held``, the
+        longest there among equals; None when every worker holds more."""
+        buckets = self.buckets
+        for held in range(min(most_held + 1, len(buckets))):
+            if bucket := buckets[held]:
+                return held, next(iter(bucket))
+        return None
+
+    def free_slots(self, capacity: int, most_held: int) -> int:
+        """The free slots of the workers holding at most ``most_held`` tasks."""
+        buckets = self.buckets
+        return sum(len(buckets[held]) * (capacity - held) for held in range(min(most_held + 1, len(buckets))))
 
 
 class PlacingDispatcher(Dispatcher):
@@ -329,6 +345,9 @@ class PlacingDispatcher(Dispatcher):
         super().__init__(hosts, policy, budget, retries, check, kinds, kind_checks)
         self.pools = pools
         self.placement = Placement(hosts, gpus)
+        if pools is not None:
+            for slot, pool in pools.pool_of.items():
+                self.placement.moved(slot, pool)
         self.shape_of = shape_of
         self.all_run = all_run
         self._parts: dict[int, dict[int, Result]] = {}  # task id -> the answers of its slots so far
@@ -371,11 +390,11 @@ class PlacingDispatcher(Dispatcher):
         if self._nothing_may_pass():
             return 0
         free = self.placement.free_count
-        if self.pools is not None:
-            runs, free_slots = self.pools.runs, self.placement.free_slots()
+        if self.pools is not None:  # counts of free slots by pool: O(kinds), not O(slots)
+            free_by_pool, running = self.placement.free_by_pool, self.pools.pools_running
             self.proposable = frozenset(kind for kind in (None, *self.kinds)
-                                        if any(runs(slot, kind) for slot in free_slots))
-            free = sum(1 for slot in free_slots if any(runs(slot, kind) for kind in self.proposable))
+                                        if any(free_by_pool.get(pool, 0) for pool in running(kind)))
+            free = sum(free_by_pool.get(pool, 0) for pool in frozenset().union(*map(running, self.proposable)))
         want = self.policy.to_ask(free, 0, len(self.running))
         return self._within_budget(min(want, slots - len(self.pending)))
 
@@ -396,7 +415,7 @@ class PlacingDispatcher(Dispatcher):
                 waiting.append(task)
                 break
             shape = task.shape or Shape()
-            taken = placement.take(shape, None if self.pools is None else partial(_runs, self.pools, task.kind))
+            taken = placement.take(shape, None if self.pools is None else self.pools.pools_running(task.kind))
             if taken is None:
                 waiting.append(task)
                 continue
@@ -427,15 +446,13 @@ class PlacingDispatcher(Dispatcher):
                 continue
             parts[worker] = result
             self.placement.give_back([worker])
-            if self.pools is not None:
-                self.pools.rebalance([worker])
+            self._rebalance([worker])
             if len(parts) < len(group.runners):
                 continue
             del self.running[task.id], self._parts[task.id]
             held = [slot for slot in group.slots if slot not in group.runners]
             self.placement.give_back(held)
-            if self.pools is not None:
-                self.pools.rebalance(held)
+            self._rebalance(held)
             if group.gpus:
                 self.placement.give_back_gpus(group.hosts[0], group.gpus)
             merged = _merged(group.leader, parts)
@@ -460,12 +477,14 @@ class PlacingDispatcher(Dispatcher):
             if task.kind == kind and task.shape is not None and task.shape.ranks > self.pools.most_for(kind):
                 raise AlgorithmError(f"resize({name!r}, {workers}): task {task.id} waits for {task.shape.ranks} "
                                      f"ranks of that pool, which would never start; resize once it has run")
-        self.pools.rebalance(self.placement.free_slots())
+        self._rebalance(self.placement.free_slots())
         return self.pools.size_of(kind), workers
 
-
-def _runs(pools: Pools, kind: str | None, slot: int) -> bool:
-    return pools.runs(slot, kind)
+    def _rebalance(self, free: list[int]) -> None:
+        """Free slots move between pools toward their targets; the placement follows."""
+        if self.pools is not None:
+            for slot, _ in self.pools.rebalance(free):
+                self.placement.moved(slot, self.pools.pool_of[slot])
 
 
 def _merged(leader: int, parts: dict[int, Result]) -> Result:

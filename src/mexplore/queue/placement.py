@@ -23,7 +23,7 @@ The rule, in the order tasks wait:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 
 from ..types import Group, Shape
 
@@ -33,7 +33,14 @@ class Placement:
 
     ``hosts`` maps each worker rank to its node and ``gpus`` (if given) to the GPU it owns
     or None. A node's slots are its worker ranks, in rank order (on the master's node, one
-    fewer than elsewhere)."""
+    fewer than elsewhere).
+
+    With ``[pools]`` each slot is in one pool (``pool_of``, kept up to date by
+    :meth:`moved`) and a task may take only slots of the pools that run its kind. For each
+    set of pools a task asks for, the free slots of those pools are counted node by node
+    and the nodes bucketed by that count (an :class:`_Index`, built at the first such
+    task and kept up to date after), so finding a node for a task costs the same with 10
+    workers or 100,000, pools or not."""
 
     def __init__(self, hosts: Mapping[int, str], gpus: Mapping[int, str | None] | None = None) -> None:
         self.node_of = dict(hosts)
@@ -48,7 +55,11 @@ class Placement:
         self.largest = max((len(slots) for slots in self.slots_of.values()), default=0)
         self._nodes = list(self.slots_of)  # in order: a node's index breaks ties between nodes
         self._index = {node: index for index, node in enumerate(self._nodes)}
-        self._by_free = _NodesByFree(self.largest, [len(slots) for slots in self.slots_of.values()])
+        self.pool_of: dict[int, Hashable] = dict.fromkeys(self.node_of)
+        self.free_by_pool: dict[Hashable, int] = {None: self.free_count}
+        self._everything = _Index(None, self.largest, [len(slots) for slots in self.slots_of.values()],
+                                  [len(slots) for slots in self.slots_of.values()])
+        self._indexes: dict[frozenset[Hashable], _Index] = {}
 
     # -- questions ----------------------------------------------------------------------
     def never_fits(self, shape: Shape) -> str | None:
@@ -76,24 +87,51 @@ class Placement:
         return None
 
     # -- choices ------------------------------------------------------------------------
-    def take(self, shape: Shape, eligible: Callable[[int], bool] | None = None) -> tuple[list[int], list[str]] | None:
+    def take(self, shape: Shape, pools: frozenset[Hashable] | None = None) -> tuple[list[int], list[str]] | None:
         """Slots for a task of ``shape`` (leader first) and their nodes, now taken; None
-        when they are not free now. With ``eligible``, only slots it accepts are taken (a
-        kind's pool), and a node is whole only when every one of its slots is free and
-        eligible; a task of ``ranks`` alone that no node has enough eligible slots for is
-        spread over several nodes' (the pool's slots are split over nodes)."""
-        if eligible is None:
-            free = self._free
-        else:
-            free = {node: {slot for slot in slots if eligible(slot)} for node, slots in self._free.items()}
-            if not (shape.gpus or shape.nodes) and \
-                    not any(sum(map(eligible, slots)) >= shape.ranks for slots in self.slots_of.values()):
-                return self._spread(shape.ranks, free)
+        when they are not free now. With ``pools``, only slots of those pools are taken (the
+        pools that run the task's kind), and a node is whole only when every one of its
+        slots is free and in them; a task of ``ranks`` alone that no node has enough slots
+        of those pools for is spread over several nodes' (the pool's slots are split over
+        nodes)."""
+        index = self._everything if pools is None else self._index_of(pools)
+        if pools is not None and not (shape.gpus or shape.nodes) and index.most_on_a_node() < shape.ranks:
+            return self._spread(shape.ranks, self._free_in(pools))
+        if shape.nodes == 0 and shape.ranks <= self.largest and not shape.gpus:
+            return self._on_one_node(shape.ranks, index)
+        free = self._free if pools is None else self._free_in(pools)
         if shape.gpus:
             return self._with_gpus(shape, free)
-        if shape.nodes == 0 and shape.ranks <= self.largest:
-            return self._on_one_node(shape.ranks, free)
         return self._on_whole_nodes(shape, free)
+
+    def moved(self, slot: int, pool: Hashable) -> None:
+        """The slot is now in ``pool`` (a pool resized)."""
+        before = self.pool_of[slot]
+        if before == pool:
+            return
+        self.pool_of[slot] = pool
+        node = self._index[self.node_of[slot]]
+        is_free = slot in self._free[self.node_of[slot]]
+        if is_free:
+            self.free_by_pool[before] -= 1
+            self.free_by_pool[pool] = self.free_by_pool.get(pool, 0) + 1
+        for index in self._indexes.values():
+            change = (pool in index.pools) - (before in index.pools)
+            if change:
+                index.totals_moved(node, change)
+                if is_free:
+                    index.by_free.add(node, change)
+
+    def _index_of(self, pools: frozenset[Hashable]) -> _Index:
+        if (index := self._indexes.get(pools)) is None:  # a set of pools not asked for before: O(slots), once
+            free = [sum(self.pool_of[slot] in pools for slot in self._free[node]) for node in self._nodes]
+            totals = [sum(self.pool_of[slot] in pools for slot in self.slots_of[node]) for node in self._nodes]
+            index = self._indexes[pools] = _Index(pools, self.largest, free, totals)
+        return index
+
+    def _free_in(self, pools: frozenset[Hashable]) -> dict[str, set[int]]:
+        """Each node's free slots of ``pools``: a look at every slot, for the rarer shapes."""
+        return {node: {slot for slot in slots if self.pool_of[slot] in pools} for node, slots in self._free.items()}
 
     def _spread(self, ranks: int, free: Mapping[str, set[int]]) -> tuple[list[int], list[str]] | None:
         """A pool's slots lie on several nodes and no node has enough of them for the task:
@@ -117,21 +155,15 @@ class Placement:
             free = self._free[node]
             if rank not in free:
                 free.add(rank)
-                self.free_count += 1
-                self._by_free.moved(self._index[node], len(free) - 1, len(free))
+                self._counted(node, rank, +1)
 
-    def _on_one_node(self, ranks: int, free: Mapping[str, set[int]]) -> tuple[list[int], list[str]] | None:
-        if free is self._free:  # every free slot eligible: the fullest fitting node from the buckets
-            index = self._by_free.fullest_fitting(ranks)
-            if index is None:
-                return None
-            node = self._nodes[index]
-        else:
-            fitting = [node for node, slots in free.items() if len(slots) >= ranks]
-            if not fitting:
-                return None
-            node = min(fitting, key=lambda name: len(free[name]))
-        chosen = sorted(free[node])[:ranks]
+    def _on_one_node(self, ranks: int, index: _Index) -> tuple[list[int], list[str]] | None:
+        """On the node with the fewest free slots (of the index's pools) that holds the task."""
+        found = index.by_free.fullest_fitting(ranks)
+        if found is None:
+            return None
+        node = self._nodes[found]
+        chosen = sorted(slot for slot in self._free[node] if index.holds(self.pool_of[slot]))[:ranks]
         self._take(node, chosen)
         return chosen, [node] * ranks
 
@@ -205,11 +237,21 @@ class Placement:
 
     def _take(self, node: str, slots: Iterable[int]) -> None:
         free = self._free[node]
-        before = len(free)
         for rank in slots:
-            free.discard(rank)
-            self.free_count -= 1
-        self._by_free.moved(self._index[node], before, len(free))
+            if rank in free:
+                free.discard(rank)
+                self._counted(node, rank, -1)
+
+    def _counted(self, node: str, slot: int, change: int) -> None:
+        """The slot was taken (-1) or given back (+1): every count of free slots follows."""
+        self.free_count += change
+        pool = self.pool_of[slot]
+        self.free_by_pool[pool] += change
+        where = self._index[node]
+        self._everything.by_free.add(where, change)
+        for index in self._indexes.values():
+            if pool in index.pools:
+                index.by_free.add(where, change)
 
 
 def group_for(slots: list[int], hosts: list[str], ranks: int, all_run: bool, gpus: tuple[str, ...] = ()) -> Group:
@@ -237,10 +279,10 @@ class _NodesByFree:
             self.heaps[count].append(index)
             self.live[count] += 1
 
-    def moved(self, index: int, before: int, after: int) -> None:
-        if before == after:
-            return
-        self.counts[index] = after
+    def add(self, index: int, change: int) -> None:
+        """The node's count of free slots changes by ``change``."""
+        before = self.counts[index]
+        after = self.counts[index] = before + change
         self.live[before] -= 1
         self.live[after] += 1
         heap = self.heaps[after]
@@ -257,3 +299,30 @@ class _NodesByFree:
             if heap:
                 return heap[0]
         return None
+
+
+class _Index:
+    """The slots of some pools (``pools``; None: every slot), node by node: the nodes
+    bucketed by their free slots of those pools (best fit in O(largest node + log
+    nodes)), and how many nodes have each count of such slots, free or not (whether a
+    task fits on one node at all, in O(largest node))."""
+
+    def __init__(self, pools: frozenset[Hashable] | None, largest: int, free: list[int], totals: list[int]) -> None:
+        self.pools = pools
+        self.by_free = _NodesByFree(largest, free)
+        self.totals = totals
+        self.nodes_with = [0] * (largest + 1)
+        for total in totals:
+            self.nodes_with[total] += 1
+
+    def holds(self, pool: Hashable) -> bool:
+        return self.pools is None or pool in self.pools
+
+    def most_on_a_node(self) -> int:
+        """The most slots of these pools that one node has."""
+        return next((total for total in range(len(self.nodes_with) - 1, -1, -1) if self.nodes_with[total]), 0)
+
+    def totals_moved(self, node: int, change: int) -> None:
+        self.nodes_with[self.totals[node]] -= 1
+        self.totals[node] += change
+        self.nodes_with[self.totals[node]] += 1

@@ -20,18 +20,19 @@ no clock. Kinds are keyed as tasks are: None for the objective kind, its name fo
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..errors import AlgorithmError
 from ..types import Result, Task
-from .dispatch import Dispatcher
+from .dispatch import ByHeld, Dispatcher
 from .policies import Policy
 
 Kind = str | None
 SHARED = "(shared)"
 """How messages name the workers no pool holds."""
+_SHARED_ONLY = frozenset({SHARED})
 
 
 def pool_sizes(pools: Mapping[str, int | float], workers: int) -> dict[str, int]:
@@ -73,12 +74,21 @@ class Pools:
     def _targets_changed(self) -> None:
         # when every kind has a pool, the shared workers join the objective kind's
         self._all_pooled = None in self.targets and all(kind in self.targets for kind in self.kinds)
+        self._running = {kind: frozenset({kind, SHARED} if kind is None and self._all_pooled else {kind})
+                         for kind in self.targets}
+        self._check_settled()
+
+    def _check_settled(self) -> None:
+        """Every pool at its target: no worker will move until a target changes."""
+        self._settled = all(self._counts.get(kind, 0) == target for kind, target in self.targets.items())
+
+    def pools_running(self, kind: Kind) -> frozenset[Kind | str]:
+        """The pools whose workers run ``kind``: its own, or the shared workers when it has
+        none (and both for the objective kind when every kind has a pool)."""
+        return self._running.get(kind, _SHARED_ONLY)
 
     def runs(self, worker: int, kind: Kind) -> bool:
-        pool = self.pool_of[worker]
-        if pool == SHARED:
-            return kind not in self.targets or (self._all_pooled and kind is None)
-        return pool == kind
+        return self.pool_of[worker] in self.pools_running(kind)
 
     def most_for(self, kind: Kind) -> int:
         """The most workers that may run ``kind`` once every pool has reached its target:
@@ -100,10 +110,13 @@ class Pools:
         self._targets_changed()
         return kind
 
-    def rebalance(self, idle: Iterable[int]) -> None:
+    def rebalance(self, idle: Iterable[int]) -> list[tuple[int, Kind | str]]:
         """Move these idle workers from pools over their target to pools under it (shared
-        workers first), or back to the shared ones when no pool is short."""
-        counts = self._counts
+        workers first), or back to the shared ones when no pool is short; returns each
+        worker moved with the pool it left."""
+        if self._settled:  # the common case, at every result: nothing to move
+            return []
+        counts, moved = self._counts, []
         short = [kind for kind, target in self.targets.items() if counts.get(kind, 0) < target]
         for worker in sorted(idle, key=lambda w: self.pool_of[w] != SHARED):
             pool = self.pool_of[worker]
@@ -120,6 +133,10 @@ class Pools:
             counts[pool] -= 1
             counts[destination] = counts.get(destination, 0) + 1
             self.pool_of[worker] = destination
+            moved.append((worker, pool))
+        if moved:
+            self._check_settled()
+        return moved
 
     def size_of(self, kind: Kind) -> int:
         return self._counts.get(kind, 0)
@@ -152,69 +169,89 @@ class PoolDispatcher(Dispatcher):
         workers = list(workers)
         super().__init__(workers, policy, budget, retries, check, kinds, kind_checks)
         self.pools = Pools(workers, pools, objective, kinds)
+        self._pool_by_held: dict[Kind | str, ByHeld] = {}  # each pool's workers by the tasks they hold
+        for worker in workers:
+            self._pool_by_held.setdefault(self.pools.pool_of[worker], ByHeld(())).add(worker, 0)
+
+    def _set_held(self, worker: int, held: int) -> None:
+        self._pool_by_held[self.pools.pool_of[worker]].move(worker, self._held[worker], held)
+        super()._set_held(worker, held)
 
     # -- who runs what --------------------------------------------------------------------
+    def _room_and_waiting(self) -> tuple[dict[Kind | str, int], Counter[Kind]]:
+        """The free slots of each pool's ready workers, and the waiting tasks of each kind:
+        O(pools x the held counts a worker can have + waiting tasks), not O(workers)."""
+        most_held = self.capacity - self._refill_at
+        room = {pool: workers.free_slots(self.capacity, most_held) for pool, workers in self._pool_by_held.items()}
+        return room, Counter(task.kind for task in self.pending) if self.pending else Counter()
+
     def runnable(self) -> frozenset[Kind]:
         """The kinds some ready worker could take one more task of now."""
-        waiting: dict[Kind, int] = {}
-        for task in self.pending:
-            waiting[task.kind] = waiting.get(task.kind, 0) + 1
-        room: dict[Kind, int] = {}
-        runs = self.pools.runs
-        for worker in self._ready_workers():
-            for kind in (None, *self.kinds):
-                if runs(worker, kind):
-                    room[kind] = room.get(kind, 0) + self._free(worker)
-        return frozenset(kind for kind, slots in room.items() if slots > waiting.get(kind, 0))
+        room, waiting = self._room_and_waiting()
+        return self._runnable(room, waiting)
+
+    def _runnable(self, room: dict[Kind | str, int], waiting: Counter[Kind]) -> frozenset[Kind]:
+        running = self.pools.pools_running
+        return frozenset(kind for kind in (None, *self.kinds)
+                         if sum(room.get(pool, 0) for pool in running(kind)) > waiting[kind])
 
     # -- decisions ------------------------------------------------------------------------
     def wanted(self) -> int:
         """Proposals to ask for: free slots of ready workers less the tasks already waiting
         for them, by kind, within the budget. Sets :attr:`proposable`, the kinds to ask for."""
-        runnable = self.proposable = self.runnable()
+        room, waiting = self._room_and_waiting()
+        runnable = self.proposable = self._runnable(room, waiting)
         if not runnable:
             return 0
-        runs = self.pools.runs
-        room = sum(self._free(worker) for worker in self._ready_workers()
-                   if any(runs(worker, kind) for kind in runnable))
-        waiting = sum(1 for task in self.pending if task.kind in runnable)
-        return self._within_budget(max(room - waiting, 0))
+        pools = frozenset().union(*map(self.pools.pools_running, runnable))
+        free = sum(room.get(pool, 0) for pool in pools)
+        return self._within_budget(max(free - sum(waiting[kind] for kind in runnable), 0))
 
     def assign(self) -> list[tuple[int, list[Task]]]:
-        """Waiting tasks, in order, each to a ready worker that runs its kind (the one with
-        the most free slots first)."""
-        sends = []
-        runs = self.pools.runs
-        for worker in self._ready_workers():
-            room = self._free(worker)
-            batch, kept = [], deque()
-            while self.pending:
-                task = self.pending.popleft()
-                (batch if len(batch) < room and runs(worker, task.kind) else kept).append(task)
-                if len(batch) == room:
-                    break
-            kept.extend(self.pending)
-            self.pending = kept
-            if not batch:
+        """Waiting tasks, in order, each to a ready worker that runs its kind: the one with
+        the most free slots, then the same worker until it is full (as the plain dispatcher
+        fills one worker at a time)."""
+        sends: dict[int, list[Task]] = {}
+        kept: deque[Task] = deque()
+        filling: dict[frozenset[Kind | str], int | None] = {}  # the pools of a kind -> the worker they fill
+        for task in self.pending:
+            pools = self.pools.pools_running(task.kind)
+            worker = filling.get(pools, -1)
+            if worker == -1 or (worker is not None and self._held[worker] >= self.capacity):
+                worker = filling[pools] = self._fullest_of(pools)
+            if worker is None:
+                kept.append(task)
                 continue
-            for task in batch:
-                self.running[task.id] = (worker, task)
-            self._set_held(worker, self._held[worker] + len(batch))
-            sends.append((worker, batch))
+            self.running[task.id] = (worker, task)
+            self._set_held(worker, self._held[worker] + 1)
+            sends.setdefault(worker, []).append(task)
+        self.pending = kept
         self._emptied.clear()
         self._round_cost = 0.0
-        return sends
+        return list(sends.items())
+
+    def _fullest_of(self, pools: frozenset[Kind | str]) -> int | None:
+        """The ready worker of these pools with the most free slots, or None."""
+        most_held = self.capacity - self._refill_at
+        found = [fullest for pool in pools if (workers := self._pool_by_held.get(pool)) is not None
+                 and (fullest := workers.fullest(most_held)) is not None]
+        return min(found)[1] if found else None
 
     # -- events ---------------------------------------------------------------------------
     def complete(self, worker: int, results: Iterable[Result]) -> tuple[list[tuple[Task, Result]], list[Result]]:
         booked = super().complete(worker, results)
         if self._held[worker] == 0:
-            self.pools.rebalance([worker])  # the others idle were placed when they freed up or at a resize
+            self._rebalance([worker])  # the others idle were placed when they freed up or at a resize
         return booked
+
+    def _rebalance(self, idle: list[int]) -> None:
+        for worker, left in self.pools.rebalance(idle):
+            self._pool_by_held[left].buckets[0].pop(worker)
+            self._pool_by_held.setdefault(self.pools.pool_of[worker], ByHeld(())).add(worker, 0)
 
     def resize(self, name: str, workers: int) -> tuple[int, int]:
         """Set the pool of the kind ``name`` to ``workers``; returns (its size now, its
         target). Idle workers move at once, busy ones as they free up."""
         kind = self.pools.set_target(name, workers)
-        self.pools.rebalance([w for w, held in self._held.items() if held == 0])
+        self._rebalance([w for w, held in self._held.items() if held == 0])
         return self.pools.size_of(kind), workers
