@@ -276,9 +276,12 @@ def test_id_blocks_grow_with_the_session_to_an_eighth_of_its_ids_and_no_further(
 
 def test_results_a_proposal_missed_count_in_its_tasks_lag():
     """``unseen`` (an algorithm computing ahead: proposers) adds to the lag the dispatcher
-    counts, the tasks proposed and not finished."""
+    counts, the tasks proposed and not finished; ``computing``, the time computing them
+    took outside the master's calls, is billed to them with the master's own."""
     s = state(workers=(1, 2), budget=None)
     feed(s, {"x": 1})
-    s.proposed([{"x": 2}, {"x": 3}], unseen=[2, 0])
+    s.algorithm_took(0.25)
+    s.proposed([{"x": 2}, {"x": 3}], unseen=[2, 0], computing=0.75)
+    assert sorted(task.algorithm_time for task in s.dispatcher.pending) == [0.5, 0.5]
     lags = {task.id: task.lag for _, task in s.dispatcher.running.values()} | {t.id: t.lag for t in s.dispatcher.pending}
     assert lags == {0: 0, 1: 1 + 2, 2: 1}

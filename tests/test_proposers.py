@@ -99,16 +99,17 @@ def test_the_processes_propose_in_turn_and_every_copy_hears_of_every_task():
 
 def test_results_told_after_a_proposal_was_made_count_as_unseen_by_its_task():
     """A proposal computed ahead of need misses the results told after it was made; the
-    task it becomes has them in ``unseen`` (added to its lag), one that saw all has none."""
+    task it becomes has them in ``missed`` (added to its lag), one that saw all has none."""
     proposers = Proposers("optuna.tpe", LINE, StudyInfo(seed=2), {"n_startup_trials": 1}, 1)
     try:
         [first] = take(proposers, 0)
         wait_until(lambda: proposers._ready.qsize() == 1, "the next proposal is made, before any result")
         proposers.tell([Result(task_id=0, params=first, status=Status.OK, objective=1.0)])
         take(proposers, 1)  # its ask goes after that result: the next proposal has seen it
-        assert proposers.unseen(range(0, 2)) == [0, 1]
+        ahead = proposers.computed_ahead(range(0, 2))
+        assert ahead.missed == [0, 1] and ahead.seconds > 0, "TPE's time in its process is billed to the tasks"
         take(proposers, 2)
-        assert proposers.unseen(range(2, 3)) == [0]
+        assert proposers.computed_ahead(range(2, 3)).missed == [0]
     finally:
         proposers.close()
 
@@ -225,6 +226,9 @@ def test_a_run_with_proposers_spends_its_budget_exactly_and_leaves_no_process(tm
     assert all(record["status"] == "ok" for record in records)
     assert "proposers = 2" in (tmp_path / "out" / "study.toml").read_text()
     assert not proposers_in(tmp_path)
+    report = run_cli("results", str(tmp_path / "out"), cwd=tmp_path)
+    assert "workers waited for the algorithm's proposals" in report.stdout, (
+        "no-op tasks wait for TPE's proposals: its time in the processes is billed to the tasks\n" + report.stdout)
 
 
 @pytest.mark.mpi

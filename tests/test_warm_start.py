@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from helpers import REPO, journal, run_cli, write_study
-from mexplore.algorithms.base import Algorithm, StudyInfo
+from mexplore.algorithms.base import Ahead, Algorithm, StudyInfo
 from mexplore.algorithms.warm_start import WarmStart
 from mexplore.config import load_study
 from mexplore.errors import StudyFileError
@@ -213,17 +213,17 @@ def test_tpe_warm_started_from_an_earlier_run_and_a_csv_under_mpi(tmp_path):
 
 
 def test_the_results_a_wrapped_algorithm_says_its_proposals_missed_reach_the_master():
-    """``unseen`` (``proposers``: proposals computed ahead of need) passes through the warm
-    start, for the algorithm's own tasks and the initial points alike (the algorithm answers
-    0 for a task it did not propose)."""
+    """``computed_ahead`` (``proposers``: proposals computed ahead of need) passes through
+    the warm start, for the algorithm's own tasks and the initial points alike (the
+    algorithm answers 0 for a task it did not propose)."""
 
-    class Ahead(Algorithm):
+    class ComputesAhead(Algorithm):
         def ask(self, n):
             return [{"x": 0.5}] * n
 
-        def unseen(self, task_ids):
-            return [2 if task_id >= 1 else 0 for task_id in task_ids]
+        def computed_ahead(self, task_ids):
+            return Ahead([2 if task_id >= 1 else 0 for task_id in task_ids], 0.25)
 
-    warm = WarmStart(Ahead(Space({"x": Float(0.0, 1.0)}, {})), [{"x": 0.1}], [])
+    warm = WarmStart(ComputesAhead(Space({"x": Float(0.0, 1.0)}, {})), [{"x": 0.1}], [])
     assert warm.propose(range(0, 3)) == [{"x": 0.1}, {"x": 0.5}, {"x": 0.5}]
-    assert warm.unseen(range(0, 3)) == [0, 2, 2]
+    assert warm.computed_ahead(range(0, 3)) == Ahead([0, 2, 2], 0.25)

@@ -16,6 +16,7 @@ _EXPORTS = {
     # writing an algorithm
     "Algorithm": "mexplore.algorithms.base",
     "StudyInfo": "mexplore.algorithms.base",
+    "Ahead": "mexplore.algorithms.base",
     "Space": "mexplore.space",
     "Direction": "mexplore.objectives",
     "TaskQueue": "mexplore.queue.futures",
@@ -59,7 +60,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
-    from .algorithms.base import Algorithm, StudyInfo
+    from .algorithms.base import Ahead, Algorithm, StudyInfo
     from .api import Run, RunFailed, open_run, run
     from .errors import BudgetSpent, MexploreError, Pruned, Stopped
     from .models.context import Context

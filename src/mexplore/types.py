@@ -128,7 +128,8 @@ class Task:
     """One evaluation of the model at one parameter set.
 
     ``algorithm_time`` is what proposing it cost the master: its share of the ``ask`` that
-    returned it, plus of every ``tell`` and ``report`` since the ``ask`` before. ``lag`` is
+    returned it, plus of every ``tell`` and ``report`` since the ``ask`` before (with
+    ``proposers``, plus its proposal's computing time over the number of processes). ``lag`` is
     how many tasks were proposed and not yet finished when it was: results its proposal
     could not see (what prefetching costs an algorithm that learns).
 

@@ -44,6 +44,20 @@ from ..types import ResizePool, Result, StopTask
 
 
 @dataclass(frozen=True, slots=True)
+class Ahead:
+    """Proposals computed ahead of need, outside the master's calls to the algorithm.
+
+    ``missed``: for each task, how many results told before it its proposal did not see
+    (added to its ``lag``). ``seconds``: what computing them took, divided by how many
+    were computed side by side (K processes computing at once hand out one proposal every
+    ``seconds / K``); it is billed to them as ``algorithm_time``, as the master's own time
+    in the algorithm is, so the note on workers waiting for the algorithm sees it."""
+
+    missed: list[int]
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class StudyInfo:
     """What an algorithm is told of the study it serves, once, in its constructor.
 
@@ -125,11 +139,11 @@ class Algorithm(ABC):
     def tell(self, results: list[Result]) -> None:
         """Learn from finished results; the default ignores them (fine for sweeps)."""
 
-    def unseen(self, task_ids: range) -> list[int] | None:
-        """For the tasks just numbered from the latest proposals: how many results told
-        before each one's proposal did not reach it, for its ``lag``. None (the default):
-        each proposal was computed when asked, so it saw every result told before.
-        (``[algorithm] proposers`` computes proposals ahead of need.)"""
+    def computed_ahead(self, task_ids: range) -> Ahead | None:
+        """For the tasks just numbered from the latest proposals, what computing them ahead
+        of need (``[algorithm] proposers``, an algorithm's own thread) hid from the master:
+        see :class:`Ahead`. None (the default): each proposal was computed when asked, in
+        the call the master timed, so it saw every result told before."""
         return None
 
     def report(self, task_id: int, step: float, value: float) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..space import FinishedPoints
 from ..types import Result
-from .base import Algorithm
+from .base import Ahead, Algorithm
 
 
 class WarmStart(Algorithm):
@@ -43,8 +43,8 @@ class WarmStart(Algorithm):
             batch += self.algorithm.propose(task_ids[len(batch):])
         return batch
 
-    def unseen(self, task_ids: range) -> list[int] | None:
-        return self.algorithm.unseen(task_ids)  # an initial point's id: none missed
+    def computed_ahead(self, task_ids: range) -> Ahead | None:
+        return self.algorithm.computed_ahead(task_ids)  # an initial point's id: none missed, no time
 
     def tell(self, results: list[Result]) -> None:
         initial, own = [], []

@@ -235,14 +235,17 @@ class MasterState:
         """The task ids the next ``n`` proposals will get, in order."""
         return range(self.dispatcher.next_id, self.dispatcher.next_id + n)
 
-    def proposed(self, proposals: list[dict[str, Any]], unseen: list[int] | None = None) -> list[Instruction]:
+    def proposed(
+        self, proposals: list[dict[str, Any]], unseen: list[int] | None = None, computing: float = 0.0,
+    ) -> list[Instruction]:
         """The algorithm's proposals become tasks, numbered as :meth:`proposal_ids` said
-        (``unseen``: results each proposal missed, :meth:`~.Algorithm.unseen`). With
+        (``unseen``: results each proposal missed; ``computing``: their cost outside the
+        master's calls; :meth:`~.Algorithm.computed_ahead`). With
         ``[cache] reuse``, a point evaluated before is answered from its recorded result at
         once; the others wait for a worker."""
         if not proposals:
             return []
-        cost, self._unbilled = self._unbilled / len(proposals), 0.0
+        cost, self._unbilled = (self._unbilled + computing) / len(proposals), 0.0
         tasks = self.dispatcher.number(proposals, cost)
         if unseen is not None:  # computed ahead of need: what it missed is lag too
             for task, missed in zip(tasks, unseen):

@@ -7,10 +7,10 @@ standard error. It never imports MPI. Messages from the master, in order:
 
 - ``("start", name, space, info, options)``: build the algorithm; answered ``("ready",)`` or
   ``("error", text)``.
-- ``("ask",)``: compute one proposal; answered ``("proposal", token, params, seen)``. The
-  proposal is this process's trial ``token`` (a negative number) until the master tells its
-  result under that number; ``seen`` is how many results (told, replayed, taught) it was
-  computed from.
+- ``("ask",)``: compute one proposal; answered ``("proposal", token, params, seen, seconds)``.
+  The proposal is this process's trial ``token`` (a negative number) until the master
+  tells its result under that number; ``seen`` is how many results (told, replayed,
+  taught) it was computed from, ``seconds`` how long computing it took.
 - ``("pending", task_id, params)``: a task another process proposed, running; the sampler
   counts it as it counts its own running trials (TPE's constant liar).
 - ``("tell", results)``, ``("replay", results)``, ``("learn", results)``: as the
@@ -26,6 +26,7 @@ import os
 import pickle
 import select
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -94,8 +95,9 @@ def serve(reader: FrameReader, out: int) -> None:
         try:
             if message is None:  # nothing more to learn first: propose
                 token -= 1
+                started = time.perf_counter()
                 (params,) = algorithm.propose(range(token, token + 1))
-                send_frame(out, ("proposal", token, params, seen))
+                send_frame(out, ("proposal", token, params, seen, time.perf_counter() - started))
                 asked -= 1
             elif message[0] == "ask":
                 asked += 1

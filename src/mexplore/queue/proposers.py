@@ -31,7 +31,7 @@ from dataclasses import replace
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from ..algorithms.base import Algorithm, StudyInfo
+from ..algorithms.base import Ahead, Algorithm, StudyInfo
 from ..errors import AlgorithmError
 from ..node import helper_environment
 from ..space import Space
@@ -49,10 +49,10 @@ class Proposers(Algorithm):
     def __init__(self, name: str, space: Space, info: StudyInfo, options: dict[str, Any], count: int) -> None:
         super().__init__(space, info)
         self._name = name
-        self._ready: SimpleQueue[tuple[_Proposer, int, dict[str, Any], int]] = SimpleQueue()
+        self._ready: SimpleQueue[tuple[_Proposer, int, dict[str, Any], int, float]] = SimpleQueue()
         self._owners: dict[int, tuple[_Proposer, int]] = {}  # task id -> (its proposer, its trial there)
         self._told = 0  # results told, replayed or taught to every process so far
-        self._unseen: dict[int, int] = {}  # task id -> results told before it that its proposal missed
+        self._ahead: dict[int, tuple[int, float]] = {}  # task id -> (results its proposal missed, seconds)
         self._proposers: list[_Proposer] = []
         try:
             for index in range(count):
@@ -79,12 +79,12 @@ class Proposers(Algorithm):
         batch: list[dict[str, Any]] = []
         while len(batch) < len(task_ids):
             try:
-                proposer, token, params, seen = self._ready.get_nowait()
+                proposer, token, params, seen, seconds = self._ready.get_nowait()
             except Empty:
                 break
             task_id = task_ids[len(batch)]
             self._owners[task_id] = (proposer, token)
-            self._unseen[task_id] = self._told - seen
+            self._ahead[task_id] = (self._told - seen, seconds)
             proposer.send(("ask",))
             for other in self._proposers:
                 if other is not proposer:
@@ -92,8 +92,9 @@ class Proposers(Algorithm):
             batch.append(params)
         return batch
 
-    def unseen(self, task_ids: range) -> list[int]:
-        return [self._unseen.pop(task_id, 0) for task_id in task_ids]
+    def computed_ahead(self, task_ids: range) -> Ahead:
+        ahead = [self._ahead.pop(task_id, (0, 0.0)) for task_id in task_ids]
+        return Ahead([missed for missed, _ in ahead], sum(seconds for _, seconds in ahead) / len(self._proposers))
 
     def tell(self, results: list[Result]) -> None:
         self._told += len(results)
@@ -136,7 +137,7 @@ class _Proposer:
     """One proposer process, and the two threads that talk to it so that the master never
     waits on its pipes: a writer (a process busy computing reads nothing) and a reader."""
 
-    def __init__(self, index: int, ready: SimpleQueue[tuple[_Proposer, int, dict[str, Any], int]]) -> None:
+    def __init__(self, index: int, ready: SimpleQueue[tuple[_Proposer, int, dict[str, Any], int, float]]) -> None:
         self.index = index
         self.error: str | None = None
         self.ended = False
