@@ -115,6 +115,19 @@ def test_every_capacity_async_chooses_is_refilled_when_its_worker_replies():
         assert freed_at_reply >= policy.refill_at(capacity) >= 1
 
 
+def test_a_worker_that_runs_dry_after_its_low_water_reply_is_refilled_at_once():
+    """A worker replies at its low-water mark and again when it runs dry. When the master's
+    answer to the first reply comes late (very short tasks), the second reply is what
+    tells the master the worker is empty: the slots it frees must reach the refill mark,
+    or the empty worker waits for the late refill and runs it before it gets more (with a
+    backlog of 32 and a mark one too high, every refill carried 17 tasks into 33 slots)."""
+    policies = [(Async(learns=False), capacity) for capacity in range(2, MAX_BACKLOG + 2)]
+    policies += [(Queue(backlog), 1 + backlog) for backlog in range(1, 65)]
+    for policy, capacity in policies:
+        low_water = min(capacity - 1, policy.reply_low_water)
+        assert low_water >= policy.refill_at(capacity), (policy, capacity)
+
+
 def test_an_explicit_policy_still_wins():
     assert make_policy("queue", 4, backlog=0, learns=False) == Queue(0)
     assert make_policy("queue", 4, backlog=0).capacity(0.00001, 0.001, 1) == 1

@@ -40,8 +40,23 @@ HIDE = 4.0
 each worker; it is refilled when half are left, so a refill has two hand-offs to arrive."""
 MAX_BACKLOG = 32
 """The most tasks ``async`` keeps waiting on a worker (no-op tasks): a refill then carries
-17 tasks in one message, which is what lifts very short tasks past 25,000 tasks/s."""
-ASYNC_LOW_WATER = 1 + MAX_BACKLOG - (MAX_BACKLOG + 2) // 2
+16 tasks or more in one message, which is what lifts very short tasks past 25,000 tasks/s."""
+
+
+def half_refill(capacity: int) -> int:
+    """Refill a worker of ``capacity`` slots once half of them are free, rounded down.
+
+    Down, not up: a worker replies when it has run that many of a full load and again when
+    it runs dry, and when the master's answer to the first reply comes late (very short
+    tasks on a busy machine) the second reply carries the other half. Were that half one
+    short of the refill mark, the master would not refill a worker it knows to be empty
+    until the late answer had arrived and been run too: with a backlog of 32, every
+    refill then carried 17 tasks into a worker of 33 slots, in two replies of 1 and 16
+    results (measured 8.7 results per reply; 13 to 16 once rounded down)."""
+    return max(1, capacity // 2)
+
+
+ASYNC_LOW_WATER = 1 + MAX_BACKLOG - half_refill(1 + MAX_BACKLOG)
 """``async`` workers reply on falling to this many tasks, right for the largest backlog; for
 a smaller one, ``refill_at`` asks for refills as small as one task, so none runs dry."""
 
@@ -121,7 +136,7 @@ class Queue:
         return 1 + self.backlog
 
     def refill_at(self, capacity: int) -> int:
-        return (self.backlog + 2) // 2
+        return half_refill(1 + self.backlog)
 
     @property
     def reply_low_water(self) -> int:
