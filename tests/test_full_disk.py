@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,3 +109,39 @@ def test_a_read_only_output_is_refused_in_one_line(tmp_path: Path, small_disk: P
     assert refused.returncode in (1, 2) and len(lines) == 1, refused.stderr
     assert "Read-only file system" in lines[0] and "choose another output directory" in lines[0]
     assert not list(output.iterdir())
+
+
+RESULTS_ON_A_FULL_DISK = """
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mexplore.store.results_file import write_results
+
+rows = int(sys.argv[2])
+frame = pd.DataFrame({"id": np.arange(rows), "x": np.linspace(0, 1, rows), "status": ["ok"] * rows})
+try:
+    write_results(Path(sys.argv[1]), frame)
+except OSError as error:
+    print("OSError", error.errno)
+"""
+
+
+@pytest.mark.parametrize("rows", [1000, 2000, 8000])
+def test_results_h5_on_a_full_disk_is_an_oserror_not_a_crash(tmp_path: Path, small_disk: Path, rows: int) -> None:
+    """HDF5 writing straight to a full disk crashed the process (a segmentation fault as
+    its objects were freed) at the end of a run whose journal had fit: results.h5 is now
+    built in memory and written as one image, so the disk's error is an OSError the run
+    reports, and no temporary file is left."""
+    output = small_disk / "out"
+    output.mkdir()
+    (small_disk / "filler").write_bytes(b"\0" * 100_000)
+    script = tmp_path / "write.py"
+    script.write_text(RESULTS_ON_A_FULL_DISK)
+    done = subprocess.run([sys.executable, str(script), str(output), str(rows)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
+    assert done.stdout.strip() == "OSError 28", done.stdout + done.stderr[-2000:]
+    assert not [p.name for p in output.iterdir() if ".part" in p.name]
