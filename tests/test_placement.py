@@ -174,16 +174,21 @@ def test_shared_gpus_are_never_given_to_two_tasks_at_once():
     assert third.group.gpus == first.group.gpus  # the freed GPU, and only then
 
 
+def uneven_nodes(chance: random.Random, nodes: int) -> dict[int, str]:
+    """Worker ranks on ``nodes`` nodes of 1 to 6 slots each."""
+    hosts = {}
+    for node in range(nodes):
+        for _ in range(chance.randint(1, 6)):
+            hosts[len(hosts) + 1] = f"n{node:02d}"
+    return hosts
+
+
 def test_the_fullest_fitting_node_found_from_buckets_is_the_one_a_look_at_every_node_finds():
     """Tasks on one node take the node with the fewest free slots that holds them, the first
     of such nodes in node order; the buckets that find it without looking at every node
     agree with that look over thousands of random takes and give-backs on uneven nodes."""
     chance = random.Random(7)
-    hosts = {}
-    for node in range(60):
-        for _ in range(chance.randint(1, 6)):
-            hosts[len(hosts) + 1] = f"n{node:02d}"
-    placement = Placement(hosts)
+    placement = Placement(uneven_nodes(chance, 60))
     held: list[list[int]] = []
     for _ in range(5000):
         if held and (chance.random() < 0.45 or placement.free_count < 6):
@@ -208,10 +213,7 @@ def test_with_pools_every_choice_is_the_one_a_look_at_every_slot_finds():
     find a node without looking at every slot agree with that look, over thousands of
     random takes, give-backs and moves of free and held slots."""
     chance = random.Random(11)
-    hosts = {}
-    for node in range(40):
-        for _ in range(chance.randint(1, 6)):
-            hosts[len(hosts) + 1] = f"n{node:02d}"
+    hosts = uneven_nodes(chance, 40)
     placement = Placement(hosts)
     for slot in hosts:
         placement.moved(slot, chance.choice("abs"))
