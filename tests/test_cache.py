@@ -402,3 +402,19 @@ def test_a_stop_signal_interrupts_only_inside_interruptible_blocks():
     finally:
         signals.restore()
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+
+
+def test_results_h5_of_several_outputs_written_at_once_in_one_process(tmp_path):
+    """results.h5 is built in memory; HDF5 takes two in-memory files of one name for the
+    same file, so each writer names its own (several in-process runs, or their threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mexplore.store.results_file import read_table
+
+    outputs = [tmp_path / f"out{index}" for index in range(4)]
+    frames = [pd.DataFrame({"id": np.arange(50_000), "x": np.full(50_000, float(index))}) for index in range(4)]
+    for output in outputs:
+        output.mkdir()
+    with ThreadPoolExecutor(4) as writers:
+        list(writers.map(write_results_h5, outputs, frames))
+    assert [read_table(output)["x"].iloc[-1] for output in outputs] == [0.0, 1.0, 2.0, 3.0]

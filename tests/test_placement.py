@@ -222,8 +222,8 @@ def test_with_pools_every_choice_is_the_one_a_look_at_every_slot_finds():
         roll = chance.random()
         if held and (roll < 0.4 or placement.free_count < 6):
             placement.give_back(held.pop(chance.randrange(len(held))))
-        elif roll < 0.55:
-            placement.moved(chance.choice(list(hosts)), chance.choice("abs"))
+        elif roll < 0.55:  # into a pool no slot was in before, now and then
+            placement.moved(chance.choice(list(hosts)), chance.choice("abs") if roll < 0.54 else f"new{roll}")
         else:
             pools, ranks = frozenset(chance.choice(["a", "as", "s"])), chance.randint(1, 6)
             free = {node: {slot for slot in slots if placement.pool_of[slot] in pools}

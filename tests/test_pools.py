@@ -178,3 +178,34 @@ def test_a_pool_split_over_nodes_spreads_a_task_no_node_of_it_could_hold():
     sends = d.assign()
     [task] = {tasks[0].id: tasks[0] for _, tasks in sends}.values()
     assert sorted(task.group.slots) == pool and set(task.group.hosts) == {"a", "b"}
+
+
+def test_hand_offs_are_timed_with_pools_so_short_tasks_get_a_backlog():
+    """The pools' dispatcher times a worker's wait between its result and its next task as
+    the plain one does: without it the hand-off stayed unknown and ``async`` kept one task
+    per worker whatever the tasks' length."""
+    d = PoolDispatcher([1, 2], {"simulate": 1}, "simulate", Async(learns=False), budget=None)
+    clock = 100.0
+    for _ in range(5):
+        d.enqueue(d.number([{"x": 0}] * d.wanted()))
+        for worker, tasks in d.assign():
+            d.complete(worker, [Result(task_id=task.id, params={}, status=Status.OK, objective=1.0,
+                                       started=clock + 0.001 + 0.0001 * at, ended=clock + 0.0011 + 0.0001 * at)
+                                for at, task in enumerate(tasks)])
+        clock += 0.01
+    assert d.handoff is not None and d.capacity > 1, "1 ms hand-offs on 0.1 ms tasks: a backlog hides them"
+
+
+def test_with_every_kind_pooled_ties_go_to_the_worker_ready_longest():
+    """Every kind pooled: the objective kind runs on its pool and on the shared workers; of
+    two equally free workers of both, the one ready longest gets the next task."""
+    d = PoolDispatcher([1, 2, 3], {"train": 1, "simulate": 1}, "simulate", Async(), budget=None,
+                       kinds=frozenset({"train"}))
+    assert d.pools.pool_of == {1: "train", 2: None, 3: SHARED}
+    d.enqueue(d.number([{"x": 0}, {"x": 1}]))
+    sends = d.assign()
+    assert [worker for worker, _ in sends] == [2, 3]
+    d.complete(3, [done(sends[1][1][0].id)])  # 3 is ready again before 2
+    d.complete(2, [done(sends[0][1][0].id)])
+    d.enqueue(d.number([{"x": 2}]))
+    assert [worker for worker, _ in d.assign()] == [3], "3 has waited longer than 2"

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import REPO, journal, run_cli, write_study
+
 from mexplore.algorithms.base import Ahead, Algorithm, StudyInfo
 from mexplore.algorithms.warm_start import WarmStart
 from mexplore.config import load_study
 from mexplore.errors import StudyFileError
-from mexplore.runtime.entry import run_inproc
 from mexplore.queue.build import build_algorithm
+from mexplore.runtime.entry import run_inproc
 from mexplore.space import Categorical, Float, Int, Space
 from mexplore.testing import AlgorithmConformance
 from mexplore.testing.conformance import MIXED_SPACE
@@ -227,3 +227,15 @@ def test_the_results_a_wrapped_algorithm_says_its_proposals_missed_reach_the_mas
     warm = WarmStart(ComputesAhead(Space({"x": Float(0.0, 1.0)}, {})), [{"x": 0.1}], [])
     assert warm.propose(range(0, 3)) == [{"x": 0.1}, {"x": 0.5}, {"x": 0.5}]
     assert warm.computed_ahead(range(0, 3)) == Ahead([0, 2, 2], 0.25)
+
+
+def test_an_algorithm_with_the_hooks_earlier_name_is_refused_saying_the_new_one():
+    """``unseen(task_ids)`` became ``computed_ahead``: an algorithm still defining it would
+    have its tasks' lag silently short, so the class itself is refused."""
+    with pytest.raises(TypeError, match=r"Old.unseen\(task_ids\) is now computed_ahead\(task_ids\)"):
+        class Old(Algorithm):
+            def ask(self, n):
+                return [{}] * n
+
+            def unseen(self, task_ids):
+                return [0] * len(task_ids)

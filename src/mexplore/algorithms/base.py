@@ -121,6 +121,9 @@ class Algorithm(ABC):
         super().__init_subclass__(**kwargs)
         if cls.ask is Algorithm.ask and cls.propose is Algorithm.propose:
             raise TypeError(f"{cls.__name__} must implement ask(n) or propose(task_ids)")
+        if "unseen" in vars(cls):  # the hook's earlier name: ignored now, so the lag would be short
+            raise TypeError(f"{cls.__name__}.unseen(task_ids) is now computed_ahead(task_ids), which returns "
+                            "mexplore.Ahead(missed=<what unseen returned>, seconds=<computing time>)")
 
     @property
     def name(self) -> str:

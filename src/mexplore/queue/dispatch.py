@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from itertools import count
 from statistics import median_low
 from typing import TYPE_CHECKING, Any
 
@@ -254,7 +255,7 @@ class Dispatcher:
     def _fullest(self) -> int | None:
         """The ready worker with the most free slots (the longest-ready among equals), or None."""
         found = self._by_held.fullest(self.capacity - self._refill_at)
-        return None if found is None else found[1]
+        return None if found is None else found[2]
 
     def _ready_slots(self) -> int:
         """The free slots of the ready workers (those with at least ``refill_at`` free)."""
@@ -280,6 +281,10 @@ class Dispatcher:
         return len(self.running)
 
 
+_ARRIVALS = count()
+"""When each worker entered its bucket, across every :class:`ByHeld`."""
+
+
 class ByHeld:
     """Workers in buckets by how many tasks they hold, each bucket in arrival order.
 
@@ -292,7 +297,7 @@ class ByHeld:
     __slots__ = ("buckets",)
 
     def __init__(self, workers: Iterable[int]) -> None:
-        self.buckets: list[OrderedDict[int, None]] = [OrderedDict.fromkeys(workers)]
+        self.buckets: list[OrderedDict[int, int]] = [OrderedDict((worker, next(_ARRIVALS)) for worker in workers)]
 
     def move(self, worker: int, before: int, after: int) -> None:
         """The worker held ``before`` tasks and now holds ``after``: to that bucket's end."""
@@ -302,15 +307,17 @@ class ByHeld:
     def add(self, worker: int, held: int) -> None:
         while len(self.buckets) <= held:
             self.buckets.append(OrderedDict())
-        self.buckets[held][worker] = None
+        self.buckets[held][worker] = next(_ARRIVALS)
 
-    def fullest(self, most_held: int) -> tuple[int, int] | None:
-        """(held, worker): the worker holding the fewest tasks, at most ``most_held``, the
-        longest there among equals; None when every worker holds more."""
+    def fullest(self, most_held: int) -> tuple[int, int, int] | None:
+        """(held, arrival, worker): the worker holding the fewest tasks, at most
+        ``most_held``, the longest there among equals (the earliest ``arrival``, which
+        orders workers of several buckets too); None when every worker holds more."""
         buckets = self.buckets
         for held in range(min(most_held + 1, len(buckets))):
             if bucket := buckets[held]:
-                return held, next(iter(bucket))
+                worker = next(iter(bucket))
+                return held, bucket[worker], worker
         return None
 
     def free_slots(self, capacity: int, most_held: int) -> int:

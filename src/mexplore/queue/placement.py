@@ -110,11 +110,12 @@ class Placement:
         if before == pool:
             return
         self.pool_of[slot] = pool
+        self.free_by_pool.setdefault(pool, 0)
         node = self._index[self.node_of[slot]]
         is_free = slot in self._free[self.node_of[slot]]
         if is_free:
             self.free_by_pool[before] -= 1
-            self.free_by_pool[pool] = self.free_by_pool.get(pool, 0) + 1
+            self.free_by_pool[pool] += 1
         for index in self._indexes.values():
             change = (pool in index.pools) - (before in index.pools)
             if change:

@@ -213,6 +213,7 @@ class PoolDispatcher(Dispatcher):
         fills one worker at a time)."""
         sends: dict[int, list[Task]] = {}
         kept: deque[Task] = deque()
+        emptied = self._emptied
         filling: dict[frozenset[Kind | str], int | None] = {}  # the pools of a kind -> the worker they fill
         for task in self.pending:
             pools = self.pools.pools_running(task.kind)
@@ -222,20 +223,22 @@ class PoolDispatcher(Dispatcher):
             if worker is None:
                 kept.append(task)
                 continue
+            if emptied and self._held[worker] == 0 and (previous_end := emptied.get(worker)) is not None:
+                self._timed[task.id] = previous_end + self._round_cost  # its hand-off, as Dispatcher.assign times it
             self.running[task.id] = (worker, task)
             self._set_held(worker, self._held[worker] + 1)
             sends.setdefault(worker, []).append(task)
         self.pending = kept
-        self._emptied.clear()
+        emptied.clear()
         self._round_cost = 0.0
         return list(sends.items())
 
     def _fullest_of(self, pools: frozenset[Kind | str]) -> int | None:
-        """The ready worker of these pools with the most free slots, or None."""
+        """The ready worker of these pools with the most free slots (the longest ready among equals), or None."""
         most_held = self.capacity - self._refill_at
         found = [fullest for pool in pools if (workers := self._pool_by_held.get(pool)) is not None
                  and (fullest := workers.fullest(most_held)) is not None]
-        return min(found)[1] if found else None
+        return min(found)[2] if found else None
 
     # -- events ---------------------------------------------------------------------------
     def complete(self, worker: int, results: Iterable[Result]) -> tuple[list[tuple[Task, Result]], list[Result]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,9 @@ def write_results_h5(
     # Built in memory and written as one image: HDF5 writing to a full disk itself ends in a
     # segmentation fault as its objects are freed (h5py 3, measured on a full tmpfs), where
     # one plain write of the image fails with an OSError that the run reports.
-    with h5py.File(target.name, "w", driver="core", backing_store=False, block_size=IMAGE_GROWTH) as file:
+    # The name is never written, but HDF5 takes two in-memory files of one name for one file.
+    in_memory = f"{target}.{secrets.token_hex(8)}"
+    with h5py.File(in_memory, "w", driver="core", backing_store=False, block_size=IMAGE_GROWTH) as file:
         _write_table(file.create_group("table"), frame)
         if "kind" in frame and not frame.empty:
             kinds = file.create_group("kinds")
