@@ -43,7 +43,9 @@ def steer(queue, space, options):
     fit = queue.submit({"xs": [r.params["x"] for r in first], "ys": [r.objective for r in first]},
                        kind="train").result()
     assert fit.ok and fit.kind == "train", fit
-    candidates = [space.sample(rng) for _ in range(50)]
+    # best first: a worker idle while they are submitted takes the first one at once, whatever
+    # the priorities of those not yet submitted (under load the thread may pause in between)
+    candidates = sorted((space.sample(rng) for _ in range(50)), key=lambda c: np.polyval(fit.metrics["coef"], c["x"]))
     futures = [queue.submit(c, priority=-np.polyval(fit.metrics["coef"], c["x"])) for c in candidates]
     for future in futures:
         future.result()  # BudgetSpent once the 12 simulations are done: the function ends
