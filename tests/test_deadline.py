@@ -91,3 +91,41 @@ def test_a_run_stops_itself_at_its_walltime_and_resumes_exactly(tmp_path: Path, 
     assert resumed.returncode == 0, resumed.stderr
     records = journal(tmp_path / "out")
     assert len(records) == 200 and len({r["id"] for r in records}) == 200
+
+
+@pytest.mark.mpi
+def test_no_rank_keeps_its_deadline_timer_once_the_run_has_ended(tmp_path: Path):
+    """Python puts back SIGALRM's default action as it exits, so a timer still armed then
+    kills the rank on its way out. A scheduler's signal that stops the run just before the
+    deadline did that to workers under Slurm, and the job then waited for them until its
+    time limit: every rank disarms its timer when the run ends."""
+    (tmp_path / "model.py").write_text(MODEL)
+    path = write_study(tmp_path, f"""
+        [study]
+        name = "disarmed"
+        budget = 4
+        objective = "loss"
+        output = "{tmp_path / 'out'}"
+
+        [model]
+        python = "{tmp_path / 'model.py'}:model"
+
+        [space]
+        x = {{ type = "float", low = 0.0, high = 1.0 }}
+        slow = "{tmp_path / 'not-there'}"
+    """)
+    rank = tmp_path / "rank.py"
+    rank.write_text(f"""
+import signal
+import sys
+
+from mexplore.cli.main import main
+
+code = main(["run", {str(path)!r}, "--walltime", "10m", "--progress", "off"])
+print("timer left", signal.getitimer(signal.ITIMER_REAL)[0], flush=True)
+sys.exit(code)
+""")
+    done = subprocess.run([find_mpiexec(), "-n", "2", sys.executable, str(rank)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n").count("timer left 0.0") == 2, done.stdout

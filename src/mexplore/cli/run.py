@@ -15,7 +15,7 @@ from ..errors import MexploreError
 
 def run_command(args: argparse.Namespace) -> int:
     from ..comms.launcher import die_with_launcher, under_mpi_launcher
-    from ..runtime.deadline import STOP_AT, arm, inherited, stop_time
+    from ..runtime.deadline import STOP_AT, arm, disarm, inherited, stop_time
     from ..runtime.signals import StopSignals
 
     # First: a scheduler's TERM (or a Ctrl-C) that comes while this process starts is kept
@@ -38,7 +38,10 @@ def run_command(args: argparse.Namespace) -> int:
         die_with_launcher()
         if stop_at is not None:
             arm(stop_at)
-        return run_mpi(load, progress, ignored_ranks=args.ranks, signals=signals)
+        try:
+            return run_mpi(load, progress, ignored_ranks=args.ranks, signals=signals)
+        finally:
+            disarm()
     ranks = (os.cpu_count() or 2) if args.ranks is None else args.ranks
     if ranks < 1:
         print(f"mexplore: error: -n {ranks}: expected at least 1 rank", file=sys.stderr)
@@ -59,7 +62,10 @@ def run_command(args: argparse.Namespace) -> int:
 
         if stop_at is not None:
             arm(stop_at)
-        return run_inproc(load, progress, signals=signals)
+        try:
+            return run_inproc(load, progress, signals=signals)
+        finally:
+            disarm()
     if stop_at is not None:  # for the ranks to arm: a timer here would outlive the exec and kill mpiexec
         os.environ[STOP_AT] = repr(stop_at)
     if signals.signum is not None:  # before any rank started: nothing to flush or resume

@@ -90,6 +90,13 @@ def arm(stop_at: float) -> None:
     signal.setitimer(signal.ITIMER_REAL, max(stop_at - time.time(), 0.001))
 
 
+def disarm() -> None:
+    """The run has ended: no SIGALRM is to come. Python puts back SIGALRM's default action as
+    it exits, so a timer left armed would kill a rank on its way out (an MPI peer of a
+    rank killed in its finalize can wait for it until the job's time limit)."""
+    signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def inherited() -> float | None:
     """The stop time the launching process gave this rank, if any."""
     value = os.environ.get(STOP_AT)
