@@ -115,15 +115,13 @@ def test_a_job_stopped_by_slurms_signal_flushes_and_its_script_resumes_to_the_en
 def test_a_chain_of_jobs_finishes_a_study_longer_than_one_job_and_cancels_the_rest(
         slurm: SlurmCluster, tmp_path: Path) -> None:
     (tmp_path / "model.py").write_text(MODEL)
-    # 200 tasks of 0.25 s on 2 workers: 25 s of work. Each 2-minute job stops itself 110 s
+    # 200 tasks of 0.25 s on 2 workers: 25 s of work. Each 1-minute job stops itself 50 s
     # before its end (and Slurm signals it about then): at most 10 s of work a job, so the
-    # study needs three jobs or more; a chain of 8 leaves room for a slow machine, and the
-    # 110 s for a loaded one to stop and flush before Slurm's limit (with 50 s of a 1-minute
-    # job, one ended TIMEOUT under a load of 5 on 2 cores).
+    # study needs three jobs or more; a chain of 8 leaves room for a slow machine.
     write_study(tmp_path, STUDY.format(budget=200, seconds=0.25))
     site = slurm.write_site(tmp_path)
-    done = submit(slurm, tmp_path, "--site", str(site), "--nodes", "1", "--walltime", "2m",
-                  "--set", "site.stop_before=110s", "--chain", "8")
+    done = submit(slurm, tmp_path, "--site", str(site), "--nodes", "1", "--walltime", "1m",
+                  "--set", "site.stop_before=50s", "--chain", "8")
     assert done.returncode == 0, done.stderr
     output = tmp_path / "out"
     jobs = json.loads((output / "chain.json").read_text())["jobs"]
