@@ -38,6 +38,8 @@ from ..space import Space
 from ..types import Result
 from .proposer_process import FrameReader, send_frame
 
+REAP_SECONDS = 10  # a process whose output closed has exited, or is about to
+
 
 class Proposers(Algorithm):
     """The algorithm ``name`` computed by ``count`` proposer processes."""
@@ -127,7 +129,7 @@ class Proposers(Algorithm):
             if proposer.ended:
                 self._proposers.remove(proposer)
                 print(f"mexplore: warning: proposer process {proposer.index} of {self._name} ended "
-                      f"(exit status {proposer.process.poll()}); {len(self._proposers)} left", file=sys.stderr)
+                      f"(exit status {proposer.process.returncode}); {len(self._proposers)} left", file=sys.stderr)
         if not self._proposers:
             raise AlgorithmError(f"algorithm {self._name!r}: every proposer process ended; the run stops "
                                  "(resume it to start new ones)")
@@ -171,6 +173,14 @@ class _Proposer:
             self.process.kill()
             self.process.wait()
 
+    def _reap(self) -> None:
+        """Its output closed: wait (briefly) for it to exit, so that the warning names its exit
+        status, not None (it had closed its pipe but not yet been reaped)."""
+        try:
+            self.process.wait(timeout=REAP_SECONDS)
+        except subprocess.TimeoutExpired:  # it closed its output and lives on: reported as running
+            pass
+
     def _write(self) -> None:
         fd = self.process.stdin.fileno()  # type: ignore[union-attr]
         try:
@@ -193,6 +203,7 @@ class _Proposer:
                 else:  # ("error", text): it stops after sending it
                     self.error = message[1]
         except (EOFError, OSError):
+            self._reap()
             self.ended = True
         finally:
             self._started.set()
