@@ -57,14 +57,13 @@ def model(params, ctx):
 """
 
 
-@pytest.mark.mpi
-@pytest.mark.parametrize("launch", ["mexplore -n 3", "mpiexec -n 3 mexplore"])
-def test_a_run_stops_itself_at_its_walltime_and_resumes_exactly(tmp_path: Path, launch: str):
+def deadline_study(tmp_path: Path, budget: int, slow: Path) -> Path:
+    """A study of ``budget`` tasks whose model sleeps while the file ``slow`` exists."""
     (tmp_path / "model.py").write_text(MODEL)
-    path = write_study(tmp_path, f"""
+    return write_study(tmp_path, f"""
         [study]
         name = "deadline"
-        budget = 200
+        budget = {budget}
         objective = "loss"
         output = "{tmp_path / 'out'}"
 
@@ -73,8 +72,14 @@ def test_a_run_stops_itself_at_its_walltime_and_resumes_exactly(tmp_path: Path, 
 
         [space]
         x = {{ type = "float", low = 0.0, high = 1.0 }}
-        slow = "{tmp_path / 'slow'}"
+        slow = "{slow}"
     """)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("launch", ["mexplore -n 3", "mpiexec -n 3 mexplore"])
+def test_a_run_stops_itself_at_its_walltime_and_resumes_exactly(tmp_path: Path, launch: str):
+    path = deadline_study(tmp_path, budget=200, slow=tmp_path / "slow")
     (tmp_path / "slow").touch()
     command = [sys.executable, "-m", "mexplore", "run", str(path), "--walltime", "5s", "--progress", "off"]
     command = command + ["-n", "3"] if launch.startswith("mexplore") else [find_mpiexec(), "-n", "3", *command]
@@ -99,21 +104,7 @@ def test_no_rank_keeps_its_deadline_timer_once_the_run_has_ended(tmp_path: Path)
     kills the rank on its way out. A scheduler's signal that stops the run just before the
     deadline did that to workers under Slurm, and the job then waited for them until its
     time limit: every rank disarms its timer when the run ends."""
-    (tmp_path / "model.py").write_text(MODEL)
-    path = write_study(tmp_path, f"""
-        [study]
-        name = "disarmed"
-        budget = 4
-        objective = "loss"
-        output = "{tmp_path / 'out'}"
-
-        [model]
-        python = "{tmp_path / 'model.py'}:model"
-
-        [space]
-        x = {{ type = "float", low = 0.0, high = 1.0 }}
-        slow = "{tmp_path / 'not-there'}"
-    """)
+    path = deadline_study(tmp_path, budget=4, slow=tmp_path / "not-there")
     rank = tmp_path / "rank.py"
     rank.write_text(f"""
 import signal

@@ -301,8 +301,12 @@ class ByHeld:
 
     def move(self, worker: int, before: int, after: int) -> None:
         """The worker held ``before`` tasks and now holds ``after``: to that bucket's end."""
-        del self.buckets[before][worker]
+        self.remove(worker, before)
         self.add(worker, after)
+
+    def remove(self, worker: int, held: int) -> None:
+        """The worker, holding ``held`` tasks, leaves (for another pool's buckets)."""
+        del self.buckets[held][worker]
 
     def add(self, worker: int, held: int) -> None:
         while len(self.buckets) <= held:

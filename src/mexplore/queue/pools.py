@@ -249,7 +249,7 @@ class PoolDispatcher(Dispatcher):
 
     def _rebalance(self, idle: list[int]) -> None:
         for worker, left in self.pools.rebalance(idle):
-            self._pool_by_held[left].buckets[0].pop(worker)
+            self._pool_by_held[left].remove(worker, 0)
             self._pool_by_held.setdefault(self.pools.pool_of[worker], ByHeld(())).add(worker, 0)
 
     def resize(self, name: str, workers: int) -> tuple[int, int]:
