@@ -24,7 +24,9 @@ that end to end); this isolates what grows with W.
 ``placing`` the :class:`~mexplore.queue.dispatch.PlacingDispatcher` (a study whose tasks
 may span several ranks; here every task has one rank, on nodes of 4 worker slots), and
 ``placing-pools`` the same with that pool: the cost of pools and placement themselves,
-for one learning algorithm.
+for one learning algorithm. ``--shape`` says what each placed task needs: ``one`` slot
+(the default), one slot and its ``gpu`` (every slot owns one of its node's 4 GPUs), or a
+whole ``node`` (``nodes = 1``, 4 ranks).
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ HANDOFF = 2e-4
 SLOTS_PER_NODE = 4
 """Worker slots per simulated node, for the placing dispatchers."""
 
+SHAPES = {"one": Shape(), "gpu": Shape(gpus=1), "node": Shape(ranks=SLOTS_PER_NODE, nodes=1)}
+"""What each placed task needs, by ``--shape``."""
 
-def dispatcher_of(kind: str, workers: int, tasks: int, learns: bool) -> Dispatcher:
+
+def dispatcher_of(kind: str, workers: int, tasks: int, learns: bool, shape: str = "one") -> Dispatcher:
     """The dispatcher ``--dispatcher`` names, for ``workers`` workers and a budget of
     ``tasks`` (twice the tasks timed: the run's tail, where workers run out of work and
     wait, is not timed)."""
@@ -58,17 +63,21 @@ def dispatcher_of(kind: str, workers: int, tasks: int, learns: bool) -> Dispatch
     if kind == "pools":
         return PoolDispatcher(ranks, {"objective": workers}, "objective", policy, budget=tasks)
     hosts = {rank: f"node{(rank - 1) // SLOTS_PER_NODE}" for rank in ranks}
+    gpus = {rank: str((rank - 1) % SLOTS_PER_NODE) for rank in ranks}
     pools = Pools(ranks, {"objective": workers}, "objective", frozenset()) if kind == "placing-pools" else None
-    return PlacingDispatcher(hosts, lambda params, kind: Shape(), {None: True}, policy, tasks, pools=pools)
+    return PlacingDispatcher(hosts, lambda params, kind: SHAPES[shape], {None: True}, policy, tasks, pools=pools,
+                             gpus=gpus)
 
 
-def simulate(workers: int, tasks: int, learns: bool, seed: int = 1, kind: str = "plain") -> dict[str, float]:
+def simulate(workers: int, tasks: int, learns: bool, seed: int = 1, kind: str = "plain",
+             shape: str = "one") -> dict[str, float]:
     """Run ``tasks`` tasks on ``workers`` simulated workers; the master's CPU in seconds."""
     rng = random.Random(seed)
-    dispatcher = dispatcher_of(kind, workers, 2 * tasks, learns)
+    dispatcher = dispatcher_of(kind, workers, 2 * tasks, learns, shape)
     events: list[tuple[float, float, int, int]] = []  # (virtual end, start, worker, task id)
     clock_of = dict.fromkeys(range(1, workers + 1), 0.0)  # each worker's virtual time: when it frees up
     proposals = iter(range(10**12))
+    length_of: dict[int, float] = {}  # task id -> its virtual length
 
     def feed(now: float) -> None:
         """The master's round: ask, number and queue, hand out; the workers' virtual runs."""
@@ -78,7 +87,7 @@ def simulate(workers: int, tasks: int, learns: bool, seed: int = 1, kind: str = 
         for worker, batch in dispatcher.assign():
             start = max(clock_of[worker], now) + HANDOFF
             for task in batch:
-                end = start + rng.lognormvariate(0.0, 0.5)
+                end = start + length_of.setdefault(task.id, rng.lognormvariate(0.0, 0.5))  # a task's ranks end together
                 heapq.heappush(events, (end, start, worker, task.id))
                 start = end
             clock_of[worker] = start
@@ -86,9 +95,8 @@ def simulate(workers: int, tasks: int, learns: bool, seed: int = 1, kind: str = 
     started = time.process_time()
     feed(0.0)
     fill = time.process_time() - started
-    done = 0
     steady_from = steady_cpu = None
-    while done < tasks:
+    while dispatcher.finished < tasks:
         end, start, worker, task_id = heapq.heappop(events)
         result = Result(task_id=task_id, status=Status.OK, params={}, objective=0.0,
                         started=start, ended=end, rank=worker)
@@ -96,13 +104,11 @@ def simulate(workers: int, tasks: int, learns: bool, seed: int = 1, kind: str = 
         dispatcher.complete(worker, [result])
         feed(end)
         spent = time.process_time() - before
-        done += 1
-        if done == tasks // 2:  # the second half is the steady state (the start-up is done)
-            steady_from, steady_cpu = done, 0.0
-        elif steady_cpu is not None:
+        if steady_cpu is not None:
             steady_cpu += spent
-    assert dispatcher.finished == tasks
-    per_task = steady_cpu / (tasks - steady_from)
+        elif dispatcher.finished >= tasks // 2:  # the second half is the steady state (the start-up is done)
+            steady_from, steady_cpu = dispatcher.finished, 0.0
+    per_task = steady_cpu / (dispatcher.finished - steady_from)
     return {"fill": fill, "per_task": per_task}
 
 
@@ -114,6 +120,8 @@ def main() -> None:
     parser.add_argument("--dispatcher", nargs="+", choices=("plain", "pools", "placing", "placing-pools"),
                         default=["plain"], help="plain: one-slot tasks (the default); pools: and a pool; "
                         "placing: tasks placed on slots; placing-pools: and a pool")
+    parser.add_argument("--shape", choices=tuple(SHAPES), default="one",
+                        help="what each placed task needs: one slot, one slot and its GPU, or a whole node")
     args = parser.parse_args()
     print("| dispatcher | algorithm | workers | fill (s) | master CPU per task (µs) | W_max, 1 s tasks | W_max, 60 s "
           "| W_max, 1 h |")
@@ -122,11 +130,12 @@ def main() -> None:
         for learns in (True, False) if kind == "plain" else (True,):
             for workers in args.workers:
                 tasks = args.tasks or max(20_000, 3 * workers)
-                figures = min((simulate(workers, tasks, learns, seed, kind) for seed in (1, 2)),
+                figures = min((simulate(workers, tasks, learns, seed, kind, args.shape) for seed in (1, 2)),
                               key=lambda f: f["per_task"])
                 per_task = figures["per_task"]
                 reach = [f"{length / per_task:,.0f}" for length in (1.0, 60.0, 3600.0)]
-                print(f"| {kind} | {'learns' if learns else 'does not learn'} | {workers:,} | {figures['fill']:.3f} | "
+                label = kind if args.shape == "one" or not kind.startswith("placing") else f"{kind}, {args.shape}"
+                print(f"| {label} | {'learns' if learns else 'does not learn'} | {workers:,} | {figures['fill']:.3f} | "
                       f"{per_task * 1e6:.1f} | {' | '.join(reach)} |")
 
 

@@ -111,6 +111,46 @@ def test_a_large_task_is_passed_by_at_most_as_many_tasks_as_the_job_has_slots():
     assert running[1].group.slots == (1, 2, 3, 4)
 
 
+def test_tasks_of_whole_nodes_that_wait_neither_pile_up_nor_are_all_tried_each_round():
+    """A whole-node task's ranks free their slots one by one; each freed slot used to ask for
+    a proposal that could not run there, until as many waited as the job has slots, and
+    every round tried each of them (milliseconds per task at thousands of workers). Now a
+    waiting task beyond the oldest counts against the free slots, and a round stops trying
+    once no waiting task's need can be met."""
+    rng = random.Random(3)
+    hosts = {rank: f"n{(rank - 1) // 4}" for rank in range(1, 33)}  # 8 nodes of 4 slots
+    d = _dispatcher(hosts, budget=120)
+    takes = 0
+    take = d.placement.take
+
+    def counted(*args):
+        nonlocal takes
+        takes += 1
+        return take(*args)
+
+    d.placement.take = counted
+    running: dict[int, tuple] = {}
+    first_round = None
+    while d.finished < 120:
+        if want := d.wanted():
+            d.propose([{"n": 4, "nodes": 1}] * want)
+        takes = 0
+        sends = d.assign()
+        placed = {task.id for _, (task,) in sends}
+        assert takes <= len(placed) + 1, "a round tried more waiting tasks than it placed, plus one"
+        first_round = len(d.pending) if first_round is None else first_round
+        assert len(d.pending) <= max(first_round, d.placement.free_count + 1), "waiting tasks piled up"
+        for worker, (task,) in sends:
+            running.setdefault(task.id, (task, set()))[1].add(worker)
+        task_id = rng.choice(sorted(running))
+        task, left = running[task_id]
+        worker = left.pop()
+        d.complete(worker, [_answer(task, worker)])
+        if not left:
+            del running[task_id]
+    assert first_round == 24  # 32 slots asked for at the start, 8 tasks of a node placed
+
+
 def test_a_follower_that_fails_fails_the_task_and_a_retry_is_placed_again():
     d = _dispatcher({1: "a", 2: "a", 3: "a"}, retries=1)
     d.propose([{"n": 2}])
@@ -245,4 +285,104 @@ def test_with_pools_every_choice_is_the_one_a_look_at_every_slot_finds():
             for slot in slots:
                 by_pool[placement.pool_of[slot]] = by_pool.get(placement.pool_of[slot], 0) + 1
         assert {pool: n for pool, n in placement.free_by_pool.items() if n} == by_pool
+    assert placement.free_count == sum(len(slots) for slots in placement._free.values())
+
+
+def look_at_every_slot(placement: Placement, shape: Shape, pools) -> tuple[list[int], list[str]] | None | str:
+    """What the placement rule (the module's docstring) chooses, found by looking at every
+    node and slot; "spread" where several choices are right (a pool split over nodes)."""
+    nodes = list(placement.slots_of)  # node order
+    free = {node: sorted(slot for slot in placement._free[node] if pools is None or placement.pool_of[slot] in pools)
+            for node in nodes}
+    size = {node: len(slots) for node, slots in placement.slots_of.items()}
+    if shape.gpus:
+        choices = []
+        for at, node in enumerate(nodes):
+            owners, in_use = {}, placement._gpus_in_use[node]
+            for slot in free[node]:
+                gpu = placement.gpu_of[slot]
+                if gpu is not None and gpu not in owners and gpu not in in_use and len(owners) < shape.gpus:
+                    owners[gpu] = slot
+            chosen = list(owners.values()) + [slot for slot in free[node] if slot not in owners.values()]
+            chosen = chosen[:max(len(owners), shape.ranks)]
+            if len(owners) == shape.gpus and len(chosen) >= shape.ranks:
+                choices.append((len(free[node]), at, chosen))
+        if not choices:
+            return None
+        _, at, chosen = min(choices)
+        return chosen, [nodes[at]] * len(chosen)
+    most = max(sum(pools is None or placement.pool_of[slot] in pools for slot in placement.slots_of[node])
+               for node in nodes)
+    if not shape.nodes and shape.ranks <= most:
+        fitting = [node for node in nodes if len(free[node]) >= shape.ranks]
+        if not fitting:
+            return None
+        node = min(fitting, key=lambda name: len(free[name]))
+        return free[node][:shape.ranks], [node] * shape.ranks
+    if not shape.nodes and pools is not None:
+        return "spread"
+    idle = sorted((node for node in nodes if len(free[node]) == size[node]), key=lambda name: -size[name])
+    if shape.nodes:
+        per_node = -(-shape.ranks // shape.nodes)
+        chosen = [node for node in idle if size[node] >= per_node][:shape.nodes]
+        if len(chosen) < shape.nodes:
+            return None
+        counts = [shape.ranks // shape.nodes + (i < shape.ranks % shape.nodes) for i in range(shape.nodes)]
+    else:
+        chosen, held = [], 0
+        for node in idle:
+            if held >= shape.ranks:
+                break
+            chosen.append(node)
+            held += size[node]
+        if held < shape.ranks:
+            return None
+        counts = [min(size[node], shape.ranks - sum(size[n] for n in chosen[:i])) for i, node in enumerate(chosen)]
+    runners = [slot for node, count in zip(chosen, counts) for slot in placement.slots_of[node][:count]]
+    reserved = [slot for node in chosen for slot in placement.slots_of[node] if slot not in runners]
+    return runners + reserved, [placement.node_of[slot] for slot in runners + reserved]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_whole_nodes_and_gpus_found_from_buckets_are_what_a_look_at_every_slot_finds(seed):
+    """Tasks of whole nodes, of GPUs and of ranks, with and without pools, are placed from
+    buckets kept up to date (not by looking at every node, which cost milliseconds per
+    task at thousands of nodes); over thousands of random takes, give-backs of slots and
+    GPUs, and moves of slots between pools, every choice is the one a look at every slot
+    makes."""
+    chance = random.Random(seed)
+    hosts = uneven_nodes(chance, 30)
+    gpus_per_node = {node: chance.choice([0, 1, 2, 4]) for node in set(hosts.values())}
+    local: dict[str, int] = {}
+    gpus = {}
+    for slot, node in hosts.items():
+        local[node] = local.get(node, -1) + 1
+        gpus[slot] = str(local[node] % gpus_per_node[node]) if gpus_per_node[node] else None
+    placement = Placement(hosts, gpus)
+    for slot in hosts:
+        placement.moved(slot, chance.choice("ab"))
+    held: list[tuple[list[int], str, tuple[str, ...]]] = []
+    for _ in range(4000):
+        roll = chance.random()
+        if held and (roll < 0.4 or placement.free_count < 4):
+            slots, node, taken_gpus = held.pop(chance.randrange(len(held)))
+            placement.give_back(slots)
+            if taken_gpus:
+                placement.give_back_gpus(node, taken_gpus)
+        elif roll < 0.5:
+            placement.moved(chance.choice(list(hosts)), chance.choice("ab"))
+        else:
+            pools = chance.choice([None, frozenset("a"), frozenset("ab")])
+            shape = chance.choice([Shape(ranks=chance.randint(1, 3), gpus=chance.randint(1, 3)),
+                                   Shape(ranks=chance.randint(1, 8), nodes=chance.randint(1, 2)),
+                                   Shape(ranks=chance.randint(1, 14))])
+            expected = look_at_every_slot(placement, shape, pools)
+            taken = placement.take(shape, pools)
+            if expected == "spread":
+                assert taken is None or len(set(taken[0])) == shape.ranks
+            else:
+                assert taken == expected, (shape, pools)
+            if taken is not None:
+                taken_gpus = placement.gpus_of(taken[0], shape.gpus) if shape.gpus else ()
+                held.append((taken[0], taken[1][0], taken_gpus))
     assert placement.free_count == sum(len(slots) for slots in placement._free.values())

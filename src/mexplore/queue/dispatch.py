@@ -8,7 +8,7 @@ holds. It never touches MPI, files or the algorithm: the master loop feeds it ev
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from itertools import count
@@ -364,6 +364,7 @@ class PlacingDispatcher(Dispatcher):
         self._parts: dict[int, dict[int, Result]] = {}  # task id -> the answers of its slots so far
         self._first_waiting: int | None = None  # the oldest task that could not be placed
         self._passed = 0  # tasks started past it
+        self._needs: Counter[tuple[Shape, frozenset[Any] | None]] = Counter()  # of the tasks waiting
 
     def number(self, params_list: Iterable[dict[str, Any] | Submission], algorithm_time: float = 0.0) -> list[Task]:
         """:meth:`Dispatcher.number`, each task sized by its kind's model section (``[model]``
@@ -387,17 +388,32 @@ class PlacingDispatcher(Dispatcher):
             task.shape = shape
         return tasks
 
+    def enqueue(self, tasks: Iterable[Task]) -> None:
+        tasks = list(tasks)
+        self._needs.update(map(self._need, tasks))
+        super().enqueue(tasks)
+
+    def withdraw_pending(self) -> None:
+        self._needs.clear()
+        super().withdraw_pending()
+
+    def _need(self, task: Task) -> tuple[Shape, frozenset[Any] | None]:
+        """What a task needs of the placement: its shape, on the pools that run its kind."""
+        return task.shape or Shape(), None if self.pools is None else self.pools.pools_running(task.kind)
+
     def _shape(self, proposal: dict[str, Any] | Submission) -> Shape:
         if type(proposal) is not Submission:
             return self.shape_of(proposal, None)
         return proposal.shape if proposal.shape is not None else self.shape_of(proposal.params, proposal.kind)
 
     def wanted(self) -> int:
-        """Proposals for the free slots. The tasks still waiting could not be placed in the
-        last round, so they do not count against the free slots (a 4-rank task waiting
-        must not leave 3 free slots idle: smaller tasks may pass it); but no more wait than
-        the job has slots, and none are asked for while nothing may pass the oldest."""
-        slots = len(self.placement.node_of)
+        """Proposals for the free slots. The oldest task still waiting could not be placed
+        in the last round, so it does not count against the free slots (a 4-rank task
+        waiting must not leave 3 free slots idle: smaller tasks may pass it); each other
+        task waiting that could run on them does (it was asked for a free slot and could not
+        use it: tasks of whole nodes, asked for one slot after another as their ranks end,
+        piled up to the job's size, and every round looked at all of them). None are asked
+        for while nothing may pass the oldest."""
         if self._nothing_may_pass():
             return 0
         free = self.placement.free_count
@@ -407,7 +423,9 @@ class PlacingDispatcher(Dispatcher):
                                         if any(free_by_pool.get(pool, 0) for pool in running(kind)))
             free = sum(free_by_pool.get(pool, 0) for pool in frozenset().union(*map(running, self.proposable)))
         want = self.policy.to_ask(free, 0, len(self.running))
-        return self._within_budget(min(want, slots - len(self.pending)))
+        waiting = len(self.pending) if self.pools is None else \
+            sum(task.kind in self.proposable for task in self.pending)  # those that could take these slots
+        return self._within_budget(max(0, min(want, free - max(waiting - 1, 0))))
 
     def _nothing_may_pass(self) -> bool:
         return bool(self.pending) and self.pending[0].id == self._first_waiting and \
@@ -415,32 +433,41 @@ class PlacingDispatcher(Dispatcher):
 
     def assign(self) -> list[tuple[int, list[Task]]]:
         """Place waiting tasks in order; one that cannot be placed now is passed by at most
-        as many tasks as the job has slots before nothing passes it any more."""
+        as many tasks as the job has slots before nothing passes it any more. A task needing
+        what one before it could not get this round (its shape, on its pools) is not tried,
+        and the round ends once no need of a waiting task can be met (slots only get fewer
+        as a round places tasks): its cost follows the tasks placed, not the tasks waiting."""
         sends: list[tuple[int, list[Task]]] = []
         waiting: deque[Task] = deque()
         placement = self.placement
         limit = len(placement.node_of)
+        unplaceable: set[tuple[Shape, frozenset[Any] | None]] = set()
         while self.pending and placement.free_count:
             task = self.pending.popleft()
             if waiting and waiting[0].id == self._first_waiting and self._passed >= limit:  # see _nothing_may_pass
                 waiting.append(task)
                 break
-            shape = task.shape or Shape()
-            taken = placement.take(shape, None if self.pools is None else self.pools.pools_running(task.kind))
-            if taken is None:
+            need = self._need(task)
+            if need in unplaceable or (taken := placement.take(*need)) is None:
+                unplaceable.add(need)
                 waiting.append(task)
+                if len(unplaceable) == len(self._needs):  # every waiting task's need, unmet
+                    break
                 continue
+            self._needs[need] -= 1
+            if not self._needs[need]:
+                del self._needs[need]
             if waiting:
                 if waiting[0].id != self._first_waiting:
                     self._first_waiting, self._passed = waiting[0].id, 0
                 self._passed += 1
+            shape = need[0]
             gpus = placement.gpus_of(taken[0], shape.gpus) if shape.gpus else ()
             task = replace(task, group=group_for(*taken, shape.ranks, self.all_run[task.kind], gpus))
             self.running[task.id] = (task.group.leader, task)
             self._parts[task.id] = {}
             sends += [(runner, [task]) for runner in task.group.runners]
-        waiting.extend(self.pending)
-        self.pending = waiting
+        self.pending.extendleft(reversed(waiting))
         return sends
 
     def complete(
@@ -472,6 +499,7 @@ class PlacingDispatcher(Dispatcher):
                 merged.gpu = ",".join(group.gpus)
             if merged.status in RETRIED and task.attempt < self.retries:
                 self.pending.appendleft(replace(task, attempt=task.attempt + 1, group=None))
+                self._needs[self._need(task)] += 1
                 retried.append(merged)
             else:
                 final.append((task, merged))
