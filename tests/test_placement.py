@@ -111,12 +111,11 @@ def test_a_large_task_is_passed_by_at_most_as_many_tasks_as_the_job_has_slots():
     assert running[1].group.slots == (1, 2, 3, 4)
 
 
-def test_tasks_of_whole_nodes_that_wait_neither_pile_up_nor_are_all_tried_each_round():
-    """A whole-node task's ranks free their slots one by one; each freed slot used to ask for
-    a proposal that could not run there, until as many waited as the job has slots, and
-    every round tried each of them (milliseconds per task at thousands of workers). Now a
-    waiting task beyond the oldest counts against the free slots, and a round stops trying
-    once no waiting task's need can be met."""
+def test_tasks_of_whole_nodes_that_wait_are_not_all_tried_each_round():
+    """A whole-node task's ranks free their slots one by one, and each freed slot asks for
+    a proposal that cannot run there, until as many wait as the job has slots; every round
+    tried each of them (milliseconds per task at thousands of workers). A round now stops
+    trying once no waiting task's need can be met."""
     rng = random.Random(3)
     hosts = {rank: f"n{(rank - 1) // 4}" for rank in range(1, 33)}  # 8 nodes of 4 slots
     d = _dispatcher(hosts, budget=120)
@@ -130,7 +129,6 @@ def test_tasks_of_whole_nodes_that_wait_neither_pile_up_nor_are_all_tried_each_r
 
     d.placement.take = counted
     running: dict[int, tuple] = {}
-    first_round = None
     while d.finished < 120:
         if want := d.wanted():
             d.propose([{"n": 4, "nodes": 1}] * want)
@@ -138,8 +136,7 @@ def test_tasks_of_whole_nodes_that_wait_neither_pile_up_nor_are_all_tried_each_r
         sends = d.assign()
         placed = {task.id for _, (task,) in sends}
         assert takes <= len(placed) + 1, "a round tried more waiting tasks than it placed, plus one"
-        first_round = len(d.pending) if first_round is None else first_round
-        assert len(d.pending) <= max(first_round, d.placement.free_count + 1), "waiting tasks piled up"
+        assert len(d.pending) <= 32, "no more wait than the job has slots"
         for worker, (task,) in sends:
             running.setdefault(task.id, (task, set()))[1].add(worker)
         task_id = rng.choice(sorted(running))
@@ -148,7 +145,6 @@ def test_tasks_of_whole_nodes_that_wait_neither_pile_up_nor_are_all_tried_each_r
         d.complete(worker, [_answer(task, worker)])
         if not left:
             del running[task_id]
-    assert first_round == 24  # 32 slots asked for at the start, 8 tasks of a node placed
 
 
 def test_a_follower_that_fails_fails_the_task_and_a_retry_is_placed_again():

@@ -407,13 +407,14 @@ class PlacingDispatcher(Dispatcher):
         return proposal.shape if proposal.shape is not None else self.shape_of(proposal.params, proposal.kind)
 
     def wanted(self) -> int:
-        """Proposals for the free slots. The oldest task still waiting could not be placed
-        in the last round, so it does not count against the free slots (a 4-rank task
-        waiting must not leave 3 free slots idle: smaller tasks may pass it); each other
-        task waiting that could run on them does (it was asked for a free slot and could not
-        use it: tasks of whole nodes, asked for one slot after another as their ranks end,
-        piled up to the job's size, and every round looked at all of them). None are asked
-        for while nothing may pass the oldest."""
+        """Proposals for the free slots. The tasks still waiting could not be placed in the
+        last round, so they do not count against the free slots (a 4-rank task waiting
+        must not leave 3 free slots idle: smaller tasks may pass it); but no more wait than
+        the job has slots, and none are asked for while nothing may pass the oldest. (Counting
+        each waiting task beyond the oldest against the free slots packed a mix of 1-, 2- and
+        4-rank tasks worse: 81 % of the ideal against 84 %, in virtual time; fewer tasks to
+        choose from fill fewer holes.)"""
+        slots = len(self.placement.node_of)
         if self._nothing_may_pass():
             return 0
         free = self.placement.free_count
@@ -423,9 +424,7 @@ class PlacingDispatcher(Dispatcher):
                                         if any(free_by_pool.get(pool, 0) for pool in running(kind)))
             free = sum(free_by_pool.get(pool, 0) for pool in frozenset().union(*map(running, self.proposable)))
         want = self.policy.to_ask(free, 0, len(self.running))
-        waiting = len(self.pending) if self.pools is None else \
-            sum(task.kind in self.proposable for task in self.pending)  # those that could take these slots
-        return self._within_budget(max(0, min(want, free - max(waiting - 1, 0))))
+        return self._within_budget(min(want, slots - len(self.pending)))
 
     def _nothing_may_pass(self) -> bool:
         return bool(self.pending) and self.pending[0].id == self._first_waiting and \
