@@ -195,6 +195,10 @@ def test_a_task_with_gpus_takes_slots_owning_that_many_distinct_gpus_on_one_node
 def test_gpus_that_no_node_has_can_never_fit():
     assert "at most 4" in Placement(GPU_NODES, FOUR_GPUS).never_fits(Shape(gpus=5))
     assert "MEXPLORE_GPUS_PER_NODE" in Placement(GPU_NODES).never_fits(Shape(gpus=1))
+    big_without_gpus = {**{rank: "big" for rank in range(1, 9)}, 9: "small", 10: "small"}
+    placement = Placement(big_without_gpus, {9: "0", 10: "1"})  # 8 slots and no GPU; 2 slots and 2 GPUs
+    assert "no node of the job has both" in placement.never_fits(Shape(ranks=4, gpus=1)), "it would wait for good"
+    assert placement.never_fits(Shape(ranks=2, gpus=2)) is None
 
 
 def test_shared_gpus_are_never_given_to_two_tasks_at_once():

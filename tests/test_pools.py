@@ -150,6 +150,28 @@ def test_resize_moves_free_slots_at_once_and_held_ones_as_their_tasks_end():
     assert d.pools.pool_of[3] == SHARED and d.pools.pool_of[1] == "train", "slot 1 holds the training"
 
 
+def test_a_resize_while_tasks_wait_leaves_none_waiting_that_could_run():
+    """A kind's first pool changes the slots its waiting tasks may run on. A round that ends
+    once every waiting task's need is unmet must count those needs anew, else it stopped
+    before a training that two free shared slots could run (found by a review's fuzzing)."""
+    hosts = {rank: "a" if rank <= 4 else "b" for rank in range(1, 9)}
+    d = PlacingDispatcher(hosts, lambda params, kind: Shape(ranks=params.get("n", 1)), {None: True, "train": True},
+                          Async(), budget=None, kinds=frozenset({"train"}),
+                          pools=Pools(hosts, {}, "simulate", frozenset({"train"})))
+    d.enqueue(d.number([{"n": 1}] * 8))
+    on = {worker: tasks[0].id for worker, tasks in d.assign()}
+    d.enqueue(d.number([{"n": 2}]))       # waits: every slot is busy
+    d.resize("simulate", 2)               # the simulations get a pool of their own
+    d.enqueue(d.number([{"n": 2}]))
+    for slot in (1, 2):                   # they join the simulations' pool: the first 2-rank one starts
+        d.complete(slot, [done(on[slot])])
+    assert [task.id for _, (task,) in d.assign()] == [8, 8]
+    for slot in (5, 6):                   # they stay shared
+        d.complete(slot, [done(on[slot])])
+    d.enqueue(d.number([Submission({"n": 2}, "train")]))
+    assert {task.id for _, (task,) in d.assign()} == {10}, "the training runs on the two free shared slots"
+
+
 def test_a_task_larger_than_its_pool_is_refused_naming_the_pool():
     d = placed_pools(train=2)
     with pytest.raises(AlgorithmError, match="needs 3 ranks and the pool of 'train' is to hold 2"):

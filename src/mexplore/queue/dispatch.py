@@ -511,6 +511,7 @@ class PlacingDispatcher(Dispatcher):
         its target). Free slots move at once, the others as their tasks end."""
         assert self.pools is not None
         kind = self.pools.set_target(name, workers)
+        self._needs = Counter(map(self._need, self.pending))  # a kind's first pool changes where its tasks may run
         for task in self.pending:
             if task.kind == kind and task.shape is not None and task.shape.ranks > self.pools.most_for(kind):
                 raise AlgorithmError(f"resize({name!r}, {workers}): task {task.id} waits for {task.shape.ranks} "

@@ -58,7 +58,8 @@ class Placement:
         self._sizes = [len(self.slots_of[node]) for node in self._nodes]
         self.largest = max(self._sizes, default=0)
         self._sizes_ascending = sorted(self._sizes)
-        self._most_gpus = max((len(self._gpus(slots)) for slots in self.slots_of.values()), default=0)
+        self._gpus_and_sizes = {(len(self._gpus(slots)), len(slots)) for slots in self.slots_of.values()}
+        self._most_gpus = max((gpus for gpus, _ in self._gpus_and_sizes), default=0)
         self.pool_of: dict[int, Hashable] = dict.fromkeys(self.node_of)
         self.free_by_pool: dict[Hashable, int] = {None: self.free_count}
         self._everything = _Index(None, self._sizes, list(self._sizes), list(self._sizes))
@@ -77,6 +78,9 @@ class Placement:
                 where = f"the job's nodes have at most {most}" if most else \
                     "the job's workers have none (MEXPLORE_GPUS_PER_NODE, or the site's gpus_per_node, is not set)"
                 return f"it needs {shape.gpus} GPUs on one node and {where}"
+            if not any(gpus >= shape.gpus and size >= shape.ranks for gpus, size in self._gpus_and_sizes):
+                return (f"it needs {shape.gpus} GPUs and {shape.ranks} ranks on one node and no node of the job "
+                        "has both")
         if shape.ranks > total:
             return f"it needs {shape.ranks} ranks and the job has {total} worker slots"
         if shape.nodes > nodes:
