@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import h5py
 import pytest
 from helpers import processes_of, run_cli, write_study
 
@@ -145,3 +146,51 @@ def test_results_h5_on_a_full_disk_is_an_oserror_not_a_crash(tmp_path: Path, sma
     assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
     assert done.stdout.strip() == "OSError 28", done.stdout + done.stderr[-2000:]
     assert not [p.name for p in output.iterdir() if ".part" in p.name]
+
+
+PACK_ON_A_FULL_DISK = """
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mexplore.store.cache import TaskCache
+
+cache = TaskCache(Path(sys.argv[1]), lambda: "worker.h5")
+if sys.argv[3] == "save":
+    for task in range(int(sys.argv[2])):
+        cache.save(task, "point", np.full(256, float(task)))
+        cache.commit(task)
+try:
+    print("flushed", cache.flush(Path(sys.argv[4])).tasks)
+except OSError as error:
+    print("OSError", error.errno)
+"""
+
+
+@pytest.mark.parametrize("tasks", [30, 45, 60])
+def test_packing_a_workers_cache_on_a_full_node_local_disk_is_an_oserror_not_a_crash(
+        tmp_path: Path, small_disk: Path, tasks: int) -> None:
+    """A worker packs its node-local cache into an HDF5 file before the flush; HDF5 meeting
+    a full disk there crashed the worker (exit 139). The space is now allocated before each
+    write, so a full disk is an OSError the worker reports, the saved values stay in their
+    log, no partial file is left, and once space is freed the same cache flushes them all."""
+    cache, output = small_disk / "cache", tmp_path / "out"
+    output.mkdir()
+    script = tmp_path / "pack.py"
+    script.write_text(PACK_ON_A_FULL_DISK)
+
+    def pack(step: str) -> str:
+        done = subprocess.run([sys.executable, str(script), str(cache), str(tasks), step, str(output)],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
+        return done.stdout.strip()
+
+    said = pack("save")
+    assert said in (f"flushed {tasks}", "OSError 28"), said
+    if said == "OSError 28":
+        assert not (cache / ".packed.h5").exists() and list(cache.glob("*.log"))
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+        assert pack("flush") == f"flushed {tasks}"
+    with h5py.File(output / "cache" / "worker.h5", "r") as flushed:
+        assert sorted(map(int, flushed["tasks"])) == list(range(tasks))

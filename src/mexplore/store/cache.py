@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_path, atomic_write
+from .disk import Reservation
 from .layout import read_value, store_record, task_ids, value_of_records
 from .save_log import DamagedLog, Record, SaveLog, committed
 
@@ -174,16 +175,22 @@ class TaskCache:
         if file is None:
             file = h5py.File(partial, "w", locking=False)
         damaged: dict[Path, DamagedLog] = {}
-        with file:
-            file.attrs["flush_target"] = self._flush_target()
-            tasks = file.require_group("tasks")
-            for segment in segments:
-                try:
-                    for record in committed(segment):
-                        _store(tasks, record)
-                except DamagedLog as exc:  # never written so by us: a disk fault
-                    damaged[segment] = exc
-            ids = task_ids(file)
+        try:
+            with Reservation(partial) as room, file:  # a full disk: an OSError here, not a crash in HDF5
+                room.ensure(0)
+                file.attrs["flush_target"] = self._flush_target()
+                tasks = file.require_group("tasks")
+                for segment in segments:
+                    try:
+                        for record in committed(segment):
+                            room.ensure(len(record.payload))
+                            _store(tasks, record)
+                    except DamagedLog as exc:  # never written so by us: a disk fault
+                        damaged[segment] = exc
+                ids = task_ids(file)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # the segments still hold every record
+            raise
         os.replace(partial, packed)
         for segment in segments:  # only now: until the rename, they held the only copy
             if segment in damaged:

@@ -47,3 +47,74 @@ def _free(path: Path) -> str:
         if free >= size:
             return f" ({free / size:.1f} {unit} free)"
     return f" ({free} bytes free)"
+
+
+class Reservation:
+    """Disk space held ahead of HDF5's writes into the file at ``path``: HDF5 meeting a full
+    disk crashes the whole process (a segmentation fault as its objects are freed), so a
+    worker packing its node-local cache on a full disk died instead of reporting it. Each
+    :meth:`ensure` allocates the blocks the next write and the metadata still to come may
+    take, beyond the file's end without changing its size (``fallocate`` with
+    ``FALLOC_FL_KEEP_SIZE``), and raises ``OSError(ENOSPC)`` while nothing was written
+    there. Where the filesystem cannot allocate ahead, the free space is checked instead.
+    The blocks left over are freed when the reservation closes."""
+
+    METADATA_PER_WRITE = 4096
+    """Bytes of HDF5 metadata (object headers, links, index nodes) one stored value may add,
+    written when the file closes: counted until then, as a debt."""
+    AHEAD = 8 << 20
+    """Allocated at a time beyond what is needed, so a few calls cover many small writes
+    (only what is needed when the disk has not that much more)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY)
+        self._debt = 64 << 10  # the superblock, the root group, the free-space bookkeeping
+        self._reserved = 0
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            os.ftruncate(self._fd, os.fstat(self._fd).st_size)  # frees the blocks beyond the end
+        finally:
+            os.close(self._fd)
+
+    def ensure(self, nbytes: int) -> None:
+        """Room for ``nbytes`` more, and one more value's metadata."""
+        self._debt += self.METADATA_PER_WRITE
+        end = os.fstat(self._fd).st_size + self._debt + nbytes
+        if end <= self._reserved:
+            return
+        try:
+            _allocate_ahead(self._fd, self.path, end + self.AHEAD)
+            self._reserved = end + self.AHEAD
+        except OSError as error:  # a disk nearly full: what is needed, no more
+            if error.errno not in SPACE:
+                raise
+            _allocate_ahead(self._fd, self.path, end)
+            self._reserved = end
+
+
+def _allocate_ahead(fd: int, path: Path, length: int) -> None:
+    """Blocks for the file's first ``length`` bytes, its size unchanged; ENOSPC if there are not."""
+    import ctypes
+
+    try:
+        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+    except AttributeError:  # not Linux
+        fallocate = None
+    if fallocate is not None:
+        fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+        if fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, length) == 0:
+            return
+        error = ctypes.get_errno()
+        if error not in (errno.EOPNOTSUPP, errno.ENOSYS):
+            raise OSError(error, os.strerror(error), str(path))
+    stat = os.fstatvfs(fd)
+    if stat.f_bavail * stat.f_frsize < length - os.fstat(fd).st_size:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+FALLOC_FL_KEEP_SIZE = 1
