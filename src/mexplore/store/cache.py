@@ -209,12 +209,19 @@ class TaskCache:
         import h5py
 
         destination = self.path / ".kept.h5"
-        with h5py.File(self.path / PACKED, "r", locking=False) as packed, \
-                h5py.File(destination, "w", locking=False) as copy:
-            copy.attrs["flush_target"] = packed.attrs["flush_target"]
-            tasks = copy.create_group("tasks")
-            for task in ids:
-                packed.copy(packed[f"tasks/{task}"], tasks, name=str(task))
+        with h5py.File(self.path / PACKED, "r", locking=False) as packed:
+            copy = h5py.File(destination, "w", locking=False)
+            try:
+                with Reservation(destination) as room, copy:  # as in _pack: a full disk is an OSError
+                    room.ensure((self.path / PACKED).stat().st_size)  # the kept tasks take no more
+                    copy.attrs["flush_target"] = packed.attrs["flush_target"]
+                    tasks = copy.create_group("tasks")
+                    for task in ids:
+                        room.ensure(0)
+                        packed.copy(packed[f"tasks/{task}"], tasks, name=str(task))
+            except BaseException:
+                destination.unlink(missing_ok=True)
+                raise
         return destination
 
     def close(self, remove: bool = False) -> None:
