@@ -169,28 +169,49 @@ except OSError as error:
 
 
 @pytest.mark.parametrize("tasks", [30, 45, 60])
-def test_packing_a_workers_cache_on_a_full_node_local_disk_is_an_oserror_not_a_crash(
+def test_a_full_node_local_disk_flushes_straight_to_the_output_and_never_crashes(
         tmp_path: Path, small_disk: Path, tasks: int) -> None:
-    """A worker packs its node-local cache into an HDF5 file before the flush; HDF5 meeting
-    a full disk there crashed the worker (exit 139). The space is now allocated before each
-    write, so a full disk is an OSError the worker reports, the saved values stay in their
-    log, no partial file is left, and once space is freed the same cache flushes them all."""
+    """A worker packs its node-local cache into an HDF5 file before the flush. When the
+    node-local disk had no room for that, HDF5 crashed the worker (exit 139), and the
+    outputs stayed on a node whose disk is wiped when the job ends. Now the space of each
+    write is allocated first, and a node-local disk too full to pack on makes the flush
+    write straight to the output, leaving the cache as it was: every task is flushed, and
+    so again by a later flush once there is room."""
     cache, output = small_disk / "cache", tmp_path / "out"
     output.mkdir()
     script = tmp_path / "pack.py"
     script.write_text(PACK_ON_A_FULL_DISK)
 
-    def pack(step: str) -> str:
+    def flush(step: str) -> str:
         done = subprocess.run([sys.executable, str(script), str(cache), str(tasks), step, str(output)],
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
         return done.stdout.strip()
 
-    said = pack("save")
-    assert said in (f"flushed {tasks}", "OSError 28"), said
-    if said == "OSError 28":
-        assert not (cache / ".packed.h5").exists() and list(cache.glob("*.log"))
-        subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
-        assert pack("flush") == f"flushed {tasks}"
-    with h5py.File(output / "cache" / "worker.h5", "r") as flushed:
-        assert sorted(map(int, flushed["tasks"])) == list(range(tasks))
+    def flushed() -> list[int]:
+        with h5py.File(output / "cache" / "worker.h5", "r") as file:
+            return sorted(map(int, file["tasks"]))
+
+    assert flush("save") == f"flushed {tasks}"
+    assert flushed() == list(range(tasks))
+    assert not [path.name for path in cache.iterdir() if ".packed" in path.name or ".part" in path.name]
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    assert flush("flush") == f"flushed {tasks}"
+    assert flushed() == list(range(tasks))
+
+
+def test_a_run_whose_node_local_disk_fills_flushes_every_output(tmp_path: Path, small_disk: Path) -> None:
+    """End to end: ``MEXPLORE_LOCAL_DIR`` on a disk that the saved values nearly fill, with
+    no room left to pack them; the run ends well and every task's output is in the output
+    directory, and nothing is left on the node."""
+    output = tmp_path / "out"
+    path = study(tmp_path, output).read_text().replace(f"budget = {BUDGET}", "budget = 50")
+    (tmp_path / "local.toml").write_text(path.replace("[cache]\nflush_every = 0.05\n", ""))
+    done = run_cli("run", str(tmp_path / "local.toml"), "-n", "2", "--progress", "off", cwd=tmp_path, timeout=300,
+                   env={"MEXPLORE_LOCAL_DIR": str(small_disk)})
+    assert done.returncode == 0, done.stderr
+    assert "flushed 50 tasks' outputs" in done.stderr, done.stderr
+    assert not list(small_disk.iterdir())
+    assert [float(load_output(output, task, "point")[0]) for task in range(50)] == \
+        [record["params"]["x"] for record in sorted(map(json.loads, (output / "journal.jsonl").open()),
+                                                    key=lambda record: record["id"])]

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_path, atomic_write
-from .disk import Reservation
+from .disk import SPACE, Reservation
 from .layout import read_value, store_record, task_ids, value_of_records
 from .save_log import DamagedLog, Record, SaveLog, committed
 
@@ -78,6 +78,7 @@ class TaskCache:
         self.flush_name = flush_name
         self._log: SaveLog | None = None
         self._started = False
+        self._target: str | None = None  # the flushed file's name, when the disk had no room to keep it
 
     # -- writing ------------------------------------------------------------------------
     def save(self, task_id: int, name: str, value: Any) -> None:
@@ -138,7 +139,15 @@ class TaskCache:
         """Write the committed tasks to ``output_dir/cache/`` atomically; ``keep`` limits it
         to those task ids (None keeps all). Nothing to keep writes nothing."""
         started = time.perf_counter()
-        ids = self._pack() if keep is None or keep else []
+        try:
+            ids = self._pack() if keep is None or keep else []
+        except OSError as error:
+            if error.errno not in SPACE:
+                raise
+            target = output_dir / CACHE_DIR / self._flush_target()
+            kept = self._write_straight(target, keep)
+            return FlushSummary(target if kept else None, len(kept), target.stat().st_size if kept else 0,
+                                time.perf_counter() - started)
         kept = ids if keep is None else [task for task in ids if task in keep]
         if not kept:
             return FlushSummary(None, 0, 0, time.perf_counter() - started)
@@ -172,6 +181,7 @@ class TaskCache:
                 move_aside(packed, f"{exc}; later flushes go to a new file, beside the one that holds "
                                    "its tasks", self._aside_dir())
                 (self.path / FLUSH_TARGET).unlink(missing_ok=True)  # so that file is not replaced
+                self._target = None
         if file is None:
             file = h5py.File(partial, "w", locking=False)
         damaged: dict[Path, DamagedLog] = {}
@@ -203,6 +213,45 @@ class TaskCache:
                 segment.unlink()
             elif not self._log.writing:  # still ours to append to: emptied, not deleted
                 os.truncate(segment, 0)
+        return ids
+
+    def _write_straight(self, target: Path, keep: Collection[int] | None) -> list[int]:
+        """The node-local disk is too full to pack on (a pack needs about as much again as
+        the cache holds): write the flush straight to ``target``, on the output's
+        filesystem, from ``packed.h5`` and the segments, and leave those as they are. They
+        still hold every value, so each later flush (this again, or a pack once there is
+        room) writes them all: the flushed file never loses a task. Returns the ids written
+        (none: ``target`` is left as it was)."""
+        import h5py
+
+        packed = self.path / PACKED
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with atomic_path(target) as partial:
+                file = h5py.File(partial, "w", locking=False)
+                with Reservation(partial) as room, file:
+                    room.ensure(packed.stat().st_size if packed.exists() else 0)
+                    file.attrs["flush_target"] = self._flush_target()
+                    tasks = file.require_group("tasks")
+                    if packed.exists():
+                        with h5py.File(packed, "r", locking=False) as earlier:
+                            for name in earlier["tasks"]:
+                                if keep is None or int(name) in keep:
+                                    room.ensure(0)
+                                    earlier.copy(earlier[f"tasks/{name}"], tasks, name=name)
+                    for segment in self._segments():
+                        try:
+                            for record in committed(segment):
+                                if keep is None or record.task in keep:
+                                    room.ensure(len(record.payload))
+                                    _store(tasks, record)
+                        except DamagedLog:  # what came before the damage is written; a pack moves it aside
+                            pass
+                    ids = task_ids(file)
+                    if not ids:
+                        raise _NothingKept
+        except _NothingKept:
+            return []
         return ids
 
     def _copy_tasks(self, ids: list[int]) -> Path:
@@ -259,11 +308,22 @@ class TaskCache:
                     path.unlink()
 
     def _flush_target(self) -> str:
+        """The name of this cache's flushed file, chosen once and kept in the folder, so a
+        worker adopting the folder flushes to the same file. On a node-local disk too full
+        for even that, the name is kept in memory: a later adopter then writes a second
+        file of the same tasks, never loses one."""
         file = self.path / FLUSH_TARGET
-        if not file.exists():
+        if file.exists():
+            return file.read_text()
+        name = self._target or self.flush_name()
+        try:
             self.path.mkdir(parents=True, exist_ok=True)
-            atomic_write(file, self.flush_name())
-        return file.read_text()
+            atomic_write(file, name)
+        except OSError as error:
+            if error.errno not in SPACE:
+                raise
+            self._target = name
+        return name
 
     def _aside_dir(self) -> Path:
         """Where damaged files go: beside the folder, which is removed after the final flush."""
@@ -280,6 +340,10 @@ def move_aside(path: Path, problem: str, folder: Path | None = None) -> Path:
     path.rename(aside)
     print(f"mexplore: warning: {path} cannot be read ({problem}); moved to {aside}", file=sys.stderr)
     return aside
+
+
+class _NothingKept(Exception):
+    """No task to write: the flushed file, if any, stays as it was."""
 
 
 def copy_atomically(source: Path, target: Path) -> int:
