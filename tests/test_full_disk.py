@@ -157,10 +157,9 @@ import numpy as np
 from mexplore.store.cache import TaskCache
 
 cache = TaskCache(Path(sys.argv[1]), lambda: "worker.h5")
-if sys.argv[3] == "save":
-    for task in range(int(sys.argv[2])):
-        cache.save(task, "point", np.full(256, float(task)))
-        cache.commit(task)
+for task in range(int(sys.argv[2]), int(sys.argv[3])):
+    cache.save(task, "point", np.full(256, float(task)))
+    cache.commit(task)
 try:
     print("flushed", cache.flush(Path(sys.argv[4])).tasks)
 except OSError as error:
@@ -176,14 +175,16 @@ def test_a_full_node_local_disk_flushes_straight_to_the_output_and_never_crashes
     outputs stayed on a node whose disk is wiped when the job ends. Now the space of each
     write is allocated first, and a node-local disk too full to pack on makes the flush
     write straight to the output, leaving the cache as it was: every task is flushed, and
-    so again by a later flush once there is room."""
+    so again by a later flush once there is room. A first flush packs half the tasks while
+    there is room for it, so the straight way starts from the packed file too."""
     cache, output = small_disk / "cache", tmp_path / "out"
     output.mkdir()
     script = tmp_path / "pack.py"
     script.write_text(PACK_ON_A_FULL_DISK)
 
-    def flush(step: str) -> str:
-        done = subprocess.run([sys.executable, str(script), str(cache), str(tasks), step, str(output)],
+    def flush(first: int, end: int) -> str:
+        """Save tasks first..end-1 into the cache, then flush it."""
+        done = subprocess.run([sys.executable, str(script), str(cache), str(first), str(end), str(output)],
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
         return done.stdout.strip()
@@ -192,11 +193,12 @@ def test_a_full_node_local_disk_flushes_straight_to_the_output_and_never_crashes
         with h5py.File(output / "cache" / "worker.h5", "r") as file:
             return sorted(map(int, file["tasks"]))
 
-    assert flush("save") == f"flushed {tasks}"
+    assert flush(0, tasks // 2) == f"flushed {tasks // 2}"
+    assert flush(tasks // 2, tasks) == f"flushed {tasks}"
     assert flushed() == list(range(tasks))
     assert not [path.name for path in cache.iterdir() if ".packed" in path.name or ".part" in path.name]
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
-    assert flush("flush") == f"flushed {tasks}"
+    assert flush(0, 0) == f"flushed {tasks}"
     assert flushed() == list(range(tasks))
 
 

@@ -174,7 +174,11 @@ class TaskCache:
         partial = self.path / f".{PACKED}"
         file = None
         if packed.exists():
-            shutil.copyfile(packed, partial)
+            try:
+                shutil.copyfile(packed, partial)
+            except OSError:  # a full disk: the straight way (flush) needs this room
+                partial.unlink(missing_ok=True)
+                raise
             try:
                 file = h5py.File(partial, "a", locking=False)
             except OSError as exc:  # not by a kill (it is only ever renamed into place): a disk fault
@@ -184,19 +188,11 @@ class TaskCache:
                 self._target = None
         if file is None:
             file = h5py.File(partial, "w", locking=False)
-        damaged: dict[Path, DamagedLog] = {}
         try:
             with Reservation(partial) as room, file:  # a full disk: an OSError here, not a crash in HDF5
                 room.ensure(0)
                 file.attrs["flush_target"] = self._flush_target()
-                tasks = file.require_group("tasks")
-                for segment in segments:
-                    try:
-                        for record in committed(segment):
-                            room.ensure(len(record.payload))
-                            _store(tasks, record)
-                    except DamagedLog as exc:  # never written so by us: a disk fault
-                        damaged[segment] = exc
+                damaged = _store_committed(file.require_group("tasks"), segments, room)
                 ids = task_ids(file)
         except BaseException:
             partial.unlink(missing_ok=True)  # the segments still hold every record
@@ -239,14 +235,7 @@ class TaskCache:
                                 if keep is None or int(name) in keep:
                                     room.ensure(0)
                                     earlier.copy(earlier[f"tasks/{name}"], tasks, name=name)
-                    for segment in self._segments():
-                        try:
-                            for record in committed(segment):
-                                if keep is None or record.task in keep:
-                                    room.ensure(len(record.payload))
-                                    _store(tasks, record)
-                        except DamagedLog:  # what came before the damage is written; a pack moves it aside
-                            pass
+                    _store_committed(tasks, self._segments(), room, keep)  # a pack moves damaged ones aside
                     ids = task_ids(file)
                     if not ids:
                         raise _NothingKept
@@ -365,6 +354,23 @@ def free_flush_name(output_dir: Path, node: str, rank: int) -> str:
         number += 1
         name = f"{node}-r{rank}-{number}.h5"
     return name
+
+
+def _store_committed(tasks: Any, segments: list[Path], room: Reservation,
+                     keep: Collection[int] | None = None) -> dict[Path, DamagedLog]:
+    """The committed records of the segments (of the tasks in ``keep`` only, if given) into
+    the ``tasks`` group, each write's space allocated first; returns the segments found
+    damaged (what came before the damage is stored) and what damaged them."""
+    damaged = {}
+    for segment in segments:
+        try:
+            for record in committed(segment):
+                if keep is None or record.task in keep:
+                    room.ensure(len(record.payload))
+                    _store(tasks, record)
+        except DamagedLog as exc:  # never written so by us: a disk fault
+            damaged[segment] = exc
+    return damaged
 
 
 def _store(tasks: Any, record: Record) -> None:
