@@ -276,8 +276,8 @@ def test_with_pools_every_choice_is_the_one_a_look_at_every_slot_finds():
                 assert taken == (None if node is None else (sorted(free[node])[:ranks], [node] * ranks))
             elif sum(map(len, free.values())) < ranks:
                 assert taken is None
-            else:  # spread over the nodes with most of them
-                assert len(set(taken[0])) == ranks and set(taken[0]) <= set().union(*free.values())
+            else:  # spread over the nodes with most of them, the most first (in node order among equals)
+                assert taken == spread_over_nodes(placement, free, ranks)
             if taken is not None:
                 held.append(taken[0])
         by_pool = {}
@@ -288,9 +288,17 @@ def test_with_pools_every_choice_is_the_one_a_look_at_every_slot_finds():
     assert placement.free_count == sum(len(slots) for slots in placement._free.values())
 
 
-def look_at_every_slot(placement: Placement, shape: Shape, pools) -> tuple[list[int], list[str]] | None | str:
+def spread_over_nodes(placement: Placement, free: dict[str, set[int]], ranks: int) -> tuple[list[int], list[str]]:
+    """A pool's free slots over as few nodes as hold ``ranks``, the nodes with most first."""
+    chosen: list[int] = []
+    for node in sorted(free, key=lambda name: -len(free[name])):
+        chosen += sorted(free[node])[:ranks - len(chosen)]
+    return chosen, [placement.node_of[slot] for slot in chosen]
+
+
+def look_at_every_slot(placement: Placement, shape: Shape, pools) -> tuple[list[int], list[str]] | None:
     """What the placement rule (the module's docstring) chooses, found by looking at every
-    node and slot; "spread" where several choices are right (a pool split over nodes)."""
+    node and slot."""
     nodes = list(placement.slots_of)  # node order
     free = {node: sorted(slot for slot in placement._free[node] if pools is None or placement.pool_of[slot] in pools)
             for node in nodes}
@@ -320,7 +328,7 @@ def look_at_every_slot(placement: Placement, shape: Shape, pools) -> tuple[list[
         node = min(fitting, key=lambda name: len(free[name]))
         return free[node][:shape.ranks], [node] * shape.ranks
     if not shape.nodes and pools is not None:
-        return "spread"
+        return spread_over_nodes(placement, free, shape.ranks) if sum(map(len, free.values())) >= shape.ranks else None
     idle = sorted((node for node in nodes if len(free[node]) == size[node]), key=lambda name: -size[name])
     if shape.nodes:
         per_node = -(-shape.ranks // shape.nodes)
@@ -378,10 +386,7 @@ def test_whole_nodes_and_gpus_found_from_buckets_are_what_a_look_at_every_slot_f
                                    Shape(ranks=chance.randint(1, 14))])
             expected = look_at_every_slot(placement, shape, pools)
             taken = placement.take(shape, pools)
-            if expected == "spread":
-                assert taken is None or len(set(taken[0])) == shape.ranks
-            else:
-                assert taken == expected, (shape, pools)
+            assert taken == expected, (shape, pools)
             if taken is not None:
                 taken_gpus = placement.gpus_of(taken[0], shape.gpus) if shape.gpus else ()
                 held.append((taken[0], taken[1][0], taken_gpus))

@@ -110,7 +110,7 @@ class Placement:
         if shape.ranks <= index.most_on_a_node():
             return self._on_one_node(shape.ranks, index)
         if pools is not None:
-            return self._spread(shape.ranks, self._free_in(pools))
+            return self._spread(shape.ranks, index)
         return self._on_whole_nodes(shape, index)
 
     def moved(self, slot: int, pool: Hashable) -> None:
@@ -140,21 +140,22 @@ class Placement:
             index = self._indexes[pools] = _Index(pools, self._sizes, free, totals)
         return index
 
-    def _free_in(self, pools: frozenset[Hashable]) -> dict[str, set[int]]:
-        """Each node's free slots of ``pools``: a look at every slot, for a pool split over nodes."""
-        return {node: {slot for slot in slots if self.pool_of[slot] in pools} for node, slots in self._free.items()}
-
-    def _spread(self, ranks: int, free: Mapping[str, set[int]]) -> tuple[list[int], list[str]] | None:
+    def _spread(self, ranks: int, index: _Index) -> tuple[list[int], list[str]] | None:
         """A pool's slots lie on several nodes and no node has enough of them for the task:
-        it takes free ones over as few nodes as hold it (else it would wait for good)."""
+        it takes free ones over as few nodes as hold it, those with the most first (else it
+        would wait for good)."""
+        if sum(self.free_by_pool.get(pool, 0) for pool in index.pools or ()) < ranks:
+            return None
         chosen: list[int] = []
-        for node in sorted(free, key=lambda name: -len(free[name])):
-            chosen += sorted(free[node])[:ranks - len(chosen)]
+        for count in range(self.largest, 0, -1):
             if len(chosen) == ranks:
-                for taken_node in {self.node_of[slot] for slot in chosen}:
-                    self._take(taken_node, [slot for slot in chosen if self.node_of[slot] == taken_node])
-                return chosen, [self.node_of[slot] for slot in chosen]
-        return None
+                break
+            for node in index.by_free.firsts(count, -(-(ranks - len(chosen)) // count)):
+                name = self._nodes[node]
+                chosen += sorted(slot for slot in self._free[name] if index.holds(self.pool_of[slot]))[:ranks - len(chosen)]
+        for node in dict.fromkeys(self.node_of[slot] for slot in chosen):
+            self._take(node, [slot for slot in chosen if self.node_of[slot] == node])
+        return chosen, [self.node_of[slot] for slot in chosen]
 
     def free_slots(self) -> list[int]:
         """The slots no task holds now."""
