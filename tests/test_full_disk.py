@@ -9,8 +9,10 @@ must finish exactly, with every ok task's outputs. A read-only one is refused in
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ import h5py
 import pytest
 from helpers import processes_of, run_cli, write_study
 
+from mexplore.store import disk
 from mexplore.store.results_file import load_output
 
 pytestmark = pytest.mark.mpi
@@ -217,3 +220,20 @@ def test_a_run_whose_node_local_disk_fills_flushes_every_output(tmp_path: Path, 
     assert [float(load_output(output, task, "point")[0]) for task in range(50)] == \
         [record["params"]["x"] for record in sorted(map(json.loads, (output / "journal.jsonl").open()),
                                                     key=lambda record: record["id"])]
+
+
+@pytest.mark.parametrize("answer", [errno.EOPNOTSUPP, errno.EINVAL])
+def test_a_filesystem_that_cannot_allocate_ahead_gets_its_free_space_checked(tmp_path: Path, monkeypatch,
+                                                                             answer: int) -> None:
+    """Where ``fallocate`` cannot keep the size (some parallel and network filesystems), a
+    reservation checks the free space instead: within it nothing is refused, beyond it the
+    refusal is ENOSPC, before anything is written."""
+    monkeypatch.setattr(disk, "_fallocate_keep_size", lambda fd, length: answer)
+    path = tmp_path / "file"
+    path.write_bytes(b"")
+    free = shutil.disk_usage(tmp_path).free
+    with disk.Reservation(path) as room:
+        room.ensure(1 << 20)
+        with pytest.raises(OSError) as refused:
+            room.ensure(4 * free)
+    assert refused.value.errno == errno.ENOSPC and path.stat().st_size == 0

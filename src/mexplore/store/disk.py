@@ -99,22 +99,28 @@ class Reservation:
 
 def _allocate_ahead(fd: int, path: Path, length: int) -> None:
     """Blocks for the file's first ``length`` bytes, its size unchanged; ENOSPC if there are not."""
-    import ctypes
-
-    try:
-        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
-    except AttributeError:  # not Linux
-        fallocate = None
-    if fallocate is not None:
-        fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-        if fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, length) == 0:
-            return
-        error = ctypes.get_errno()
-        if error not in (errno.EOPNOTSUPP, errno.ENOSYS):
-            raise OSError(error, os.strerror(error), str(path))
+    error = _fallocate_keep_size(fd, length)
+    if error == 0:
+        return
+    if error not in UNSUPPORTED:
+        raise OSError(error, os.strerror(error), str(path))
     stat = os.fstatvfs(fd)
     if stat.f_bavail * stat.f_frsize < length - os.fstat(fd).st_size:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
+def _fallocate_keep_size(fd: int, length: int) -> int:
+    """``fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, length)``: 0, or the errno it failed with."""
+    import ctypes
+
+    try:
+        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+    except AttributeError:  # not Linux
+        return errno.ENOSYS
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    return 0 if fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, length) == 0 else ctypes.get_errno()
+
+
 FALLOC_FL_KEEP_SIZE = 1
+UNSUPPORTED = (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+"""What a filesystem that cannot allocate ahead answers (EINVAL: some refuse the mode so)."""
