@@ -117,9 +117,18 @@ def test_kill_minus_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     process.wait(timeout=30)
     before = journal(tmp_path / "out")
     assert 12 <= len(before) < 40, "the run was not killed midway"
+    # what a kill mid-write leaves (atomic_path's temporary names), and one a live writer holds
+    (tmp_path / "out" / "cache").mkdir(exist_ok=True)
+    abandoned = [tmp_path / "out" / f".results.csv.part-{process.pid}-0a1b2c3d",
+                 tmp_path / "out" / "cache" / f".vm-r1.h5.part-{process.pid}-4e5f6a7b"]
+    writing = tmp_path / "out" / f".status.json.part-{os.getpid()}-8c9d0e1f"
+    for partial in (*abandoned, writing):
+        partial.write_bytes(b"half a file")
 
     done = run_cli("run", str(path), "-n", "3", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    assert not [partial for partial in abandoned if partial.exists()], "a killed writer's temporary file is left"
+    assert writing.exists(), "a live writer's temporary file was taken from it"
     assert f"resuming after {len(before)} finished tasks" in done.stderr
     after = journal(tmp_path / "out")
     assert len(after) == 40

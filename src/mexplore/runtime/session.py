@@ -36,6 +36,7 @@ from ..queue.policies import Policy, describe, make_policy
 from ..queue.pools import PoolDispatcher, Pools, pool_sizes
 from ..queue.proposers import Proposers
 from ..space import OpenCheck, ProposalCheck
+from ..store.atomic import remove_abandoned
 from ..store.cache import CACHE_DIR
 from ..store.disk import OutputUnwritable
 from ..store.journal import JOURNAL_NAME, JournalWriter, read_results
@@ -79,6 +80,8 @@ def run_master(end: MasterEnd, study: Study, progress_mode: str, launch: str,
         # Before anything is written there: a second run on this output would append to the
         # same journal. Refused (OutputInUse), it writes nothing and only stops its workers.
         lock = OutputLock.acquire(output)
+        for folder in (output, output / CACHE_DIR):  # what writers killed mid-write left
+            remove_abandoned(folder)
         try:
             master, setup = _prepare(end, study, progress_mode, launch, signals)
         except OSError as error:  # the output's filesystem refused a write: full, read-only...

@@ -62,3 +62,25 @@ def _fsync_dir(folder: Path) -> None:
         _fsync(folder)
     except OSError:
         pass
+
+
+def remove_abandoned(folder: Path) -> None:
+    """Delete the temporary files of :func:`atomic_path` whose writer no longer runs on this
+    node: a kill -9 mid-write leaves one behind, hidden but holding space (a flushed cache
+    can be gigabytes). A run calls this once it holds the output's lock; a writer on
+    another node (a ``mexplore results`` there) whose pid is not alive here would lose its
+    file, which it then reports: a rare race, against a leak on every kill."""
+    for partial in folder.glob(".*.part-*-*"):
+        pid = partial.name.rsplit("-", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
