@@ -78,3 +78,19 @@ def test_a_directory_that_refuses_fsync_does_not_fail_the_write(tmp_path, monkey
 
     monkeypatch.setattr(atomic.os, "fsync", no_directories)
     assert atomic_write(tmp_path / "record.toml", "x = 1\n").read_text() == "x = 1\n"
+
+
+def test_a_run_removes_only_the_temporary_files_of_writers_that_no_longer_run(tmp_path):
+    """A kill -9 mid-write leaves ``.<name>.part-<pid>-<tag>``; a run removes those of dead
+    writers, never a live writer's, a folder, or a user's file that merely looks alike."""
+    dead = 2 ** 22 + 12345  # above the kernel's default pid_max: no process has it
+    abandoned = tmp_path / f".results.csv.part-{dead}-0a1b2c3d"
+    kept = [tmp_path / f".status.json.part-{os.getpid()}-8c9d0e1f",  # a live writer's
+            tmp_path / f".backup.part-{dead}-2024",  # a user's: not a tag of 8 hex digits
+            tmp_path / f".notes.part-{dead}-draft"]
+    for path in (abandoned, *kept):
+        path.write_text("x")
+    folder = tmp_path / f".old.part-{dead}-4e5f6a7b"
+    folder.mkdir()
+    atomic.remove_abandoned(tmp_path)
+    assert not abandoned.exists() and all(path.exists() for path in kept) and folder.is_dir()

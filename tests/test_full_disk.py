@@ -237,3 +237,44 @@ def test_a_filesystem_that_cannot_allocate_ahead_gets_its_free_space_checked(tmp
         with pytest.raises(OSError) as refused:
             room.ensure(4 * free)
     assert refused.value.errno == errno.ENOSPC and path.stat().st_size == 0
+
+
+KEPT_AND_DEEP = """
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mexplore.store.cache import TaskCache
+
+disk, output = Path(sys.argv[1]), Path(sys.argv[2])
+cache = TaskCache(disk / "cache", lambda: "worker.h5")
+for task in range(10):
+    cache.save(task, "/".join(f"g{level}" for level in range(40)), np.full(4, float(task)))
+    cache.commit(task)
+print("all", cache.flush(output).tasks)
+with open(disk / "filler", "wb") as filler:  # the disk full, but for a few kB
+    while os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize > 8192:
+        filler.write(b"\\0" * 4096)
+        filler.flush()
+print("kept", cache.flush(output, keep={0, 1, 2}).tasks)
+print("left", sorted(path.name for path in (disk / "cache").iterdir() if path.name.startswith(".")))
+"""
+
+
+def test_a_kept_subset_and_deeply_named_values_flush_from_a_full_node_local_disk(tmp_path: Path,
+                                                                                 small_disk: Path) -> None:
+    """Found by review: a flush of some tasks only (``[cache] keep``) copied them on the
+    node first and failed there; values named 40 groups deep outgrew the space reserved for
+    HDF5's metadata, which HDF5 reported as a RuntimeError; and a failed pack left its empty
+    file on the node. Each now takes the straight way, and nothing is left behind."""
+    script = tmp_path / "kept.py"
+    script.write_text(KEPT_AND_DEEP)
+    output = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(script), str(small_disk), str(output)], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
+    assert done.stdout.split("\n")[:3] == ["all 10", "kept 3", "left []"], done.stdout + done.stderr[-2000:]
+    with h5py.File(output / "cache" / "worker.h5", "r") as flushed:
+        assert sorted(map(int, flushed["tasks"])) == [0, 1, 2]

@@ -11,6 +11,7 @@ only within one filesystem), ``fsync`` it, ``os.replace`` it onto the target, th
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,9 +72,12 @@ def remove_abandoned(folder: Path) -> None:
     another node (a ``mexplore results`` there) whose pid is not alive here would lose its
     file, which it then reports: a rare race, against a leak on every kill."""
     for partial in folder.glob(".*.part-*-*"):
-        pid = partial.name.rsplit("-", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if (named := _PARTIAL.fullmatch(partial.name)) and partial.is_file() and not _alive(int(named[1])):
             partial.unlink(missing_ok=True)
+
+
+_PARTIAL = re.compile(r"\..+\.part-(\d+)-[0-9a-f]{8}")
+"""The names :func:`atomic_path` gives, and only those: a pid and a tag of 8 hex digits."""
 
 
 def _alive(pid: int) -> bool:

@@ -34,6 +34,7 @@ never touches the output filesystem.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_path, atomic_write
-from .disk import SPACE, Reservation
+from .disk import SPACE, Reservation, reserved_h5
 from .layout import read_value, store_record, task_ids, value_of_records
 from .save_log import DamagedLog, Record, SaveLog, committed
 
@@ -141,6 +142,12 @@ class TaskCache:
         started = time.perf_counter()
         try:
             ids = self._pack() if keep is None or keep else []
+            kept = ids if keep is None else [task for task in ids if task in keep]
+            if not kept:
+                return FlushSummary(None, 0, 0, time.perf_counter() - started)
+            source = self.path / PACKED
+            if len(kept) < len(ids):  # write only the kept tasks, on node-local storage first
+                source = self._copy_tasks(kept)
         except OSError as error:
             if error.errno not in SPACE:
                 raise
@@ -148,12 +155,6 @@ class TaskCache:
             kept = self._write_straight(target, keep)
             return FlushSummary(target if kept else None, len(kept), target.stat().st_size if kept else 0,
                                 time.perf_counter() - started)
-        kept = ids if keep is None else [task for task in ids if task in keep]
-        if not kept:
-            return FlushSummary(None, 0, 0, time.perf_counter() - started)
-        source = self.path / PACKED
-        if len(kept) < len(ids):  # write only the kept tasks, on node-local storage first
-            source = self._copy_tasks(kept)
         target = output_dir / CACHE_DIR / self._flush_target()
         try:
             nbytes = copy_atomically(source, target)
@@ -182,21 +183,17 @@ class TaskCache:
             try:
                 file = h5py.File(partial, "a", locking=False)
             except OSError as exc:  # not by a kill (it is only ever renamed into place): a disk fault
+                if exc.errno in SPACE or "errno = 28" in str(exc):  # or no room to open it: the straight way
+                    partial.unlink(missing_ok=True)
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(partial)) from exc
                 move_aside(packed, f"{exc}; later flushes go to a new file, beside the one that holds "
                                    "its tasks", self._aside_dir())
                 (self.path / FLUSH_TARGET).unlink(missing_ok=True)  # so that file is not replaced
                 self._target = None
-        if file is None:
-            file = h5py.File(partial, "w", locking=False)
-        try:
-            with Reservation(partial) as room, file:  # a full disk: an OSError here, not a crash in HDF5
-                room.ensure(0)
-                file.attrs["flush_target"] = self._flush_target()
-                damaged = _store_committed(file.require_group("tasks"), segments, room)
-                ids = task_ids(file)
-        except BaseException:
-            partial.unlink(missing_ok=True)  # the segments still hold every record
-            raise
+        with reserved_h5(partial, file) as (file, room):  # a full disk: an OSError, not a crash in HDF5
+            file.attrs["flush_target"] = self._flush_target()
+            damaged = _store_committed(file.require_group("tasks"), segments, room)
+            ids = task_ids(file)
         os.replace(partial, packed)
         for segment in segments:  # only now: until the rename, they held the only copy
             if segment in damaged:
@@ -223,22 +220,20 @@ class TaskCache:
         packed = self.path / PACKED
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with atomic_path(target) as partial:
-                file = h5py.File(partial, "w", locking=False)
-                with Reservation(partial) as room, file:
-                    room.ensure(packed.stat().st_size if packed.exists() else 0)
-                    file.attrs["flush_target"] = self._flush_target()
-                    tasks = file.require_group("tasks")
-                    if packed.exists():
-                        with h5py.File(packed, "r", locking=False) as earlier:
-                            for name in earlier["tasks"]:
-                                if keep is None or int(name) in keep:
-                                    room.ensure(0)
-                                    earlier.copy(earlier[f"tasks/{name}"], tasks, name=name)
-                    _store_committed(tasks, self._segments(), room, keep)  # a pack moves damaged ones aside
-                    ids = task_ids(file)
-                    if not ids:
-                        raise _NothingKept
+            with atomic_path(target) as partial, reserved_h5(partial) as (file, room):
+                room.ensure(packed.stat().st_size if packed.exists() else 0)
+                file.attrs["flush_target"] = self._flush_target()
+                tasks = file.require_group("tasks")
+                if packed.exists():
+                    with h5py.File(packed, "r", locking=False) as earlier:
+                        for name in earlier["tasks"]:
+                            if keep is None or int(name) in keep:
+                                room.ensure(0)
+                                earlier.copy(earlier[f"tasks/{name}"], tasks, name=name)
+                _store_committed(tasks, self._segments(), room, keep)  # a pack moves damaged ones aside
+                ids = task_ids(file)
+                if not ids:
+                    raise _NothingKept
         except _NothingKept:
             return []
         return ids
@@ -247,19 +242,14 @@ class TaskCache:
         import h5py
 
         destination = self.path / ".kept.h5"
-        with h5py.File(self.path / PACKED, "r", locking=False) as packed:
-            copy = h5py.File(destination, "w", locking=False)
-            try:
-                with Reservation(destination) as room, copy:  # as in _pack: a full disk is an OSError
-                    room.ensure((self.path / PACKED).stat().st_size)  # the kept tasks take no more
-                    copy.attrs["flush_target"] = packed.attrs["flush_target"]
-                    tasks = copy.create_group("tasks")
-                    for task in ids:
-                        room.ensure(0)
-                        packed.copy(packed[f"tasks/{task}"], tasks, name=str(task))
-            except BaseException:
-                destination.unlink(missing_ok=True)
-                raise
+        with h5py.File(self.path / PACKED, "r", locking=False) as packed, \
+                reserved_h5(destination) as (copy, room):  # as in _pack: a full disk is an OSError
+            room.ensure((self.path / PACKED).stat().st_size)  # the kept tasks take no more
+            copy.attrs["flush_target"] = packed.attrs["flush_target"]
+            tasks = copy.create_group("tasks")
+            for task in ids:
+                room.ensure(0)
+                packed.copy(packed[f"tasks/{task}"], tasks, name=str(task))
         return destination
 
     def close(self, remove: bool = False) -> None:
@@ -366,7 +356,7 @@ def _store_committed(tasks: Any, segments: list[Path], room: Reservation,
         try:
             for record in committed(segment):
                 if keep is None or record.task in keep:
-                    room.ensure(len(record.payload))
+                    room.ensure(len(record.payload), objects=1 + record.name.count("/"))
                     _store(tasks, record)
         except DamagedLog as exc:  # never written so by us: a disk fault
             damaged[segment] = exc

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import MexploreError
+
+if TYPE_CHECKING:
+    import h5py
 
 SPACE = (errno.ENOSPC, errno.EDQUOT)
 ADVICE = {
@@ -59,9 +65,10 @@ class Reservation:
     there. Where the filesystem cannot allocate ahead, the free space is checked instead.
     The blocks left over are freed when the reservation closes."""
 
-    METADATA_PER_WRITE = 4096
-    """Bytes of HDF5 metadata (object headers, links, index nodes) one stored value may add,
-    written when the file closes: counted until then, as a debt."""
+    METADATA_PER_OBJECT = 4096
+    """Bytes of HDF5 metadata (object headers, links, index nodes) one stored object (a
+    value, or a group its name makes) may add, written when the file closes: counted until
+    then, as a debt."""
     AHEAD = 8 << 20
     """Allocated at a time beyond what is needed, so a few calls cover many small writes
     (only what is needed when the disk has not that much more)."""
@@ -81,9 +88,9 @@ class Reservation:
         finally:
             os.close(self._fd)
 
-    def ensure(self, nbytes: int) -> None:
-        """Room for ``nbytes`` more, and one more value's metadata."""
-        self._debt += self.METADATA_PER_WRITE
+    def ensure(self, nbytes: int, objects: int = 1) -> None:
+        """Room for ``nbytes`` more, and the metadata of ``objects`` more HDF5 objects."""
+        self._debt += self.METADATA_PER_OBJECT * objects
         end = os.fstat(self._fd).st_size + self._debt + nbytes
         if end <= self._reserved:
             return
@@ -95,6 +102,27 @@ class Reservation:
                 raise
             _allocate_ahead(self._fd, self.path, end)
             self._reserved = end
+
+
+@contextmanager
+def reserved_h5(path: Path, file: h5py.File | None = None) -> Iterator[tuple[h5py.File, Reservation]]:
+    """The HDF5 file at ``path`` (``file``, opened by the caller, or a new one), with a
+    :class:`Reservation` for its writes; on any failure the file is removed. HDF5 reports a
+    write that found no room as it closes the file, as a RuntimeError naming errno 28: that
+    is an ``OSError(ENOSPC)`` here, which callers handle as a full disk."""
+    import h5py
+
+    try:
+        if file is None:
+            file = h5py.File(path, "w", locking=False)
+        with Reservation(path) as room, file:
+            room.ensure(0)
+            yield file, room
+    except BaseException as error:
+        path.unlink(missing_ok=True)
+        if isinstance(error, RuntimeError) and "errno = 28" in str(error):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
+        raise
 
 
 def _allocate_ahead(fd: int, path: Path, length: int) -> None:
