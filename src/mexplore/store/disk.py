@@ -3,6 +3,9 @@
 A run must then stop dispatching, keep its journal whole, leave no temporary file behind,
 and tell the user what to free and how to go on; a traceback and ``MPI_Abort`` say none of
 that. :class:`OutputUnwritable` carries that message, built here once for every writer.
+HDF5 files written where the disk may fill (a worker's node-local cache) hold their space
+ahead (:class:`Reservation`, :func:`reserved_h5`): a full disk is then an ``OSError``, not
+a crash of the process.
 """
 
 from __future__ import annotations
