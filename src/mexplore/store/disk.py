@@ -81,6 +81,8 @@ class Reservation:
         self._fd = os.open(path, os.O_WRONLY)
         self._debt = 64 << 10  # the superblock, the root group, the free-space bookkeeping
         self._reserved = 0
+        self._size = os.fstat(self._fd).st_size  # the file's size when last looked at
+        self._coming = 0  # the bytes ensured since: the file is at most _size + _coming + _debt
 
     def __enter__(self) -> Reservation:
         return self
@@ -94,9 +96,11 @@ class Reservation:
     def ensure(self, nbytes: int, objects: int = 1) -> None:
         """Room for ``nbytes`` more, and the metadata of ``objects`` more HDF5 objects."""
         self._debt += self.METADATA_PER_OBJECT * objects
-        end = os.fstat(self._fd).st_size + self._debt + nbytes
-        if end <= self._reserved:
-            return
+        self._coming += nbytes
+        if self._size + self._coming + self._debt <= self._reserved:  # no fstat per value: on a
+            return  # parallel filesystem (the straight flush) each is a round trip to its servers
+        self._size, self._coming = os.fstat(self._fd).st_size, nbytes
+        end = self._size + self._coming + self._debt
         try:
             _allocate_ahead(self._fd, self.path, end + self.AHEAD)
             self._reserved = end + self.AHEAD
