@@ -129,10 +129,11 @@ def test_a_chain_of_jobs_finishes_a_study_longer_than_one_job_and_cancels_the_re
     ended = [slurm.wait_finished(job, timeout=900) for job in jobs]
     states = [(job.state, job.exit_code) for job in ended]
     ran = [state for state in states if state[0] != "CANCELLED"]
-    logs = "\n".join(path.read_text() for path in (output / "logs").glob("*.out"))
-    assert len(ran) >= 3 and ran[-1] == ("COMPLETED", "0:0"), (states, logs)
-    assert set(ran[:-1]) <= {("FAILED", "142:0"), ("FAILED", "138:0")}, (states, logs)
-    assert states[len(ran):] == [("CANCELLED", "0:0")] * (8 - len(ran)), (states, logs)  # cancelled, never run
+    logs = "\n".join(path.read_text() for path in sorted((output / "logs").glob("*.out")))
+    why = f"{states}\n{logs}"  # a string, shown whole (a tuple's repr is cut, and so was a TIMEOUT's log)
+    assert len(ran) >= 3 and ran[-1] == ("COMPLETED", "0:0"), why
+    assert set(ran[:-1]) <= {("FAILED", "142:0"), ("FAILED", "138:0")}, why
+    assert states[len(ran):] == [("CANCELLED", "0:0")] * (8 - len(ran)), why  # cancelled, never run
     assert "cancelled the rest of its chain" in logs
     records = journal(output)
     ids = [r["id"] for r in records]
