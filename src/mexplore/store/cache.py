@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_path, atomic_write
-from .disk import SPACE, Reservation, reserved_h5
+from .disk import SPACE, Reservation, no_room, reserved_h5
 from .layout import read_value, store_record, task_ids, value_of_records
 from .save_log import DamagedLog, Record, SaveLog, committed
 
@@ -183,7 +183,7 @@ class TaskCache:
             try:
                 file = h5py.File(partial, "a", locking=False)
             except OSError as exc:  # not by a kill (it is only ever renamed into place): a disk fault
-                if exc.errno in SPACE or "errno = 28" in str(exc):  # or no room to open it: the straight way
+                if no_room(exc):  # or no room to open it: the straight way
                     partial.unlink(missing_ok=True)
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(partial)) from exc
                 move_aside(packed, f"{exc}; later flushes go to a new file, beside the one that holds "
@@ -226,10 +226,8 @@ class TaskCache:
                 tasks = file.require_group("tasks")
                 if packed.exists():
                     with h5py.File(packed, "r", locking=False) as earlier:
-                        for name in earlier["tasks"]:
-                            if keep is None or int(name) in keep:
-                                room.ensure(0)
-                                earlier.copy(earlier[f"tasks/{name}"], tasks, name=name)
+                        ids = [int(name) for name in earlier["tasks"] if keep is None or int(name) in keep]
+                        _copy_task_groups(earlier, tasks, ids, room)
                 _store_committed(tasks, self._segments(), room, keep)  # a pack moves damaged ones aside
                 ids = task_ids(file)
                 if not ids:
@@ -246,10 +244,7 @@ class TaskCache:
                 reserved_h5(destination) as (copy, room):  # as in _pack: a full disk is an OSError
             room.ensure((self.path / PACKED).stat().st_size)  # the kept tasks take no more
             copy.attrs["flush_target"] = packed.attrs["flush_target"]
-            tasks = copy.create_group("tasks")
-            for task in ids:
-                room.ensure(0)
-                packed.copy(packed[f"tasks/{task}"], tasks, name=str(task))
+            _copy_task_groups(packed, copy.create_group("tasks"), ids, room)
         return destination
 
     def close(self, remove: bool = False) -> None:
@@ -344,6 +339,13 @@ def free_flush_name(output_dir: Path, node: str, rank: int) -> str:
         number += 1
         name = f"{node}-r{rank}-{number}.h5"
     return name
+
+
+def _copy_task_groups(source: Any, tasks: Any, ids: list[int], room: Reservation) -> None:
+    """The groups of the tasks ``ids`` from the packed file ``source`` into ``tasks``."""
+    for task in ids:
+        room.ensure(0)
+        source.copy(source[f"tasks/{task}"], tasks, name=str(task))
 
 
 def _store_committed(tasks: Any, segments: list[Path], room: Reservation,

@@ -127,9 +127,15 @@ def reserved_h5(path: Path, file: h5py.File | None = None) -> Iterator[tuple[h5p
             yield file, room
     except BaseException as error:
         path.unlink(missing_ok=True)
-        if isinstance(error, RuntimeError) and "errno = 28" in str(error):
+        if isinstance(error, RuntimeError) and no_room(error):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
         raise
+
+
+def no_room(error: BaseException) -> bool:
+    """Whether ``error`` says the disk is full: its errno, or, for HDF5's errors (an OSError
+    or RuntimeError without one), the errno its message names."""
+    return getattr(error, "errno", None) in SPACE or "errno = 28" in str(error)
 
 
 def _allocate_ahead(fd: int, path: Path, length: int) -> None:
